@@ -1,0 +1,353 @@
+"""ArmoRM, natively: the checkpoint's layout as torch modules, safe loading, and shared-prompt batched scoring.
+
+The only module that imports torch/transformers. Sources: SPEC sections 1-3 (what the published checkpoint holds and
+computes; the published modeling code needs trust_remote_code and no longer loads on transformers >= 4.56).
+
+Forward (per conversation, N candidates):
+    h       = LlamaModel(ids)[last hidden state]             # after the final RMSNorm
+    rewards = regression_layer(h[reward_pos])                 # (N, 19), reward_pos = each candidate's last token
+    gating  = softmax(MLP(h[gate_pos]) / T) * logit_scale     # (19,), gate_pos = <|eot_id|> ending the last user turn
+    score   = sum_j gating_j * (rewards @ reward_transform_matrix)_j
+
+Scoring packs the conversation once and every candidate once into one row: a 4D mask lets each candidate see the
+conversation and its own earlier tokens only, and position ids restart after the conversation for each candidate,
+so every candidate gets exactly the positions and context it would have alone, without padding and without
+re-encoding the prompt N times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoTokenizer, LlamaConfig, LlamaModel
+
+from .chat import ChatEncoder, EncodedConversation
+from .errors import CheckpointError, InputError, ScoringError
+from .objectives import NUM_OBJECTIVES
+from .results import ScoreResult
+
+HEAD_MODULES = ["regression_layer", "gating", "reward_transform_matrix"]
+"""Stored in float32 in the checkpoint and kept in float32 here, whatever the backbone's dtype."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class GatingNetwork(nn.Module):
+    """The prompt-conditioned gate: MLP with ReLU, then softmax(x / temperature) * logit_scale (SPEC section 1)."""
+
+    def __init__(self, in_features: int, out_features: int, hidden_dim: int, n_hidden: int, temperature: float):
+        super().__init__()
+        dims = [in_features] + [hidden_dim] * n_hidden
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dims, dims[1:])] + [nn.Linear(dims[-1], out_features)])
+        self.logit_scale = nn.Parameter(torch.ones(1))
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d) -> (B, 19)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return F.softmax(x / self.temperature, dim=-1) * self.logit_scale
+
+
+class ArmoRM(nn.Module):
+    """Module tree whose state-dict keys are exactly the checkpoint's (SPEC section 3)."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        k = config.num_objectives
+        self.model = LlamaModel(config)
+        self.regression_layer = nn.Linear(config.hidden_size, k, bias=False)
+        self.gating = GatingNetwork(
+            config.hidden_size, k, config.gating_hidden_dim, config.gating_n_hidden, config.gating_temperature
+        )
+        self.reward_transform_matrix = nn.Parameter(torch.eye(k), requires_grad=False)
+
+    def head(self, h_gate: torch.Tensor, h_reward: torch.Tensor):
+        """fp32 head on hidden states. h_gate (d,), h_reward (N, d) -> rewards (N, k), gating (k,), scores (N,)."""
+        dev = self.regression_layer.weight.device  # with device_map the head may sit on another GPU
+        h_gate, h_reward = h_gate.to(dev, torch.float32), h_reward.to(dev, torch.float32)
+        rewards = self.regression_layer(h_reward)  # (N, k)
+        gating = self.gating(h_gate[None])[0]  # (k,)
+        scores = (rewards @ self.reward_transform_matrix) @ gating  # (N,)
+        return rewards, gating, scores
+
+
+# ----------------------------------------------------------------------------------------------------------- loading
+
+
+def resolve_checkpoint(model: str, revision: str | None = None) -> Path:
+    """A local folder as is; otherwise a hub id, downloading only json/safetensors/tokenizer files (never pickles)."""
+    if os.path.isdir(model):
+        return Path(model)
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(
+            model, revision=revision, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.jinja"]
+        )
+    except Exception as e:  # offline, gated, misspelt: say which and how to fix
+        raise CheckpointError(
+            f"Could not get {model!r} (revision {revision or 'main'}) from the Hugging Face hub: {e}. "
+            "Give a local folder instead (ARMORM_MODEL=/path/to/checkpoint)."
+        ) from e
+    return Path(path)
+
+
+def weights_file(folder: Path) -> Path:
+    """The safetensors index or single file. Pickled .bin weights are refused: they can run code when loaded."""
+    for name in ("model.safetensors.index.json", "model.safetensors"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(p.name for p in folder.iterdir())
+    raise CheckpointError(
+        f"No safetensors weights in {folder} (found: {', '.join(found) or 'nothing'}). "
+        "Only model.safetensors or model.safetensors.index.json are loaded; .bin/.pt pickles are never loaded."
+    )
+
+
+def checkpoint_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, read from the safetensors headers only."""
+    if weights.name.endswith(".index.json"):
+        files = sorted(set(json.loads(weights.read_text())["weight_map"].values()))
+        paths = [weights.parent / f for f in files]
+    else:
+        paths = [weights]
+    shapes = {}
+    for p in paths:
+        with safe_open(p, framework="pt") as f:
+            for key in f.keys():
+                shapes[key] = tuple(f.get_slice(key).get_shape())
+    return shapes
+
+
+def read_config(folder: Path) -> LlamaConfig:
+    config = LlamaConfig.from_pretrained(folder)
+    k = getattr(config, "num_objectives", None)
+    if k != NUM_OBJECTIVES:
+        raise CheckpointError(f"{folder}/config.json: expected num_objectives {NUM_OBJECTIVES}, got {k}.")
+    for key in ("gating_temperature", "gating_hidden_dim", "gating_n_hidden"):
+        if not hasattr(config, key):
+            raise CheckpointError(f"{folder}/config.json lacks {key!r}: this is not an ArmoRM checkpoint.")
+    return config
+
+
+def check_keys(model: nn.Module, shapes: dict[str, tuple[int, ...]], where: Path) -> None:
+    """Every checkpoint tensor is used and every parameter is loaded, with the right shape; else a clear error."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = sorted(f"{k} {shapes[k]} (expected {expected[k]})" for k in set(shapes) & set(expected) if shapes[k] != expected[k])
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing: {', '.join(missing[:8])}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {', '.join(unexpected[:8])}")
+        if wrong:
+            parts.append(f"{len(wrong)} misshapen: {', '.join(wrong[:8])}")
+        raise CheckpointError(f"{where} does not have the ArmoRM layout: " + "; ".join(parts) + ".")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_map_for(device: str):
+    """One device -> {'': device}; 'auto' (or 'cuda' with several GPUs) -> accelerate's balanced split."""
+    if device == "auto" or (device == "cuda" and torch.cuda.device_count() > 1):
+        return "auto"
+    if device == "cuda":
+        device = "cuda:0"
+    return {"": device}
+
+
+def load_model(folder: Path, device: str, dtype: torch.dtype) -> ArmoRM:
+    from accelerate import dispatch_model, infer_auto_device_map, init_empty_weights
+    from accelerate.utils import load_checkpoint_in_model
+
+    config = read_config(folder)
+    config._attn_implementation = "sdpa"
+    weights = weights_file(folder)
+    with init_empty_weights():
+        model = ArmoRM(config)
+    check_keys(model, checkpoint_shapes(weights), folder)
+    device_map = device_map_for(device)
+    if device_map == "auto":
+        device_map = infer_auto_device_map(model, no_split_module_classes=["LlamaDecoderLayer"], dtype=dtype)
+    load_checkpoint_in_model(
+        model, str(weights), device_map=device_map, dtype=dtype, keep_in_fp32_modules=HEAD_MODULES, strict=True
+    )
+    model = dispatch_model(model, device_map=device_map)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class ScorerConfig:
+    max_tokens: int = 4096
+    """Longest conversation + response, in tokens; longer ones are refused, never truncated."""
+    token_budget: int = 8192
+    """Most tokens in one packed forward pass (the conversation plus the candidates packed with it)."""
+    cache_size: int = 4096
+    """How many (conversation, candidate) results to keep; a repeated pair is not recomputed."""
+
+
+def pack_candidates(prompt_len: int, lengths: list[int], budget: int) -> list[list[int]]:
+    """Group candidate indices into rows of at most `budget` tokens (the prompt counts once per row)."""
+    packs, current, used = [], [], prompt_len
+    for k in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if current and used + lengths[k] > budget:
+            packs.append(current)
+            current, used = [], prompt_len
+        current.append(k)
+        used += lengths[k]
+    if current:
+        packs.append(current)
+    return packs
+
+
+def shared_prompt_inputs(prefix: list[int], cands: list[list[int]], device) -> dict:
+    """One row: prefix then every candidate; each candidate attends to the prefix and to itself (causally)."""
+    lens = torch.tensor([len(c) for c in cands])
+    p = len(prefix)
+    ids = torch.tensor(prefix + [t for c in cands for t in c], device=device)  # (L,)
+    seg = torch.cat([torch.full((p,), -1), torch.repeat_interleave(torch.arange(len(cands)), lens)]).to(device)
+    pos = torch.cat([torch.arange(p)] + [torch.arange(p, p + n) for n in lens.tolist()]).to(device)
+    idx = torch.arange(ids.numel(), device=device)
+    causal = idx[None, :] <= idx[:, None]  # (L, L) key <= query
+    visible = (seg[None, :] == -1) | (seg[None, :] == seg[:, None])  # key in prefix or in the query's candidate
+    ends = p + torch.cumsum(lens, 0) - 1  # (n,) each candidate's last token, its <|eot_id|>
+    return {
+        "input_ids": ids[None],
+        "position_ids": pos[None],
+        "attention_mask": (causal & visible)[None, None],  # (1, 1, L, L), True = attend
+        "ends": ends.to(device),
+    }
+
+
+class Scorer:
+    """Loaded once, reused for every request: score(messages, candidates) -> ScoreResult."""
+
+    def __init__(self, model: ArmoRM, tokenizer, config: ScorerConfig | None = None, source: str = ""):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config or ScorerConfig()
+        self.encoder = ChatEncoder(tokenizer, self.config.max_tokens)
+        self.source = source
+        self.is_demo = bool(getattr(model.config, "armorm_ui_demo", False))
+        self.device = model.model.embed_tokens.weight.device
+        self.transform = model.reward_transform_matrix.detach().float().cpu().numpy().astype(np.float64)
+        self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+
+    def score(self, messages, candidates: list[str]) -> ScoreResult:
+        if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or not candidates:
+            raise InputError("Give at least one candidate response (a list of strings).")
+        for k, c in enumerate(candidates):
+            if not isinstance(c, str):
+                raise InputError(f"Candidate {k + 1} must be text, got {type(c).__name__}.")
+        enc = self.encoder.encode(messages, list(candidates))
+        conv_key = json.dumps(messages, ensure_ascii=False, sort_keys=True)
+        todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
+        for k, c in enumerate(candidates):
+            if (conv_key, c) not in self._cache:
+                todo.setdefault(c, k)
+        if todo:
+            ks = list(todo.values())
+            rewards, gating = self._run(enc, ks)
+            for row, k in zip(rewards, ks):
+                self._remember((conv_key, candidates[k]), (row, gating, len(enc.candidate_ids[k])))
+        rows = [self._recall((conv_key, c)) for c in candidates]
+        rewards = np.stack([r[0] for r in rows])  # (N, 19)
+        gating = rows[0][1]  # (19,)
+        T = self.transform
+        return ScoreResult(
+            scores=(rewards @ T) @ gating,
+            rewards=rewards,
+            gating_output=gating,
+            coefficients=gating @ T.T,
+            reward_transform_matrix=T,
+            prompt_tokens=len(enc.prefix_ids),
+            candidate_tokens=np.array([r[2] for r in rows], dtype=np.int64),
+        )
+
+    def _remember(self, key, value) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
+
+    def _recall(self, key):
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    @torch.inference_mode()
+    def _run(self, enc: EncodedConversation, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards (len(ks), 19) and gating (19,) for candidates ks, in as few packed passes as the budget allows."""
+        lengths = [len(enc.candidate_ids[k]) for k in ks]
+        packs = pack_candidates(len(enc.prefix_ids), lengths, self.config.token_budget)
+        rewards = np.zeros((len(ks), NUM_OBJECTIVES))
+        gating = None
+        for pack in packs:
+            r, g = self._forward_split(enc, [ks[i] for i in pack])
+            rewards[pack] = r
+            gating = g if gating is None else gating
+        if not (np.isfinite(rewards).all() and np.isfinite(gating).all()):
+            raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
+        return rewards, gating
+
+    def _forward_split(self, enc: EncodedConversation, ks: list[int]):
+        """One packed pass; on CUDA out-of-memory, halve the pack and retry, down to one candidate."""
+        try:
+            return self._forward(enc, ks)
+        except torch.cuda.OutOfMemoryError as e:
+            torch.cuda.empty_cache()
+            if len(ks) == 1:
+                n = len(enc.prefix_ids) + len(enc.candidate_ids[ks[0]])
+                raise ScoringError(f"Out of GPU memory scoring candidate {ks[0] + 1} ({n} tokens) alone.") from e
+            half = len(ks) // 2
+            r1, g = self._forward_split(enc, ks[:half])
+            r2, _ = self._forward_split(enc, ks[half:])
+            return np.concatenate([r1, r2]), g
+
+    def _forward(self, enc: EncodedConversation, ks: list[int]):
+        inputs = shared_prompt_inputs(enc.prefix_ids, [enc.candidate_ids[k] for k in ks], self.device)
+        ends = inputs.pop("ends")
+        h = self.model.model(**inputs, use_cache=False).last_hidden_state[0]  # (L, d)
+        rewards, gating, _ = self.model.head(h[enc.gate_position], h[ends])
+        return rewards.double().cpu().numpy(), gating.double().cpu().numpy()
+
+
+def load_scorer(
+    model: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    revision: str | None = None,
+    config: ScorerConfig | None = None,
+) -> Scorer:
+    """Load an ArmoRM checkpoint (local folder or hub id) and return a ready Scorer.
+
+    device: 'cpu', 'cuda', 'cuda:1', 'auto' (split over all GPUs); default cuda when available.
+    dtype: backbone precision, 'bfloat16' | 'float16' | 'float32'; default bf16 on CUDA, fp32 on CPU.
+    The head (regression layer, gating network, transform matrix) always stays in fp32, as stored.
+    """
+    device = device or default_device()
+    if dtype is None:
+        dtype = "float32" if device == "cpu" else "bfloat16"
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    folder = resolve_checkpoint(model, revision)
+    net = load_model(folder, device, DTYPES[dtype])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return Scorer(net, tokenizer, config, source=model)
