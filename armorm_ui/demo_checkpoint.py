@@ -151,7 +151,10 @@ def build(out: str | os.PathLike, seed: int = 0) -> Path:
 
 
 def default_dir() -> Path:
-    base = os.environ.get("ARMORM_DEMO_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "armorm-ui"
+    base = (
+        os.environ.get("ARMORM_DEMO_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "armorm-ui"
+    )
     return Path(base) / f"demo-checkpoint-v{VERSION}"
 
 

@@ -35,7 +35,7 @@ from .errors import CheckpointError, InputError, ScoringError
 from .objectives import NUM_OBJECTIVES
 from .results import ScoreResult
 
-HEAD_MODULES = ["regression_layer", "gating", "reward_transform_matrix"]
+HEAD_MODULES = ("regression_layer", "gating", "reward_transform_matrix")
 """Stored in float32 in the checkpoint and kept in float32 here, whatever the backbone's dtype."""
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -46,7 +46,9 @@ class GatingNetwork(nn.Module):
     def __init__(self, in_features: int, out_features: int, hidden_dim: int, n_hidden: int, temperature: float):
         super().__init__()
         dims = [in_features] + [hidden_dim] * n_hidden
-        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dims, dims[1:])] + [nn.Linear(dims[-1], out_features)])
+        self.layers = nn.ModuleList(
+            [nn.Linear(a, b) for a, b in zip(dims, dims[1:])] + [nn.Linear(dims[-1], out_features)]
+        )
         self.logit_scale = nn.Parameter(torch.ones(1))
         self.temperature = temperature
 
@@ -115,15 +117,17 @@ def weights_file(folder: Path) -> Path:
     )
 
 
-def checkpoint_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape, read from the safetensors headers only."""
+def shard_paths(weights: Path) -> list[Path]:
     if weights.name.endswith(".index.json"):
         files = sorted(set(json.loads(weights.read_text())["weight_map"].values()))
-        paths = [weights.parent / f for f in files]
-    else:
-        paths = [weights]
+        return [weights.parent / f for f in files]
+    return [weights]
+
+
+def checkpoint_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, read from the safetensors headers only."""
     shapes = {}
-    for p in paths:
+    for p in shard_paths(weights):
         with safe_open(p, framework="pt") as f:
             for key in f.keys():
                 shapes[key] = tuple(f.get_slice(key).get_shape())
@@ -146,7 +150,9 @@ def check_keys(model: nn.Module, shapes: dict[str, tuple[int, ...]], where: Path
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
-    wrong = sorted(f"{k} {shapes[k]} (expected {expected[k]})" for k in set(shapes) & set(expected) if shapes[k] != expected[k])
+    wrong = sorted(
+        f"{k} {shapes[k]} (expected {expected[k]})" for k in set(shapes) & set(expected) if shapes[k] != expected[k]
+    )
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -184,11 +190,21 @@ def load_model(folder: Path, device: str, dtype: torch.dtype) -> ArmoRM:
     device_map = device_map_for(device)
     if device_map == "auto":
         device_map = infer_auto_device_map(model, no_split_module_classes=["LlamaDecoderLayer"], dtype=dtype)
-    load_checkpoint_in_model(
-        model, str(weights), device_map=device_map, dtype=dtype, keep_in_fp32_modules=HEAD_MODULES, strict=True
-    )
+    load_checkpoint_in_model(model, str(weights), device_map=device_map, dtype=dtype, strict=True)
+    reload_head_fp32(model, weights)
     model = dispatch_model(model, device_map=device_map)
     return model.eval()
+
+
+def reload_head_fp32(model: ArmoRM, weights: Path) -> None:
+    """Put the head back in float32 as stored (accelerate casts every tensor to the backbone's dtype)."""
+    params = dict(model.named_parameters())
+    for path in shard_paths(weights):
+        with safe_open(path, framework="pt") as f:
+            for key in f.keys():
+                if key.split(".")[0] in HEAD_MODULES:
+                    p = params[key]
+                    p.data = f.get_tensor(key).to(p.device, torch.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------- scoring

@@ -43,7 +43,7 @@ class ScoreResult:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScoreResult":
+    def from_dict(cls, d: dict) -> ScoreResult:
         return cls(
             scores=np.asarray(d["scores"], dtype=np.float64),
             rewards=np.asarray(d["rewards"], dtype=np.float64).reshape(-1, 19),

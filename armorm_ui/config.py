@@ -1,0 +1,64 @@
+"""App configuration in one place: every field from an environment variable, overridable by a command-line flag."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class AppConfig:
+    model: str = field(default="", metadata={"env": "ARMORM_MODEL", "help": "hub id or local folder; empty = demo"})
+    """Hub id or local folder of an ArmoRM checkpoint; empty means the built-in demo checkpoint (random weights)."""
+    revision: str = field(default="", metadata={"env": "ARMORM_REVISION", "help": "hub revision (commit) to pin"})
+    """Hub revision to pin (a commit hash is safest)."""
+    device: str = field(default="", metadata={"env": "ARMORM_DEVICE", "help": "cpu, cuda, cuda:N or auto"})
+    """cpu, cuda, cuda:N, or auto (split across all GPUs); empty = cuda when available."""
+    dtype: str = field(default="", metadata={"env": "ARMORM_DTYPE", "help": "bfloat16, float16 or float32"})
+    """Backbone precision; empty = bfloat16 on CUDA, float32 on CPU. The head always runs in float32."""
+    max_tokens: int = field(default=4096, metadata={"env": "ARMORM_MAX_TOKENS", "help": "tokens per conversation"})
+    """Longest conversation + response accepted, in tokens (at most 8192, the model's context)."""
+    ui_candidates: int = field(default=8, metadata={"env": "ARMORM_UI_CANDIDATES", "help": "candidate boxes"})
+    """Most candidate boxes in the page."""
+    api_candidates: int = field(default=16, metadata={"env": "ARMORM_API_CANDIDATES", "help": "candidates per call"})
+    """Most candidates in one /score API call."""
+    queue_size: int = field(default=32, metadata={"env": "ARMORM_QUEUE_SIZE", "help": "waiting requests"})
+    """Requests allowed to wait for the model; more are refused with 'busy, try again'."""
+    host: str = field(default="127.0.0.1", metadata={"env": "GRADIO_SERVER_NAME", "help": "address to listen on"})
+    """Address to listen on (0.0.0.0 in containers)."""
+    port: int = field(default=7860, metadata={"env": "GRADIO_SERVER_PORT", "help": "port to listen on"})
+    """Port to listen on."""
+
+    @classmethod
+    def from_env(cls, env=None) -> AppConfig:
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw not in (None, ""):
+                values[f.name] = int(raw) if f.type == "int" else raw
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, argv: list[str] | None = None, env=None) -> AppConfig:
+        base = cls.from_env(env)
+        ap = argparse.ArgumentParser(
+            prog="app.py", description="ArmoRM Explorer: compare candidate responses objective by objective."
+        )
+        for f in fields(cls):
+            ap.add_argument(
+                "--" + f.name.replace("_", "-"),
+                type=int if f.type == "int" else str,
+                default=getattr(base, f.name),
+                help=f"{f.metadata['help']} (env {f.metadata['env']}; default: %(default)s)",
+            )
+        config = cls(**vars(ap.parse_args(argv)))
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if not 1 <= self.max_tokens <= 8192:
+            raise SystemExit(f"max_tokens must be between 1 and 8192 (the model's context), got {self.max_tokens}.")
+        if not 2 <= self.ui_candidates <= 16 or not 1 <= self.api_candidates <= 64:
+            raise SystemExit("ui_candidates must be 2-16 and api_candidates 1-64.")

@@ -1,0 +1,96 @@
+"""Pure math on a ScoreResult: coefficients, contributions, native scales, rankings, pairwise and what-if views.
+
+No torch, no model: everything here runs in microseconds on the numbers a scorer returned. The identities come from
+the model card: coefficients = gating_output @ reward_transform_matrix.T and score = sum(rewards * coefficients).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .objectives import HELPSTEER, NAMES, OBJECTIVES
+from .results import ScoreResult
+
+
+def coefficients(gating_output: np.ndarray, reward_transform_matrix: np.ndarray) -> np.ndarray:
+    """(19,) the weight each raw reward gets in the score: gating @ T^T."""
+    return gating_output @ reward_transform_matrix.T
+
+
+def contributions(result: ScoreResult) -> np.ndarray:
+    """(N, 19) rewards * coefficients; each row sums to that candidate's score."""
+    return result.rewards * result.coefficients[None, :]
+
+
+def top_k(coeffs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+    """The k objectives with the largest |coefficient|, as on the model card."""
+    order = np.argsort(-np.abs(coeffs), kind="stable")[:k]
+    return [(NAMES[i], float(coeffs[i])) for i in order]
+
+
+def top_k_contributions(result: ScoreResult, k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each candidate, the k objectives that move its score most (largest |contribution|)."""
+    contrib = contributions(result)
+    return [[(NAMES[i], float(row[i])) for i in np.argsort(-np.abs(row), kind="stable")[:k]] for row in contrib]
+
+
+@dataclass(frozen=True)
+class Native:
+    values: np.ndarray
+    """(N, 19) native-scale values, unclamped."""
+    shown: np.ndarray
+    """(N, 19) the same clamped to each objective's scale, for display."""
+    outside: np.ndarray
+    """(N, 19) bool, True where the unclamped value falls outside the scale."""
+
+
+def native(rewards: np.ndarray) -> Native:
+    """Map raw rewards to each objective's native scale (bin-centre rule, objectives.Objective.to_native)."""
+    rewards = np.atleast_2d(rewards)
+    values = np.stack([o.to_native(rewards[:, o.index]) for o in OBJECTIVES], axis=1)
+    low = np.array([o.low for o in OBJECTIVES], dtype=float)
+    high = np.array([o.high for o in OBJECTIVES], dtype=float)
+    return Native(values, np.clip(values, low, high), (values < low) | (values > high))
+
+
+def helpsteer(rewards: np.ndarray) -> np.ndarray:
+    """(N, 5) the HelpSteer objectives on their 0-4 scale: rewards * 5 - 0.5 (model card), unclamped."""
+    return np.atleast_2d(rewards)[:, [o.index for o in HELPSTEER]] * 5 - 0.5
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """(N,) 1 for the best score; ties keep input order."""
+    order = np.argsort(-scores, kind="stable")
+    r = np.empty(len(scores), dtype=int)
+    r[order] = np.arange(1, len(scores) + 1)
+    return r
+
+
+def margin(scores: np.ndarray) -> float:
+    """Score of the winner minus the runner-up (0 with one candidate)."""
+    if len(scores) < 2:
+        return 0.0
+    top = np.sort(scores)[::-1]
+    return float(top[0] - top[1])
+
+
+def pairwise(result: ScoreResult, a: int, b: int) -> np.ndarray:
+    """(19,) how each objective splits scores[a] - scores[b]: (rewards[a] - rewards[b]) * coefficients."""
+    return (result.rewards[a] - result.rewards[b]) * result.coefficients
+
+
+def what_if(result: ScoreResult, weights: np.ndarray) -> np.ndarray:
+    """(N,) scores with each objective's coefficient multiplied by a user weight (1 = the model's own)."""
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != result.coefficients.shape:
+        raise ValueError(f"expected {result.coefficients.shape[0]} weights, got {weights.shape}")
+    return result.rewards @ (result.coefficients * weights)
+
+
+def candidate_labels(n: int) -> list[str]:
+    """A, B, C, ...: the one naming scheme every view uses."""
+    if n > 26:
+        raise ValueError(f"at most 26 candidates can be labelled, got {n}")
+    return [chr(ord("A") + i) for i in range(n)]

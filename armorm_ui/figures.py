@@ -1,0 +1,203 @@
+"""Plotly figures from scored results. Knows nothing of Gradio or torch.
+
+Every figure names candidates by letter (A, B, C...) with one colour per letter, never by response text, and keeps
+to a height and legend placement that stay readable from a phone-width window up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from . import explain
+from .objectives import HELPSTEER, LABELS, OBJECTIVES
+from .results import ScoreResult
+
+PALETTE = qualitative.Plotly + qualitative.D3[:6]  # 16 distinct colours, one per candidate letter
+FONT = {"family": "Inter, system-ui, sans-serif", "size": 12}
+
+
+def colour(k: int) -> str:
+    return PALETTE[k % len(PALETTE)]
+
+
+def _layout(fig: go.Figure, title: str, height: int = 380, **kw) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 44, "b": 10},
+        font=FONT,
+        legend={"orientation": "h", "y": -0.18, "x": 0},
+        template="plotly_white",
+        **kw,
+    )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def scores(result: ScoreResult, labels: list[str]) -> go.Figure:
+    """Preference scores, best first, winner marked with its margin over the runner-up."""
+    order = np.argsort(-result.scores, kind="stable")
+    names = [labels[k] for k in order]
+    text = [f"{result.scores[k]:+.4f}" for k in order]
+    if result.n > 1:
+        text[0] += f"  ★ winner, +{explain.margin(result.scores):.4f}"
+    fig = go.Figure(
+        go.Bar(
+            x=result.scores[order],
+            y=names,
+            orientation="h",
+            marker_color=[colour(k) for k in order],
+            text=text,
+            textposition="auto",
+            hovertemplate="Candidate %{y}<br>score %{x:.5f}<extra></extra>",
+            name="score",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    return _layout(fig, "Preference score (ranked)", height=max(220, 60 + 36 * result.n), showlegend=False)
+
+
+def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
+    """Candidates x 19 objectives (head order, which groups them by source dataset); raw and native on hover."""
+    nat = explain.native(result.rewards)
+    scale = np.array([[o.scale_text + ("" if o.confirmed else ", inferred") for o in OBJECTIVES]] * result.n)
+    flag = np.where(nat.outside, " (outside the scale)", "")
+    custom = np.dstack([nat.shown, scale, flag, nat.values])
+    fig = go.Figure(
+        go.Heatmap(
+            z=result.rewards,
+            x=[f"{o.group}: {o.label}" for o in OBJECTIVES],
+            y=labels,
+            customdata=custom,
+            colorscale="RdBu",
+            zmid=float(np.median(result.rewards)),
+            colorbar={"title": {"text": "reward"}, "thickness": 10},
+            hovertemplate="Candidate %{y}<br>%{x}<br>reward %{z:.4f}<br>native %{customdata[0]:.2f} "
+            "on %{customdata[1]}%{customdata[2]}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(tickangle=-45)
+    return _layout(fig, "Objective rewards (rows: candidates)", height=max(380, 250 + 28 * result.n))
+
+
+def rewards_bars(result: ScoreResult, labels: list[str]) -> go.Figure:
+    """The same rewards as grouped bars, one colour per candidate."""
+    nat = explain.native(result.rewards)
+    fig = go.Figure()
+    for k, name in enumerate(labels):
+        fig.add_bar(
+            x=list(LABELS),
+            y=result.rewards[k],
+            name=name,
+            marker_color=colour(k),
+            customdata=nat.shown[k],
+            hovertemplate=f"Candidate {name}<br>%{{x}}<br>reward %{{y:.4f}}"
+            "<br>native %{customdata:.2f}<extra></extra>",
+        )
+    fig.update_xaxes(tickangle=-45)
+    return _layout(fig, "Objective rewards by candidate", height=420, barmode="group")
+
+
+def gating(result: ScoreResult) -> go.Figure:
+    """Gating weights (one set for the prompt) beside the transformed coefficients that the score uses."""
+    fig = go.Figure()
+    fig.add_bar(x=list(LABELS), y=result.gating_output, name="gating weight (prompt only)", marker_color="#8c96a8")
+    fig.add_bar(x=list(LABELS), y=result.coefficients, name="coefficient = gating @ Tᵀ", marker_color="#2f6fdb")
+    fig.update_xaxes(tickangle=-45)
+    fig.update_traces(hovertemplate="%{x}<br>%{y:.5f}<extra>%{fullData.name}</extra>")
+    return _layout(fig, "Gating weights and coefficients (shared by all candidates)", height=420, barmode="group")
+
+
+def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
+    """Each score split into rewards * coefficients: stacked segments per candidate; the ◆ marks the total."""
+    contrib = explain.contributions(result)
+    fig = go.Figure()
+    for o in OBJECTIVES:
+        fig.add_bar(
+            y=labels,
+            x=contrib[:, o.index],
+            name=o.label,
+            orientation="h",
+            marker_color=qualitative.Alphabet[o.index % len(qualitative.Alphabet)],
+            hovertemplate=f"Candidate %{{y}}<br>{o.label}: %{{x:+.5f}}<extra></extra>",
+        )
+    fig.add_scatter(
+        y=labels,
+        x=contrib.sum(1),
+        mode="markers",
+        name="score (sum)",
+        marker={"symbol": "diamond", "size": 12, "color": "black"},
+        hovertemplate="Candidate %{y}<br>score %{x:+.5f}<extra></extra>",
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    return _layout(
+        fig, "What each objective contributes to each score", height=max(420, 300 + 34 * result.n), barmode="relative"
+    )
+
+
+def helpsteer(result: ScoreResult, labels: list[str]) -> go.Figure:
+    """The five HelpSteer objectives on their 0-4 scale (rewards * 5 - 0.5, as on the model card)."""
+    values = explain.helpsteer(result.rewards)
+    fig = go.Figure()
+    for k, name in enumerate(labels):
+        fig.add_bar(
+            x=[o.label for o in HELPSTEER],
+            y=values[k],
+            name=name,
+            marker_color=colour(k),
+            hovertemplate=f"Candidate {name}<br>%{{x}}: %{{y:.2f}} / 4<extra></extra>",
+        )
+    fig.add_hrect(y0=0, y1=4, fillcolor="#2f6fdb", opacity=0.05, line_width=0)
+    lo, hi = min(-0.5, float(values.min()) - 0.2), max(4.5, float(values.max()) + 0.2)
+    fig.update_yaxes(range=[lo, hi], dtick=1)
+    return _layout(fig, "HelpSteer scale (0-4)", height=380, barmode="group")
+
+
+def pairwise(result: ScoreResult, a: int, b: int, labels: list[str]) -> go.Figure:
+    """Why A over B: the score difference split by objective, largest first."""
+    delta = explain.pairwise(result, a, b)
+    order = np.argsort(-np.abs(delta), kind="stable")
+    fig = go.Figure(
+        go.Bar(
+            x=delta[order],
+            y=[LABELS[i] for i in order],
+            orientation="h",
+            marker_color=[colour(a) if d >= 0 else colour(b) for d in delta[order]],
+            hovertemplate="%{y}: %{x:+.5f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    total = result.scores[a] - result.scores[b]
+    title = f"{labels[a]} − {labels[b]} = {total:+.5f}, split by objective"
+    return _layout(fig, title, height=520, showlegend=False)
+
+
+def what_if(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> go.Figure:
+    """The model's scores beside the scores under the user's weights."""
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=result.scores, name="model's score", marker_color="#8c96a8")
+    fig.add_bar(x=labels, y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)])
+    fig.update_xaxes(type="category")
+    return _layout(fig, "Model ranking vs. your weights", height=360, barmode="group")
+
+
+def transform(result: ScoreResult) -> go.Figure:
+    """The 19x19 reward_transform_matrix (identity except the verbosity row)."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=result.reward_transform_matrix,
+            x=list(LABELS),
+            y=list(LABELS),
+            colorscale="RdBu",
+            zmid=0,
+            colorbar={"thickness": 10},
+            hovertemplate="row %{y}<br>column %{x}<br>%{z:.5f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-45)
+    return _layout(fig, "reward_transform_matrix T", height=560)

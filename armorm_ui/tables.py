@@ -1,0 +1,117 @@
+"""Tables of a scored result (pandas), for the UI and for export (CSV, JSON)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from . import explain
+from .objectives import HELPSTEER, NAMES, OBJECTIVES
+from .results import ScoreResult
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def ranking(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
+    """Rank, candidate, score, gap to the next one down, tokens, best first."""
+    order = np.argsort(-result.scores, kind="stable")
+    s = result.scores[order]
+    gap = np.append(s[:-1] - s[1:], np.nan)
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, result.n + 1),
+            "candidate": [labels[k] for k in order],
+            "score": np.round(s, 6),
+            "margin to next": np.round(gap, 6),
+            "tokens": [int(result.candidate_tokens[k]) for k in order] if len(result.candidate_tokens) else None,
+        }
+    )
+
+
+def top_objectives(result: ScoreResult, labels: list[str], k: int = 3) -> pd.DataFrame:
+    """Per candidate, the k objectives that move its score most; plus the card's top-k coefficients."""
+    rows = [
+        {"candidate": "all (coefficients)", **{f"#{i + 1}": f"{n}: {v:+.5f}" for i, (n, v) in enumerate(items)}}
+        for items in [explain.top_k(result.coefficients, k)]
+    ]
+    for label, items in zip(labels, explain.top_k_contributions(result, k)):
+        rows.append({"candidate": label, **{f"#{i + 1}": f"{n}: {v:+.5f}" for i, (n, v) in enumerate(items)}})
+    return pd.DataFrame(rows)
+
+
+def helpsteer(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
+    values = explain.helpsteer(result.rewards)
+    df = pd.DataFrame(np.round(values, 3), columns=[o.label for o in HELPSTEER])
+    df.insert(0, "candidate", labels)
+    outside = (values < 0) | (values > 4)
+    df["note"] = [
+        "outside 0-4: " + ", ".join(o.label for o, f in zip(HELPSTEER, row) if f) if row.any() else ""
+        for row in outside
+    ]
+    return df
+
+
+def weights_ranking(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "candidate": labels,
+            "model rank": explain.ranks(result.scores),
+            "model score": np.round(result.scores, 6),
+            "your rank": explain.ranks(weighted),
+            "your score": np.round(weighted, 6),
+        }
+    ).sort_values("your rank")
+
+
+def export_frame(result: ScoreResult, labels: list[str], responses: list[str]) -> pd.DataFrame:
+    """One row per candidate: rank, score, response, and per objective its reward, native value, gating weight,
+    coefficient and contribution."""
+    nat = explain.native(result.rewards)
+    contrib = explain.contributions(result)
+    data: dict[str, object] = {
+        "candidate": labels,
+        "rank": explain.ranks(result.scores),
+        "score": result.scores,
+        "response": responses,
+    }
+    for o in OBJECTIVES:
+        i, n = o.index, o.name
+        data[f"{n}.reward"] = result.rewards[:, i]
+        data[f"{n}.native"] = nat.values[:, i]
+        data[f"{n}.gating"] = np.full(result.n, result.gating_output[i])
+        data[f"{n}.coefficient"] = np.full(result.n, result.coefficients[i])
+        data[f"{n}.contribution"] = contrib[:, i]
+    return pd.DataFrame(data)
+
+
+def escape_formula(value):
+    """Spreadsheet-formula escaping: text starting with = + - @ tab or CR is prefixed with a quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(escape_formula)
+    return safe.to_csv(index=False)
+
+
+def to_json(result: ScoreResult, labels: list[str], messages: list[dict], responses: list[str]) -> str:
+    return json.dumps(
+        {
+            "conversation": messages,
+            "candidates": [{"label": lab, "response": r} for lab, r in zip(labels, responses)],
+            "objectives": list(NAMES),
+            **result.to_dict(),
+            "ranks": explain.ranks(result.scores).tolist(),
+            "contributions": explain.contributions(result).tolist(),
+            "native": explain.native(result.rewards).values.tolist(),
+        },
+        ensure_ascii=False,
+        indent=2,
+    )

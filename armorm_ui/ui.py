@@ -1,0 +1,318 @@
+"""The web app: build_demo(scorer, config) -> gr.Blocks. Layout first, wiring last; handlers stay thin.
+
+Per-user data (the last scored result) lives in gr.State; the scorer is shared and only reached through the queue,
+one request at a time. Views are computed by `views()` from a plain dict, so they are testable without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from . import explain, figures, tables
+from .errors import ArmoRMError, InputError
+from .objectives import LABELS, OBJECTIVES
+from .results import ScoreResult
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TURN_ROLES = ("user", "assistant")
+
+
+def asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def load_examples() -> list[dict]:
+    return json.loads(asset("examples.json"))
+
+
+# ------------------------------------------------------------------------------------------------ pure helpers
+
+
+def conversation_from_form(system: str, turns, prompt: str) -> list[dict]:
+    """System message (optional), earlier turns (rows of role, content), then the prompt as the last user turn."""
+    messages = []
+    if system and system.strip():
+        messages.append({"role": "system", "content": system})
+    for i, row in enumerate(turns or []):
+        role, content = (list(row) + ["", ""])[:2]
+        role, content = str(role or "").strip().lower(), str(content or "")
+        if not content.strip() and not role:
+            continue
+        if role not in TURN_ROLES:
+            raise InputError(f"Earlier turn {i + 1} has role {role!r}: write 'user' or 'assistant'.")
+        if not content.strip():
+            raise InputError(f"Earlier turn {i + 1} ({role}) is empty: write its text or delete the row.")
+        messages.append({"role": role, "content": content})
+    if not prompt or not prompt.strip():
+        raise InputError("Write a prompt: the candidates are answers to it.")
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def candidates_from_form(count: int, boxes: list[str]) -> list[str]:
+    texts = list(boxes[:count])
+    labels = explain.candidate_labels(len(texts))
+    for label, text in zip(labels, texts):
+        if not text or not text.strip():
+            raise InputError(f"Candidate {label} is empty: write a response or remove the box.")
+    if not texts:
+        raise InputError("Add at least one candidate response.")
+    return texts
+
+
+def analyse(scorer, messages: list[dict], responses: list[str]) -> dict:
+    """Score and package what every view needs, as plain JSON-able data (kept in gr.State)."""
+    result = scorer.score(messages, responses)
+    return {
+        "result": result.to_dict(),
+        "labels": explain.candidate_labels(result.n),
+        "responses": responses,
+        "messages": messages,
+    }
+
+
+def views(state: dict, weights=None, a: int = 0, b: int = 1) -> dict:
+    """Every chart and table for one analysis, keyed by view name."""
+    result = ScoreResult.from_dict(state["result"])
+    labels = state["labels"]
+    weights = np.ones(len(OBJECTIVES)) if weights is None else np.asarray(weights, dtype=float)
+    weighted = explain.what_if(result, weights)
+    b = b if result.n > 1 else a
+    winner = labels[int(np.argmax(result.scores))]
+    summary = (
+        f"**Preferred: candidate {winner}** (score {result.scores.max():+.5f}"
+        + (f", {explain.margin(result.scores):.5f} ahead of the next)" if result.n > 1 else ")")
+        + f" · conversation {result.prompt_tokens} tokens · gating weights sum to {result.gating_output.sum():.4f}"
+    )
+    return {
+        "summary": summary,
+        "ranking": tables.ranking(result, labels),
+        "scores": figures.scores(result, labels),
+        "heatmap": figures.rewards_heatmap(result, labels),
+        "bars": figures.rewards_bars(result, labels),
+        "gating": figures.gating(result),
+        "contributions": figures.contributions(result, labels),
+        "helpsteer": figures.helpsteer(result, labels),
+        "helpsteer_table": tables.helpsteer(result, labels),
+        "pairwise": figures.pairwise(result, a, b, labels),
+        "top": tables.top_objectives(result, labels),
+        "transform": figures.transform(result),
+        "what_if": figures.what_if(result, weighted, labels),
+        "what_if_table": tables.weights_ranking(result, weighted, labels),
+    }
+
+
+def export_files(state: dict) -> tuple[str, str]:
+    """Write the results table as CSV and JSON into a private temp folder; return the two paths."""
+    result = ScoreResult.from_dict(state["result"])
+    frame = tables.export_frame(result, state["labels"], state["responses"])
+    folder = Path(tempfile.mkdtemp(prefix="armorm-export-"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    csv_path, json_path = folder / f"armorm-scores-{stamp}.csv", folder / f"armorm-scores-{stamp}.json"
+    csv_path.write_text(tables.to_csv(frame), encoding="utf-8")
+    json_path.write_text(tables.to_json(result, state["labels"], state["messages"], state["responses"]), "utf-8")
+    return str(csv_path), str(json_path)
+
+
+def friendly(fn):
+    """Turn the project's own errors into gr.Error with their message (no stack trace reaches the user)."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ArmoRMError as e:
+            raise gr.Error(str(e), print_exception=False) from e
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+# ------------------------------------------------------------------------------------------------ the app
+
+
+def build_demo(scorer, config) -> gr.Blocks:
+    examples = load_examples()
+    n_boxes = config.ui_candidates
+    letters = explain.candidate_labels(n_boxes)
+
+    with gr.Blocks(title="ArmoRM Explorer", delete_cache=(3600, 3600), analytics_enabled=False) as demo:
+        gr.Markdown("# ArmoRM Explorer\nWhich response does ArmoRM prefer, and why, objective by objective.")
+        if scorer.is_demo:
+            gr.Markdown(asset("demo_banner.md"), elem_classes="demo-banner", elem_id="demo-banner")
+        analysis = gr.State(None)
+        count = gr.State(min(3, n_boxes))
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                example = gr.Dropdown([e["name"] for e in examples], label="Start from an example", value=None)
+                with gr.Accordion("System message and earlier turns (optional)", open=False):
+                    system = gr.Textbox(label="System message", lines=2)
+                    turns = gr.Dataframe(
+                        headers=["role", "content"],
+                        datatype=["str", "str"],
+                        type="array",
+                        row_count=1,
+                        column_count=2,
+                        interactive=True,
+                        label="Earlier turns, oldest first (role: user or assistant)",
+                        wrap=True,
+                    )
+                prompt = gr.Textbox(label="Prompt (last user turn)", lines=3, elem_id="prompt")
+                boxes = [
+                    gr.Textbox(
+                        label=f"Candidate {letter}",
+                        lines=3,
+                        visible=i < 3,
+                        elem_id=f"candidate-{letter}",
+                        elem_classes="candidate-box",
+                    )
+                    for i, letter in enumerate(letters)
+                ]
+                with gr.Row():
+                    add = gr.Button("+ Add candidate", size="sm")
+                    remove = gr.Button("− Remove last", size="sm")
+                run = gr.Button("Score candidates", variant="primary", elem_id="score-button")
+
+            with gr.Column(scale=5, min_width=320):
+                summary = gr.Markdown(
+                    "Enter a prompt and candidates, then press **Score candidates**.",
+                    elem_id="summary",
+                    elem_classes="winner-line",
+                )
+                with gr.Row():
+                    ranking = gr.Dataframe(label="Ranking", elem_id="ranking", interactive=False)
+                    scores = gr.Plot(label="Scores", elem_id="plot-scores")
+                with gr.Row():
+                    heatmap = gr.Plot(label="Objective rewards", elem_id="plot-heatmap")
+                    gating = gr.Plot(label="Gating and coefficients", elem_id="plot-gating")
+                with gr.Row():
+                    contributions = gr.Plot(label="Contributions", elem_id="plot-contributions")
+                    helpsteer = gr.Plot(label="HelpSteer scale", elem_id="plot-helpsteer")
+                helpsteer_table = gr.Dataframe(label="HelpSteer scale (0-4)", interactive=False)
+                with gr.Row():
+                    with gr.Column(min_width=240):
+                        gr.Markdown("### Why A over B?")
+                        pick_a = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
+                        pick_b = gr.Dropdown(letters[:3], value="B", label="compared with", interactive=True)
+                    pairwise = gr.Plot(label="Score difference by objective", elem_id="plot-pairwise")
+                with gr.Accordion("What-if weights: multiply each objective's coefficient", open=True):
+                    with gr.Row():
+                        what_if = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
+                        what_if_table = gr.Dataframe(label="Model rank vs. your rank", interactive=False)
+                    sliders = [gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=160) for o in OBJECTIVES]
+                    reset = gr.Button("Reset weights to the model's", size="sm")
+                with gr.Accordion("Details: rewards by candidate, top objectives, transform matrix", open=True):
+                    bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
+                    top = gr.Dataframe(label="Top objectives per candidate", interactive=False)
+                    transform = gr.Plot(label="Transform matrix", elem_id="plot-transform")
+                with gr.Row():
+                    csv_file = gr.DownloadButton("Download CSV", value=None, interactive=False)
+                    json_file = gr.DownloadButton("Download JSON", value=None, interactive=False)
+                gr.Markdown(asset("about.md"))
+
+        view_outputs = {
+            "summary": summary, "ranking": ranking, "scores": scores, "heatmap": heatmap, "bars": bars,
+            "gating": gating, "contributions": contributions, "helpsteer": helpsteer,
+            "helpsteer_table": helpsteer_table, "pairwise": pairwise, "top": top, "transform": transform,
+            "what_if": what_if, "what_if_table": what_if_table,
+        }  # fmt: skip
+
+        # ---------------------------------------------------------------------------------------- wiring
+        def shown(n: int) -> dict:
+            return {count: n, **{box: gr.update(visible=i < n) for i, box in enumerate(boxes)}}
+
+        def load_example(name):
+            ex = next((e for e in examples if e["name"] == name), None)
+            if ex is None:
+                return {}
+            values = ex["candidates"][:n_boxes] + [""] * (n_boxes - len(ex["candidates"][:n_boxes]))
+            rows = [[t["role"], t["content"]] for t in ex["turns"]] or [["", ""]]
+            return {
+                system: ex["system"], turns: rows, prompt: ex["prompt"],
+                **shown(max(1, min(len(ex["candidates"]), n_boxes))),
+                **{box: v for box, v in zip(boxes, values)},
+            }  # fmt: skip
+
+        example.input(load_example, example, [system, turns, prompt, count, *boxes], api_visibility="private")
+        add.click(lambda n: shown(min(n + 1, n_boxes)), count, [count, *boxes], api_visibility="private")
+        remove.click(lambda n: shown(max(n - 1, 1)), count, [count, *boxes], api_visibility="private")
+
+        @friendly
+        def score_form(system_text, turn_rows, prompt_text, n, *rest):
+            texts, weights = rest[:n_boxes], rest[n_boxes:]
+            messages = conversation_from_form(system_text, turn_rows, prompt_text)
+            state = analyse(scorer, messages, candidates_from_form(n, list(texts)))
+            labels = state["labels"]
+            out = views(state, weights, 0, min(1, len(labels) - 1))
+            csv_path, json_path = export_files(state)
+            return {
+                analysis: state,
+                **{view_outputs[k]: v for k, v in out.items()},
+                pick_a: gr.update(choices=labels, value=labels[0]),
+                pick_b: gr.update(choices=labels, value=labels[min(1, len(labels) - 1)]),
+                csv_file: gr.update(value=csv_path, interactive=True),
+                json_file: gr.update(value=json_path, interactive=True),
+            }
+
+        run.click(
+            score_form,
+            [system, turns, prompt, count, *boxes, *sliders],
+            [analysis, *view_outputs.values(), pick_a, pick_b, csv_file, json_file],
+            api_name="score_form",
+            api_visibility="undocumented",
+            concurrency_id="model",
+        )
+
+        def redraw(state, a, b, *weights):
+            if not state:
+                return {}
+            idx = {label: i for i, label in enumerate(state["labels"])}
+            out = views(state, weights, idx.get(a, 0), idx.get(b, 0))
+            keep = ("pairwise", "what_if", "what_if_table")
+            return {view_outputs[k]: out[k] for k in keep}
+
+        gr.on(
+            [pick_a.change, pick_b.change, *[s.release for s in sliders]],
+            redraw,
+            [analysis, pick_a, pick_b, *sliders],
+            [pairwise, what_if, what_if_table],
+            api_visibility="private",
+            concurrency_limit=None,  # arithmetic on cached rewards: never waits for the model
+            show_progress="hidden",
+        )
+        reset.click(lambda: [1.0] * len(sliders), None, sliders, api_visibility="private").then(
+            redraw, [analysis, pick_a, pick_b, *sliders], [pairwise, what_if, what_if_table],
+            api_visibility="private", concurrency_limit=None,
+        )  # fmt: skip
+
+        def score(conversation: list[dict], candidates: list[str]) -> dict:
+            """Score candidate responses to a conversation with ArmoRM.
+
+            Args:
+                conversation: messages [{"role": "system"|"user"|"assistant", "content": str}] ending with a user turn.
+                candidates: the responses to score (1 to the configured maximum).
+            Returns:
+                scores (N), rewards (N x 19), gating_output (19), coefficients (19), reward_transform_matrix,
+                objectives (19 names), ranks (N), and token counts.
+            """
+            if isinstance(candidates, list) and len(candidates) > config.api_candidates:
+                raise InputError(f"{len(candidates)} candidates; the API takes at most {config.api_candidates}.")
+            result = scorer.score(conversation, candidates)
+            return {
+                **result.to_dict(),
+                "objectives": [o.name for o in OBJECTIVES],
+                "ranks": explain.ranks(result.scores).tolist(),
+                "demo_checkpoint": scorer.is_demo,
+            }
+
+        gr.api(friendly(score), api_name="score", concurrency_id="model")
+    return demo
+
+
+__all__ = ["build_demo", "views", "analyse", "conversation_from_form", "candidates_from_form", "LABELS"]
