@@ -57,7 +57,7 @@ def validate_messages(messages) -> list[dict]:
     if out[-1]["role"] != "user":
         raise InputError(
             f"The conversation must end with a user turn (the prompt the candidates answer); "
-            f"it ends with a {out[-1]['role']} message."
+            f"it ends with a message from the {out[-1]['role']}."
         )
     return out
 

@@ -69,7 +69,7 @@ def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=result.rewards,
-            x=[f"{o.group}: {o.label}" for o in OBJECTIVES],
+            x=[[o.group for o in OBJECTIVES], [o.label for o in OBJECTIVES]],  # grouped by source dataset
             y=labels,
             customdata=custom,
             colorscale="RdBu",

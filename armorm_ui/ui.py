@@ -6,10 +6,12 @@ one request at a time. Views are computed by `views()` from a plain dict, so the
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -123,13 +125,13 @@ def export_files(state: dict) -> tuple[str, str]:
 def friendly(fn):
     """Turn the project's own errors into gr.Error with their message (no stack trace reaches the user)."""
 
+    @functools.wraps(fn)  # keeps the signature: gr.api reads the typed parameters from it
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ArmoRMError as e:
             raise gr.Error(str(e), print_exception=False) from e
 
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
 
 
@@ -205,7 +207,13 @@ def build_demo(scorer, config) -> gr.Blocks:
                     with gr.Row():
                         what_if = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
                         what_if_table = gr.Dataframe(label="Model rank vs. your rank", interactive=False)
-                    sliders = [gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=160) for o in OBJECTIVES]
+                    sliders = []
+                    for start in range(0, len(OBJECTIVES), 4):  # rows of four keep 19 sliders compact
+                        with gr.Row():
+                            sliders += [
+                                gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=150)
+                                for o in OBJECTIVES[start : start + 4]
+                            ]
                     reset = gr.Button("Reset weights to the model's", size="sm")
                 with gr.Accordion("Details: rewards by candidate, top objectives, transform matrix", open=True):
                     bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
@@ -291,7 +299,7 @@ def build_demo(scorer, config) -> gr.Blocks:
             api_visibility="private", concurrency_limit=None,
         )  # fmt: skip
 
-        def score(conversation: list[dict], candidates: list[str]) -> dict:
+        def score(conversation: list[dict], candidates: list[str]) -> dict[str, Any]:
             """Score candidate responses to a conversation with ArmoRM.
 
             Args:

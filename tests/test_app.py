@@ -1,0 +1,41 @@
+"""The launched app, through gradio_client, as API users reach it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import Client
+
+from armorm_ui import load_scorer
+
+from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def test_score_endpoint_matches_the_library(client, demo_dir):
+    conversation = [{"role": "user", "content": CARD_PROMPT}]
+    out = client.predict(conversation, CARD_RESPONSES, api_name="/score")
+    direct = load_scorer(str(demo_dir), device="cpu").score(conversation, CARD_RESPONSES)
+    np.testing.assert_allclose(out["scores"], direct.scores, atol=1e-6)
+    assert np.asarray(out["rewards"]).shape == (3, 19)
+    assert len(out["gating_output"]) == 19 and len(out["coefficients"]) == 19
+    assert out["objectives"][0] == "helpsteer-helpfulness" and out["demo_checkpoint"] is True
+    assert sorted(out["ranks"]) == [1, 2, 3]
+
+
+def test_score_endpoint_is_typed(client):
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/score"]
+    names = [p["parameter_name"] for p in info["parameters"]]
+    assert names == ["conversation", "candidates"]
+    assert info["parameters"][1]["type"] == {"type": "array", "items": {"type": "string"}}
+
+
+def test_bad_input_gets_a_clear_message(client):
+    with pytest.raises(Exception, match="must end with a user turn"):
+        client.predict([{"role": "assistant", "content": "x"}], ["a"], api_name="/score")
+    with pytest.raises(Exception, match="at most 16"):
+        client.predict([{"role": "user", "content": "x"}], ["a"] * 17, api_name="/score")

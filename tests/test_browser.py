@@ -1,0 +1,103 @@
+"""End to end in a real headless Chromium (Debian's), driven by Playwright: type, score, see every chart."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client
+
+from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+PLOTS = {  # elem_id: (trace count, points in the first trace)
+    "plot-scores": (1, 3),
+    "plot-heatmap": (1, 3),
+    "plot-gating": (2, 19),
+    "plot-contributions": (20, 3),
+    "plot-helpsteer": (3, 5),
+    "plot-pairwise": (1, 19),
+    "plot-what-if": (2, 3),
+    "plot-bars": (3, 19),
+    "plot-transform": (1, 19),
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) or run `make test`.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def plot_data(page, elem_id: str):
+    return page.evaluate(
+        # points per trace as plotly.js computed them (rows for a heatmap); arrays arrive base64-encoded
+        """id => { const g = document.querySelector('#' + id + ' .js-plotly-plot');
+                   return g ? g.calcdata.map(c => c[0].z ? c[0].z.length : c.length) : null; }""",
+        elem_id,
+    )
+
+
+def test_score_the_card_example(browser, app_url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    assert "random weights" in page.inner_text("#demo-banner")
+    page.fill("#prompt textarea", CARD_PROMPT)
+    for letter, text in zip("ABC", CARD_RESPONSES):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    for elem_id in PLOTS:
+        page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg", timeout=60_000)
+    for elem_id, (n_traces, n_points) in PLOTS.items():
+        sizes = plot_data(page, elem_id)
+        assert sizes is not None and len(sizes) == n_traces, (elem_id, sizes)
+        assert sizes[0] == n_points, (elem_id, sizes)
+    # bars really drawn as SVG: 3 score bars, 19 gating + 19 coefficient bars
+    assert page.locator("#plot-scores g.point").count() == 3
+    assert page.locator("#plot-gating g.point").count() == 38
+    assert page.locator("#plot-heatmap g.hm image").count() == 1  # heatmap cells are drawn as one image
+    # the ranking table shows the API's scores in the API's order
+    api = Client(app_url, verbose=False).predict(
+        [{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES, api_name="/score"
+    )
+    rows = page.evaluate(
+        """() => [...document.querySelectorAll('#ranking [role=row]')]
+                 .map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))"""
+    )
+    rows = [r for r in rows if r]
+    order = np.argsort(-np.asarray(api["scores"]), kind="stable")
+    assert [r[1] for r in rows] == ["ABC"[k] for k in order], rows
+    np.testing.assert_allclose([float(r[2]) for r in rows], np.asarray(api["scores"])[order], atol=2e-6)
+    page.screenshot(path=str(ARTIFACTS / "app-desktop.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "app-phone.png"), full_page=False)
+    assert not errors, errors
+
+
+def test_bad_input_keeps_what_was_typed(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", "A prompt I spent time on")
+    page.fill("#candidate-A textarea", "first answer")
+    page.click("#score-button")  # B and C are empty
+    page.wait_for_selector("text=Candidate B is empty", timeout=30_000)
+    assert page.input_value("#prompt textarea") == "A prompt I spent time on"
+    assert page.input_value("#candidate-A textarea") == "first answer"
