@@ -26,9 +26,9 @@ def _layout(fig: go.Figure, title: str, height: int = 380, **kw) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 14}},
         height=height,
-        margin={"l": 10, "r": 10, "t": 44, "b": 10},
+        margin={"l": 10, "r": 10, "t": 72, "b": 10},
         font=FONT,
-        legend={"orientation": "h", "y": -0.18, "x": 0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 10}},
         template="plotly_white",
         **kw,
     )
@@ -61,27 +61,27 @@ def scores(result: ScoreResult, labels: list[str]) -> go.Figure:
 
 
 def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
-    """Candidates x 19 objectives (head order, which groups them by source dataset); raw and native on hover."""
+    """19 objectives (rows, grouped by source dataset) x candidates (columns); raw and native values on hover."""
     nat = explain.native(result.rewards)
     scale = np.array([[o.scale_text + ("" if o.confirmed else ", inferred") for o in OBJECTIVES]] * result.n)
     flag = np.where(nat.outside, " (outside the scale)", "")
-    custom = np.dstack([nat.shown, scale, flag, nat.values])
+    custom = np.dstack([nat.shown, scale, flag, nat.values]).transpose(1, 0, 2)  # (19, N, 4)
     fig = go.Figure(
         go.Heatmap(
-            z=result.rewards,
-            x=[[o.group for o in OBJECTIVES], [o.label for o in OBJECTIVES]],  # grouped by source dataset
-            y=labels,
+            z=result.rewards.T,  # (19, N)
+            x=labels,
+            y=[[o.group for o in OBJECTIVES], [o.label for o in OBJECTIVES]],
             customdata=custom,
             colorscale="RdBu",
             zmid=float(np.median(result.rewards)),
             colorbar={"title": {"text": "reward"}, "thickness": 10},
-            hovertemplate="Candidate %{y}<br>%{x}<br>reward %{z:.4f}<br>native %{customdata[0]:.2f} "
+            hovertemplate="Candidate %{x}<br>%{y}<br>reward %{z:.4f}<br>native %{customdata[0]:.2f} "
             "on %{customdata[1]}%{customdata[2]}<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(tickangle=-45)
-    return _layout(fig, "Objective rewards (rows: candidates)", height=max(380, 250 + 28 * result.n))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(type="category", side="top")
+    return _layout(fig, "Objective rewards (columns: candidates)", height=620)
 
 
 def rewards_bars(result: ScoreResult, labels: list[str]) -> go.Figure:

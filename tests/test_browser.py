@@ -18,7 +18,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 PLOTS = {  # elem_id: (trace count, points in the first trace)
     "plot-scores": (1, 3),
-    "plot-heatmap": (1, 3),
+    "plot-heatmap": (1, 19),
     "plot-gating": (2, 19),
     "plot-contributions": (20, 3),
     "plot-helpsteer": (3, 5),

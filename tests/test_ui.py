@@ -30,7 +30,7 @@ def test_views_values_match_the_math(state):
     assert list(bar.y) == [state["labels"][k] for k in np.argsort(-result.scores)]
     assert "winner" in bar.text[0]
     # heatmap: candidates x 19
-    assert np.asarray(v["heatmap"].data[0].z).shape == (3, 19)
+    assert np.asarray(v["heatmap"].data[0].z).shape == (19, 3)
     # contributions: 19 stacked traces whose sums are the scores shown in the score chart
     contrib = v["contributions"].data
     assert len(contrib) == 20
