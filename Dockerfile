@@ -24,5 +24,5 @@ USER app
 VOLUME ["/home/app/.cache"]
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"]
 CMD ["python", "app.py"]

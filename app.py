@@ -5,14 +5,14 @@ python app.py --help        every option, each also an environment variable (ARM
 
 from __future__ import annotations
 
-from armorm_ui import demo_checkpoint, load_scorer
+from armorm_ui import demo_checkpoint, load_scorer, zerogpu
 from armorm_ui.config import AppConfig
 from armorm_ui.model import ScorerConfig
 from armorm_ui.ui import ASSETS, build_demo
 
 
-def main(argv: list[str] | None = None) -> None:
-    config = AppConfig.parse(argv)
+def create(config: AppConfig):
+    """Load the scorer once (the demo checkpoint when no model is configured) and build the app around it."""
     model = config.model or str(demo_checkpoint.ensure())
     print(f"Loading {model} ...", flush=True)
     scorer = load_scorer(
@@ -22,8 +22,15 @@ def main(argv: list[str] | None = None) -> None:
         revision=config.revision or None,
         config=ScorerConfig(max_tokens=config.max_tokens),
     )
+    scorer.score = zerogpu.wrap(scorer.score)  # ZeroGPU Spaces: GPU time is requested per call
     demo = build_demo(scorer, config)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    return scorer, demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = AppConfig.parse(argv)
+    _, demo = create(config)
     demo.launch(
         server_name=config.host,
         server_port=config.port,

@@ -6,6 +6,8 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
+REAL_MODEL = "RLHFlow/ArmoRM-Llama3-8B-v0.1"
+
 
 @dataclass
 class AppConfig:
@@ -38,6 +40,8 @@ class AppConfig:
             raw = env.get(f.metadata["env"])
             if raw not in (None, ""):
                 values[f.name] = int(raw) if f.type == "int" else raw
+        if "model" not in values and env.get("SPACE_ID"):  # on a Hugging Face Space, the real model by default
+            values["model"] = REAL_MODEL
         return cls(**values)
 
     @classmethod

