@@ -1,7 +1,8 @@
 """Plotly figures from scored results. Knows nothing of Gradio or torch.
 
 Every figure names candidates by letter (A, B, C...) with one colour per letter, never by response text, and keeps
-to a height and legend placement that stay readable from a phone-width window up.
+to a height and legend placement that stay readable from a phone-width window up. Figures are built in one
+constructor call from plain dicts: plotly's update_* helpers and named templates cost tens of milliseconds each.
 """
 
 from __future__ import annotations
@@ -16,48 +17,51 @@ from .results import ScoreResult
 
 PALETTE = qualitative.Plotly + qualitative.D3[:6]  # 16 distinct colours, one per candidate letter
 FONT = {"family": "Inter, system-ui, sans-serif", "size": 12}
+GRID = {"gridcolor": "#e5e9f0", "zerolinecolor": "#b8c0cc", "linecolor": "#b8c0cc", "automargin": True}
 
 
 def colour(k: int) -> str:
     return PALETTE[k % len(PALETTE)]
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380, **kw) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "font": {"size": 14}},
-        height=height,
-        margin={"l": 10, "r": 10, "t": 72, "b": 10},
-        font=FONT,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 10}},
-        template="plotly_white",
-        **kw,
+def _figure(traces: list, title: str, height: int = 380, xaxis=None, yaxis=None, **layout) -> go.Figure:
+    return go.Figure(
+        data=traces,
+        layout={
+            "title": {"text": title, "x": 0.01, "font": {"size": 14}},
+            "height": height,
+            "margin": {"l": 10, "r": 10, "t": 72, "b": 10},
+            "font": FONT,
+            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 10}},
+            "paper_bgcolor": "white",
+            "plot_bgcolor": "white",
+            "xaxis": {**GRID, **(xaxis or {})},
+            "yaxis": {**GRID, **(yaxis or {})},
+            **layout,
+        },
     )
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    return fig
 
 
 def scores(result: ScoreResult, labels: list[str]) -> go.Figure:
     """Preference scores, best first, winner marked with its margin over the runner-up."""
     order = np.argsort(-result.scores, kind="stable")
-    names = [labels[k] for k in order]
     text = [f"{result.scores[k]:+.4f}" for k in order]
     if result.n > 1:
         text[0] += f"  ★ winner, +{explain.margin(result.scores):.4f}"
-    fig = go.Figure(
-        go.Bar(
-            x=result.scores[order],
-            y=names,
-            orientation="h",
-            marker_color=[colour(k) for k in order],
-            text=text,
-            textposition="auto",
-            hovertemplate="Candidate %{y}<br>score %{x:.5f}<extra></extra>",
-            name="score",
-        )
+    bar = go.Bar(
+        x=result.scores[order],
+        y=[labels[k] for k in order],
+        orientation="h",
+        marker_color=[colour(k) for k in order],
+        text=text,
+        textposition="auto",
+        hovertemplate="Candidate %{y}<br>score %{x:.5f}<extra></extra>",
+        name="score",
     )
-    fig.update_yaxes(autorange="reversed", type="category")
-    return _layout(fig, "Preference score (ranked)", height=max(220, 60 + 36 * result.n), showlegend=False)
+    return _figure(
+        [bar], "Preference score (ranked)", max(220, 60 + 36 * result.n),
+        yaxis={"autorange": "reversed", "type": "category"}, showlegend=False,
+    )  # fmt: skip
 
 
 def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
@@ -65,31 +69,29 @@ def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
     nat = explain.native(result.rewards)
     scale = np.array([[o.scale_text + ("" if o.confirmed else ", inferred") for o in OBJECTIVES]] * result.n)
     flag = np.where(nat.outside, " (outside the scale)", "")
-    custom = np.dstack([nat.shown, scale, flag, nat.values]).transpose(1, 0, 2)  # (19, N, 4)
-    fig = go.Figure(
-        go.Heatmap(
-            z=result.rewards.T,  # (19, N)
-            x=labels,
-            y=[[o.group for o in OBJECTIVES], [o.label for o in OBJECTIVES]],
-            customdata=custom,
-            colorscale="RdBu",
-            zmid=float(np.median(result.rewards)),
-            colorbar={"title": {"text": "reward"}, "thickness": 10},
-            hovertemplate="Candidate %{x}<br>%{y}<br>reward %{z:.4f}<br>native %{customdata[0]:.2f} "
-            "on %{customdata[1]}%{customdata[2]}<extra></extra>",
-        )
+    custom = np.dstack([nat.shown.round(2).astype(str), scale, flag]).transpose(1, 0, 2)  # (19, N, 3)
+    heat = go.Heatmap(
+        z=result.rewards.T,  # (19, N)
+        x=labels,
+        y=[[o.group for o in OBJECTIVES], [o.label for o in OBJECTIVES]],
+        customdata=custom,
+        colorscale="RdBu",
+        zmid=float(np.median(result.rewards)),
+        colorbar={"title": {"text": "reward"}, "thickness": 10},
+        hovertemplate="Candidate %{x}<br>%{y}<br>reward %{z:.4f}<br>native %{customdata[0]} "
+        "on %{customdata[1]}%{customdata[2]}<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(type="category", side="top")
-    return _layout(fig, "Objective rewards (columns: candidates)", height=620)
+    return _figure(
+        [heat], "Objective rewards (columns: candidates)", 620,
+        xaxis={"type": "category", "side": "top"}, yaxis={"autorange": "reversed"},
+    )  # fmt: skip
 
 
 def rewards_bars(result: ScoreResult, labels: list[str]) -> go.Figure:
     """The same rewards as grouped bars, one colour per candidate."""
     nat = explain.native(result.rewards)
-    fig = go.Figure()
-    for k, name in enumerate(labels):
-        fig.add_bar(
+    bars = [
+        go.Bar(
             x=list(LABELS),
             y=result.rewards[k],
             name=name,
@@ -98,26 +100,31 @@ def rewards_bars(result: ScoreResult, labels: list[str]) -> go.Figure:
             hovertemplate=f"Candidate {name}<br>%{{x}}<br>reward %{{y:.4f}}"
             "<br>native %{customdata:.2f}<extra></extra>",
         )
-    fig.update_xaxes(tickangle=-45)
-    return _layout(fig, "Objective rewards by candidate", height=420, barmode="group")
+        for k, name in enumerate(labels)
+    ]
+    return _figure(bars, "Objective rewards by candidate", 420, xaxis={"tickangle": -45}, barmode="group")
 
 
 def gating(result: ScoreResult) -> go.Figure:
     """Gating weights (one set for the prompt) beside the transformed coefficients that the score uses."""
-    fig = go.Figure()
-    fig.add_bar(x=list(LABELS), y=result.gating_output, name="gating weight (prompt only)", marker_color="#8c96a8")
-    fig.add_bar(x=list(LABELS), y=result.coefficients, name="coefficient = gating @ Tᵀ", marker_color="#2f6fdb")
-    fig.update_xaxes(tickangle=-45)
-    fig.update_traces(hovertemplate="%{x}<br>%{y:.5f}<extra>%{fullData.name}</extra>")
-    return _layout(fig, "Gating weights and coefficients (shared by all candidates)", height=420, barmode="group")
+    hover = "%{x}<br>%{y:.5f}<extra>%{fullData.name}</extra>"
+    bars = [
+        go.Bar(x=list(LABELS), y=result.gating_output, name="gating weight (prompt only)", marker_color="#8c96a8",
+               hovertemplate=hover),
+        go.Bar(x=list(LABELS), y=result.coefficients, name="coefficient = gating @ Tᵀ", marker_color="#2f6fdb",
+               hovertemplate=hover),
+    ]  # fmt: skip
+    return _figure(
+        bars, "Gating weights and coefficients (shared by all candidates)", 420,
+        xaxis={"tickangle": -45}, barmode="group",
+    )  # fmt: skip
 
 
 def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
     """Each score split into rewards * coefficients: stacked segments per candidate; the ◆ marks the total."""
     contrib = explain.contributions(result)
-    fig = go.Figure()
-    for o in OBJECTIVES:
-        fig.add_bar(
+    traces = [
+        go.Bar(
             y=labels,
             x=contrib[:, o.index],
             name=o.label,
@@ -125,79 +132,78 @@ def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
             marker_color=qualitative.Alphabet[o.index % len(qualitative.Alphabet)],
             hovertemplate=f"Candidate %{{y}}<br>{o.label}: %{{x:+.5f}}<extra></extra>",
         )
-    fig.add_scatter(
-        y=labels,
-        x=contrib.sum(1),
-        mode="markers",
-        name="score (sum)",
-        marker={"symbol": "diamond", "size": 12, "color": "black"},
-        hovertemplate="Candidate %{y}<br>score %{x:+.5f}<extra></extra>",
+        for o in OBJECTIVES
+    ]
+    traces.append(
+        go.Scatter(
+            y=labels,
+            x=contrib.sum(1),
+            mode="markers",
+            name="score (sum)",
+            marker={"symbol": "diamond", "size": 12, "color": "black"},
+            hovertemplate="Candidate %{y}<br>score %{x:+.5f}<extra></extra>",
+        )
     )
-    fig.update_yaxes(autorange="reversed", type="category")
-    return _layout(
-        fig, "What each objective contributes to each score", height=max(420, 300 + 34 * result.n), barmode="relative"
-    )
+    return _figure(
+        traces, "What each objective contributes to each score", max(420, 300 + 34 * result.n),
+        yaxis={"autorange": "reversed", "type": "category"}, barmode="relative",
+    )  # fmt: skip
 
 
 def helpsteer(result: ScoreResult, labels: list[str]) -> go.Figure:
     """The five HelpSteer objectives on their 0-4 scale (rewards * 5 - 0.5, as on the model card)."""
     values = explain.helpsteer(result.rewards)
-    fig = go.Figure()
-    for k, name in enumerate(labels):
-        fig.add_bar(
+    bars = [
+        go.Bar(
             x=[o.label for o in HELPSTEER],
             y=values[k],
             name=name,
             marker_color=colour(k),
             hovertemplate=f"Candidate {name}<br>%{{x}}: %{{y:.2f}} / 4<extra></extra>",
         )
-    fig.add_hrect(y0=0, y1=4, fillcolor="#2f6fdb", opacity=0.05, line_width=0)
+        for k, name in enumerate(labels)
+    ]
     lo, hi = min(-0.5, float(values.min()) - 0.2), max(4.5, float(values.max()) + 0.2)
-    fig.update_yaxes(range=[lo, hi], dtick=1)
-    return _layout(fig, "HelpSteer scale (0-4)", height=380, barmode="group")
+    band = {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 4, "fillcolor": "#2f6fdb",
+            "opacity": 0.05, "line": {"width": 0}, "layer": "below"}  # fmt: skip
+    return _figure(
+        bars, "HelpSteer scale (0-4)", 380, yaxis={"range": [lo, hi], "dtick": 1}, barmode="group", shapes=[band]
+    )
 
 
 def pairwise(result: ScoreResult, a: int, b: int, labels: list[str]) -> go.Figure:
     """Why A over B: the score difference split by objective, largest first."""
     delta = explain.pairwise(result, a, b)
     order = np.argsort(-np.abs(delta), kind="stable")
-    fig = go.Figure(
-        go.Bar(
-            x=delta[order],
-            y=[LABELS[i] for i in order],
-            orientation="h",
-            marker_color=[colour(a) if d >= 0 else colour(b) for d in delta[order]],
-            hovertemplate="%{y}: %{x:+.5f}<extra></extra>",
-        )
+    bar = go.Bar(
+        x=delta[order],
+        y=[LABELS[i] for i in order],
+        orientation="h",
+        marker_color=[colour(a) if d >= 0 else colour(b) for d in delta[order]],
+        hovertemplate="%{y}: %{x:+.5f}<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed", type="category")
-    total = result.scores[a] - result.scores[b]
-    title = f"{labels[a]} − {labels[b]} = {total:+.5f}, split by objective"
-    return _layout(fig, title, height=520, showlegend=False)
+    title = f"{labels[a]} − {labels[b]} = {result.scores[a] - result.scores[b]:+.5f}, split by objective"
+    return _figure([bar], title, 520, yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)
 
 
 def what_if(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> go.Figure:
     """The model's scores beside the scores under the user's weights."""
-    fig = go.Figure()
-    fig.add_bar(x=labels, y=result.scores, name="model's score", marker_color="#8c96a8")
-    fig.add_bar(x=labels, y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)])
-    fig.update_xaxes(type="category")
-    return _layout(fig, "Model ranking vs. your weights", height=360, barmode="group")
+    bars = [
+        go.Bar(x=labels, y=result.scores, name="model's score", marker_color="#8c96a8"),
+        go.Bar(x=labels, y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)]),
+    ]
+    return _figure(bars, "Model ranking vs. your weights", 360, xaxis={"type": "category"}, barmode="group")
 
 
 def transform(result: ScoreResult) -> go.Figure:
     """The 19x19 reward_transform_matrix (identity except the verbosity row)."""
-    fig = go.Figure(
-        go.Heatmap(
-            z=result.reward_transform_matrix,
-            x=list(LABELS),
-            y=list(LABELS),
-            colorscale="RdBu",
-            zmid=0,
-            colorbar={"thickness": 10},
-            hovertemplate="row %{y}<br>column %{x}<br>%{z:.5f}<extra></extra>",
-        )
+    heat = go.Heatmap(
+        z=result.reward_transform_matrix,
+        x=list(LABELS),
+        y=list(LABELS),
+        colorscale="RdBu",
+        zmid=0,
+        colorbar={"thickness": 10},
+        hovertemplate="row %{y}<br>column %{x}<br>%{z:.5f}<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-45)
-    return _layout(fig, "reward_transform_matrix T", height=560)
+    return _figure([heat], "reward_transform_matrix T", 560, xaxis={"tickangle": -45}, yaxis={"autorange": "reversed"})

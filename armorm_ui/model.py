@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
-from transformers import AutoTokenizer, LlamaConfig, LlamaModel
+from transformers import AutoTokenizer, DynamicCache, LlamaConfig, LlamaModel
 
+from .batching import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
 from .chat import ChatEncoder, EncodedConversation
 from .errors import CheckpointError, InputError, ScoringError
 from .objectives import NUM_OBJECTIVES
@@ -218,39 +219,11 @@ class ScorerConfig:
     """Most tokens in one packed forward pass (the conversation plus the candidates packed with it)."""
     cache_size: int = 4096
     """How many (conversation, candidate) results to keep; a repeated pair is not recomputed."""
-
-
-def pack_candidates(prompt_len: int, lengths: list[int], budget: int) -> list[list[int]]:
-    """Group candidate indices into rows of at most `budget` tokens (the prompt counts once per row)."""
-    packs, current, used = [], [], prompt_len
-    for k in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        if current and used + lengths[k] > budget:
-            packs.append(current)
-            current, used = [], prompt_len
-        current.append(k)
-        used += lengths[k]
-    if current:
-        packs.append(current)
-    return packs
-
-
-def shared_prompt_inputs(prefix: list[int], cands: list[list[int]], device) -> dict:
-    """One row: prefix then every candidate; each candidate attends to the prefix and to itself (causally)."""
-    lens = torch.tensor([len(c) for c in cands])
-    p = len(prefix)
-    ids = torch.tensor(prefix + [t for c in cands for t in c], device=device)  # (L,)
-    seg = torch.cat([torch.full((p,), -1), torch.repeat_interleave(torch.arange(len(cands)), lens)]).to(device)
-    pos = torch.cat([torch.arange(p)] + [torch.arange(p, p + n) for n in lens.tolist()]).to(device)
-    idx = torch.arange(ids.numel(), device=device)
-    causal = idx[None, :] <= idx[:, None]  # (L, L) key <= query
-    visible = (seg[None, :] == -1) | (seg[None, :] == seg[:, None])  # key in prefix or in the query's candidate
-    ends = p + torch.cumsum(lens, 0) - 1  # (n,) each candidate's last token, its <|eot_id|>
-    return {
-        "input_ids": ids[None],
-        "position_ids": pos[None],
-        "attention_mask": (causal & visible)[None, None],  # (1, 1, L, L), True = attend
-        "ends": ends.to(device),
-    }
+    strategy: str = "auto"
+    """'packed' (one row, shared-prompt mask), 'prefix_cache' (conversation once, padded candidate batches), or
+    'auto': packed on CUDA or for requests under `packed_below` tokens, prefix_cache otherwise (batching.py)."""
+    packed_below: int = 1024
+    """Under 'auto' off CUDA, requests with fewer tokens than this (conversation once + candidates) are packed."""
 
 
 class Scorer:
@@ -308,41 +281,76 @@ class Scorer:
         self._cache.move_to_end(key)
         return self._cache[key]
 
+    def strategy(self, tokens: int) -> str:
+        """The layout for a request of `tokens` tokens (conversation once + candidates); measured choices."""
+        if self.config.strategy != "auto":
+            return self.config.strategy
+        packed = self.device.type == "cuda" or tokens < self.config.packed_below
+        return "packed" if packed else "prefix_cache"
+
     @torch.inference_mode()
     def _run(self, enc: EncodedConversation, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Rewards (len(ks), 19) and gating (19,) for candidates ks, in as few packed passes as the budget allows."""
+        """Rewards (len(ks), 19) and gating (19,) for candidates ks."""
         lengths = [len(enc.candidate_ids[k]) for k in ks]
-        packs = pack_candidates(len(enc.prefix_ids), lengths, self.config.token_budget)
+        strategy = self.strategy(len(enc.prefix_ids) + sum(lengths))
+        if strategy == "packed":
+            groups = pack_candidates(len(enc.prefix_ids), lengths, self.config.token_budget)
+        else:
+            groups = [list(range(len(ks)))]  # one prefix pass; batching happens inside
         rewards = np.zeros((len(ks), NUM_OBJECTIVES))
         gating = None
-        for pack in packs:
-            r, g = self._forward_split(enc, [ks[i] for i in pack])
-            rewards[pack] = r
+        for group in groups:
+            r, g = self._forward_split(enc, [ks[i] for i in group], strategy)
+            rewards[group] = r
             gating = g if gating is None else gating
         if not (np.isfinite(rewards).all() and np.isfinite(gating).all()):
             raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
         return rewards, gating
 
-    def _forward_split(self, enc: EncodedConversation, ks: list[int]):
-        """One packed pass; on CUDA out-of-memory, halve the pack and retry, down to one candidate."""
+    def _forward_split(self, enc: EncodedConversation, ks: list[int], strategy: str):
+        """One group; on CUDA out-of-memory, halve it and retry, down to one candidate."""
         try:
-            return self._forward(enc, ks)
+            return self._forward(enc, ks, strategy)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             if len(ks) == 1:
                 n = len(enc.prefix_ids) + len(enc.candidate_ids[ks[0]])
                 raise ScoringError(f"Out of GPU memory scoring candidate {ks[0] + 1} ({n} tokens) alone.") from e
             half = len(ks) // 2
-            r1, g = self._forward_split(enc, ks[:half])
-            r2, _ = self._forward_split(enc, ks[half:])
+            r1, g = self._forward_split(enc, ks[:half], strategy)
+            r2, _ = self._forward_split(enc, ks[half:], strategy)
             return np.concatenate([r1, r2]), g
 
-    def _forward(self, enc: EncodedConversation, ks: list[int]):
-        inputs = shared_prompt_inputs(enc.prefix_ids, [enc.candidate_ids[k] for k in ks], self.device)
-        ends = inputs.pop("ends")
-        h = self.model.model(**inputs, use_cache=False).last_hidden_state[0]  # (L, d)
-        rewards, gating, _ = self.model.head(h[enc.gate_position], h[ends])
-        return rewards.double().cpu().numpy(), gating.double().cpu().numpy()
+    def _forward(self, enc: EncodedConversation, ks: list[int], strategy: str):
+        cands = [enc.candidate_ids[k] for k in ks]
+        backbone = self.model.model
+        if strategy == "packed":
+            inputs = shared_prompt_inputs(enc.prefix_ids, cands, self.device)
+            ends = inputs.pop("ends")
+            h = backbone(**inputs, use_cache=False).last_hidden_state[0]  # (L, d)
+            rewards, gating, _ = self.model.head(h[enc.gate_position], h[ends])
+            return rewards.double().cpu().numpy(), gating.double().cpu().numpy()
+        # prefix cache: the conversation once, then length-bucketed candidate batches reading its keys/values
+        p = len(enc.prefix_ids)
+        prefix = torch.tensor([enc.prefix_ids], device=self.device)
+        out = backbone(input_ids=prefix, past_key_values=DynamicCache(config=backbone.config), use_cache=True)
+        h_gate = out.last_hidden_state[0, enc.gate_position]  # (d,)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]  # each (1, kv_heads, P, hd)
+        rewards = np.zeros((len(ks), NUM_OBJECTIVES))
+        gating = None
+        for batch in bucket_candidates([len(c) for c in cands], self.config.token_budget):
+            inputs = candidate_batch_inputs(p, [cands[i] for i in batch], self.device)
+            ends = inputs.pop("ends")
+            b = len(batch)
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
+                config=backbone.config,
+            )
+            h = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
+            r, g, _ = self.model.head(h_gate, h[torch.arange(b, device=h.device), ends])
+            rewards[batch] = r.double().cpu().numpy()
+            gating = g.double().cpu().numpy()
+        return rewards, gating
 
 
 def load_scorer(

@@ -3,10 +3,10 @@
 Both run in one process, on one device, on the same random token ids, with random weights of a chosen shape:
     python benchmarks/bench_scoring.py                       # small shape on CPU
     python benchmarks/bench_scoring.py --shape llama3-8b     # on a GPU: bf16, ~16 GB of weights
-Prints, per workload, medians of --repeats runs after 2 warm-ups, the ratio (card time / project time), useful
-TFLOP/s (2 x non-embedding params x (prompt tokens once + every candidate token once) / time), peak GPU memory,
-and the app's own overhead (tokenising, explanation, figures) for 8 candidates; writes the figures as JSON.
-Workloads and the 8B reference figures: PERF section of the README.
+Prints, per workload, medians of --repeats interleaved runs after 2 warm-ups, the ratio (card time / project
+time), useful TFLOP/s (2 x non-embedding params x (prompt tokens once + every candidate token once) / time), peak
+GPU memory, and the app's own overhead (tokenising, explanation, figures) for 8 candidates; writes the figures as JSON.
+Workloads and latest figures: the Benchmark section of the README.
 """
 
 from __future__ import annotations
@@ -78,12 +78,12 @@ def card_loop(model: ArmoRM, enc: EncodedConversation, device) -> torch.Tensor:
     return torch.cat(scores)
 
 
-def timed(fn, device, repeats: int) -> float:
+def timed(fn, device, repeats: int, warmup: int = 2) -> float:
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(2):
+    for _ in range(warmup):
         fn()
     sync()
     times = []
@@ -93,6 +93,21 @@ def timed(fn, device, repeats: int) -> float:
         sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def timed_pair(card, ours, device, repeats: int) -> tuple[dict, list]:
+    """Median seconds of each, runs interleaved (card, ours, card, ...) so that drift hits both; peak GPU GB."""
+    times, peaks = {"card": [], "ours": []}, []
+    for fn in (card, ours):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        timed(fn, device, 1)
+        if device.type == "cuda":
+            peaks.append(torch.cuda.max_memory_allocated(device) / 2**30)
+    for _ in range(repeats):
+        for label, fn in (("card", card), ("ours", ours)):
+            times[label].append(timed(fn, device, 1, warmup=0))
+    return {k: statistics.median(v) for k, v in times.items()}, peaks
 
 
 def app_overhead(repeats: int) -> dict:
@@ -118,8 +133,8 @@ def app_overhead(repeats: int) -> dict:
              "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
     t_tok = timed(lambda: enc.encode(state["messages"], cands), torch.device("cpu"), repeats)
     t_views = timed(lambda: ui.views(state), torch.device("cpu"), repeats)
-    t_json = timed(lambda: [f.to_json() for f in ui.views(state).values() if hasattr(f, "to_json")],
-                   torch.device("cpu"), repeats)  # fmt: skip
+    figs = [f for f in ui.views(state).values() if hasattr(f, "to_json")]
+    t_json = timed(lambda: [f.to_json() for f in figs], torch.device("cpu"), repeats)  # what gr.Plot does
     t_export = timed(lambda: ui.export_files(state), torch.device("cpu"), repeats)
     total = t_tok + t_views + t_json + t_export
     return {"tokenise_ms": t_tok * 1e3, "views_ms": t_views * 1e3, "figure_json_ms": t_json * 1e3,
@@ -131,7 +146,7 @@ def main(argv=None) -> None:
     ap.add_argument("--shape", choices=SHAPES, default="small")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", choices=["bfloat16", "float32"], default=None)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", default="benchmarks/results.json", help="where to write the figures")
     ap.add_argument("--skip-app", action="store_true", help="skip the app-overhead measurement")
     args = ap.parse_args(argv)
@@ -153,18 +168,9 @@ def main(argv=None) -> None:
         enc = workload(p, n, lo, hi, seed=i)
         ks = list(range(n))
         useful = len(enc.prefix_ids) + sum(len(c) for c in enc.candidate_ids)
-        peaks = []
-        results = {}
-        variants = (
-            ("card", lambda e=enc: card_loop(model, e, device)),
-            ("ours", lambda e=enc, k=ks: scorer._run(e, k)),
+        results, peaks = timed_pair(
+            lambda e=enc: card_loop(model, e, device), lambda e=enc, k=ks: scorer._run(e, k), device, args.repeats
         )
-        for label, fn in variants:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            results[label] = timed(fn, device, args.repeats)
-            if device.type == "cuda":
-                peaks.append(torch.cuda.max_memory_allocated(device) / 2**30)
         rewards, gating = scorer._run(enc, ks)
         ours_scores = torch.tensor((rewards @ model.reward_transform_matrix.double().cpu().numpy()) @ gating)
         diff = float((card_loop(model, enc, device).double().cpu() - ours_scores).abs().max())

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from armorm_ui import CheckpointError, InputError, load_scorer
-from armorm_ui.model import ScorerConfig, pack_candidates, shared_prompt_inputs
+from armorm_ui.batching import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
+from armorm_ui.model import ScorerConfig
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 from .reference import PublishedArmoRM
@@ -49,7 +50,13 @@ def reference(demo_dir):
     return PublishedArmoRM(demo_dir)
 
 
-def test_matches_published_forward(scorer, reference):
+@pytest.fixture(scope="module", params=["prefix_cache", "packed"])
+def any_scorer(request, demo_dir):
+    return load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(strategy=request.param))
+
+
+def test_matches_published_forward(any_scorer, reference):
+    scorer = any_scorer
     worst = 0.0
     for msgs, cands in conversations():
         ours = scorer.score(msgs, cands)
@@ -91,9 +98,10 @@ def test_special_token_text_is_plain_text(scorer):
     assert np.isfinite(r.scores).all()
 
 
-def test_token_budget_packs_give_same_results(demo_dir, scorer):
+@pytest.mark.parametrize("strategy", ["prefix_cache", "packed"])
+def test_token_budget_packs_give_same_results(demo_dir, scorer, strategy):
     msgs, cands = list(conversations(seed=3, count=12))[-1]
-    small = load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(token_budget=300))
+    small = load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(token_budget=300, strategy=strategy))
     packs = pack_candidates(len(small.encoder.encode(msgs, cands).prefix_ids), [5] * 3, 300)
     assert packs == [[0, 1, 2]]
     a, b = scorer.score(msgs, cands), small.score(msgs, cands)
@@ -107,6 +115,26 @@ def test_pack_candidates_respects_budget():
     assert sorted(k for p in packs for k in p) == list(range(6))
     for p in packs:
         assert len(p) == 1 or 100 + sum(lengths[k] for k in p) <= 500
+
+
+def test_bucket_candidates_limits_padding_and_budget():
+    lengths = [300, 290, 150, 148, 20, 19, 18, 400]
+    batches = bucket_candidates(lengths, budget=1000, max_padding=0.1)
+    assert sorted(k for b in batches for k in b) == list(range(8))
+    for b in batches:
+        width = max(lengths[k] for k in b)
+        assert len(b) == 1 or (len(b) * width <= 1000 and len(b) * width <= 1.1 * sum(lengths[k] for k in b))
+    assert batches == [[7], [0, 1], [2, 3], [4, 5, 6]]  # near-equal lengths together, the long one alone
+
+
+def test_candidate_batch_mask():
+    inp = candidate_batch_inputs(2, [[7, 8, 9], [5]], "cpu")
+    m = inp["attention_mask"][:, 0]
+    assert inp["input_ids"].tolist() == [[7, 8, 9], [5, 0, 0]]
+    assert inp["position_ids"].tolist() == [[2, 3, 4], [2, 3, 4]]
+    assert inp["ends"].tolist() == [2, 0]
+    assert m[0, 1].tolist() == [True, True, True, True, False]  # prefix + own earlier tokens
+    assert m[1, 0].tolist() == [True, True, True, False, False]  # never a pad key
 
 
 def test_shared_prompt_mask():
@@ -123,7 +151,7 @@ def test_cache_skips_recomputation(demo_dir):
     s = load_scorer(str(demo_dir), device="cpu")
     calls = []
     real = s._forward
-    s._forward = lambda enc, ks: calls.append(list(ks)) or real(enc, ks)
+    s._forward = lambda enc, ks, strategy: calls.append(list(ks)) or real(enc, ks, strategy)
     msgs = [{"role": "user", "content": "hello"}]
     first = s.score(msgs, ["a", "b", "a"])
     assert calls == [[0, 1]]  # the duplicate is computed once
@@ -237,3 +265,9 @@ def test_bf16_on_gpu_matches_fp32_reference(demo_dir, reference):
         ref = reference(msgs, cands)["score"].numpy()
         ours = s.score(msgs, cands).scores
         np.testing.assert_allclose(ours, ref, atol=2e-2)
+
+
+def test_auto_strategy_follows_the_measurements(scorer):
+    assert scorer.device.type == "cpu" and scorer.config.strategy == "auto"
+    assert scorer.strategy(300) == "packed"  # small requests: one packed pass
+    assert scorer.strategy(5000) == "prefix_cache"  # larger ones on a CPU: L x L attention would dominate
