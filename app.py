@@ -9,6 +9,7 @@ from armorm_ui import demo_checkpoint, load_scorer, zerogpu
 from armorm_ui.config import AppConfig
 from armorm_ui.model import ScorerConfig
 from armorm_ui.ui import ASSETS, build_demo
+from armorm_ui.validation import Limits
 
 
 def create(config: AppConfig):
@@ -20,8 +21,14 @@ def create(config: AppConfig):
         device=config.device or None,
         dtype=config.dtype or None,
         revision=config.revision or None,
-        config=ScorerConfig(max_tokens=config.max_tokens),
+        config=ScorerConfig(
+            max_tokens=config.max_tokens,
+            max_request_tokens=config.max_request_tokens,
+            deadline=config.deadline,
+            limits=Limits(max_candidates=config.api_candidates, max_chars=config.max_chars),
+        ),
     )
+    print(scorer.self_check(), flush=True)  # every tensor loaded (checked while loading) and finite outputs
     scorer.score = zerogpu.wrap(scorer.score)  # ZeroGPU Spaces: GPU time is requested per call
     demo = build_demo(scorer, config)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
@@ -35,8 +42,9 @@ def main(argv: list[str] | None = None) -> None:
         server_name=config.host,
         server_port=config.port,
         share=False,
-        allowed_paths=[],
-        show_error=True,
+        allowed_paths=[],  # no file on this machine is served but the app's own outputs
+        max_file_size=f"{config.max_upload_mb}mb",
+        show_error=True,  # messages of refusals only; gr.Error carries no stack trace
         footer_links=["api"],
         css_paths=[ASSETS / "style.css"],
     )

@@ -25,6 +25,18 @@ class AppConfig:
     """Most candidate boxes in the page."""
     api_candidates: int = field(default=16, metadata={"env": "ARMORM_API_CANDIDATES", "help": "candidates per call"})
     """Most candidates in one /score API call."""
+    max_chars: int = field(default=32_000, metadata={"env": "ARMORM_MAX_CHARS", "help": "characters per field"})
+    """Characters per message or candidate, checked on the server before tokenising."""
+    max_request_tokens: int = field(
+        default=65_536, metadata={"env": "ARMORM_MAX_REQUEST_TOKENS", "help": "tokens per request"}
+    )
+    """Tokens in one request: the conversation once plus every candidate."""
+    deadline: int = field(default=120, metadata={"env": "ARMORM_DEADLINE", "help": "seconds a request may take"})
+    """A request still scoring after this many seconds is stopped at the next batch and refused."""
+    max_upload_mb: int = field(default=20, metadata={"env": "ARMORM_MAX_UPLOAD_MB", "help": "upload size cap, MB"})
+    """Largest file accepted by the server (batch and annotation files)."""
+    max_rows: int = field(default=5000, metadata={"env": "ARMORM_MAX_ROWS", "help": "rows per uploaded file"})
+    """Most rows (items) in one uploaded file."""
     queue_size: int = field(default=32, metadata={"env": "ARMORM_QUEUE_SIZE", "help": "waiting requests"})
     """Requests allowed to wait for the model; more are refused with 'busy, try again'."""
     host: str = field(default="127.0.0.1", metadata={"env": "GRADIO_SERVER_NAME", "help": "address to listen on"})
@@ -66,3 +78,5 @@ class AppConfig:
             raise SystemExit(f"max_tokens must be between 1 and 8192 (the model's context), got {self.max_tokens}.")
         if not 2 <= self.ui_candidates <= 16 or not 1 <= self.api_candidates <= 64:
             raise SystemExit("ui_candidates must be 2-16 and api_candidates 1-64.")
+        if min(self.max_chars, self.max_request_tokens, self.deadline, self.queue_size) < 1:
+            raise SystemExit("max_chars, max_request_tokens, deadline and queue_size must be positive.")

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,11 @@ from torch import nn
 from transformers import AutoTokenizer, DynamicCache, LlamaConfig, LlamaModel
 
 from .batching import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
-from .chat import ChatEncoder, EncodedConversation
+from .chat import ChatEncoder, EncodedConversation, validate_messages
 from .errors import CheckpointError, InputError, ScoringError
 from .objectives import NUM_OBJECTIVES
 from .results import ScoreResult
+from .validation import Limits, check_request
 
 HEAD_MODULES = ("regression_layer", "gating", "reward_transform_matrix")
 """Stored in float32 in the checkpoint and kept in float32 here, whatever the backbone's dtype."""
@@ -224,6 +226,12 @@ class ScorerConfig:
     'auto': packed on CUDA or for requests under `packed_below` tokens, prefix_cache otherwise (batching.py)."""
     packed_below: int = 1024
     """Under 'auto' off CUDA, requests with fewer tokens than this (conversation once + candidates) are packed."""
+    deadline: float = 120.0
+    """Seconds a request may run; checked between forward passes, then the request is refused."""
+    max_request_tokens: int = 65_536
+    """Most tokens in one request: the conversation once plus every candidate."""
+    limits: Limits = field(default_factory=Limits)
+    """Candidate counts and text sizes, checked before tokenising (validation.py)."""
 
 
 class Scorer:
@@ -241,12 +249,14 @@ class Scorer:
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
 
     def score(self, messages, candidates: list[str]) -> ScoreResult:
-        if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or not candidates:
-            raise InputError("Give at least one candidate response (a list of strings).")
-        for k, c in enumerate(candidates):
-            if not isinstance(c, str):
-                raise InputError(f"Candidate {k + 1} must be text, got {type(c).__name__}.")
+        """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output."""
+        messages = validate_messages(messages)
+        check_request(messages, candidates, self.config.limits)
         enc = self.encoder.encode(messages, list(candidates))
+        total = len(enc.prefix_ids) + sum(len(c) for c in enc.candidate_ids)
+        if total > self.config.max_request_tokens:
+            raise InputError(f"The request is {total:,} tokens (conversation once + all candidates); the limit is "
+                             f"{self.config.max_request_tokens:,}. Send fewer or shorter candidates.")  # fmt: skip
         conv_key = json.dumps(messages, ensure_ascii=False, sort_keys=True)
         todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
         for k, c in enumerate(candidates):
@@ -271,6 +281,12 @@ class Scorer:
             candidate_tokens=np.array([r[2] for r in rows], dtype=np.int64),
         )
 
+    def self_check(self) -> str:
+        """Score a two-candidate probe: the head must give finite outputs (start-up check, before serving)."""
+        probe = self.score([{"role": "user", "content": "Say hello."}], ["Hello!", "Goodbye."])
+        self._cache.clear()
+        return f"self-check passed: {self.source} gives finite scores {np.round(probe.scores, 4).tolist()}"
+
     def _remember(self, key, value) -> None:
         self._cache[key] = value
         self._cache.move_to_end(key)
@@ -293,6 +309,7 @@ class Scorer:
         """Rewards (len(ks), 19) and gating (19,) for candidates ks."""
         lengths = [len(enc.candidate_ids[k]) for k in ks]
         strategy = self.strategy(len(enc.prefix_ids) + sum(lengths))
+        self._started = time.monotonic()
         if strategy == "packed":
             groups = pack_candidates(len(enc.prefix_ids), lengths, self.config.token_budget)
         else:
@@ -321,7 +338,14 @@ class Scorer:
             r2, _ = self._forward_split(enc, ks[half:], strategy)
             return np.concatenate([r1, r2]), g
 
+    def _check_deadline(self) -> None:
+        elapsed = time.monotonic() - self._started
+        if elapsed > self.config.deadline:
+            raise ScoringError(f"Scoring took {elapsed:.0f} s, over the {self.config.deadline:.0f} s limit per "
+                               "request; it was stopped. Send fewer or shorter candidates.")  # fmt: skip
+
     def _forward(self, enc: EncodedConversation, ks: list[int], strategy: str):
+        self._check_deadline()
         cands = [enc.candidate_ids[k] for k in ks]
         backbone = self.model.model
         if strategy == "packed":
@@ -339,6 +363,7 @@ class Scorer:
         rewards = np.zeros((len(ks), NUM_OBJECTIVES))
         gating = None
         for batch in bucket_candidates([len(c) for c in cands], self.config.token_budget):
+            self._check_deadline()
             inputs = candidate_batch_inputs(p, [cands[i] for i in batch], self.device)
             ends = inputs.pop("ends")
             b = len(batch)

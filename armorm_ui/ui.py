@@ -20,6 +20,7 @@ from . import explain, figures, tables
 from .errors import ArmoRMError, InputError
 from .objectives import LABELS, OBJECTIVES
 from .results import ScoreResult
+from .validation import duplicates
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TURN_ROLES = ("user", "assistant")
@@ -255,7 +256,10 @@ def build_demo(scorer, config) -> gr.Blocks:
         def score_form(system_text, turn_rows, prompt_text, n, *rest):
             texts, weights = rest[:n_boxes], rest[n_boxes:]
             messages = conversation_from_form(system_text, turn_rows, prompt_text)
-            state = analyse(scorer, messages, candidates_from_form(n, list(texts)))
+            responses = candidates_from_form(n, list(texts))
+            for a, b in duplicates(responses):
+                gr.Warning(f"Candidates {letters[a]} and {letters[b]} are identical: they get the same score.")
+            state = analyse(scorer, messages, responses)
             labels = state["labels"]
             out = views(state, weights, 0, min(1, len(labels) - 1))
             csv_path, json_path = export_files(state)
@@ -309,8 +313,6 @@ def build_demo(scorer, config) -> gr.Blocks:
                 scores (N), rewards (N x 19), gating_output (19), coefficients (19), reward_transform_matrix,
                 objectives (19 names), ranks (N), and token counts.
             """
-            if isinstance(candidates, list) and len(candidates) > config.api_candidates:
-                raise InputError(f"{len(candidates)} candidates; the API takes at most {config.api_candidates}.")
             result = scorer.score(conversation, candidates)
             return {
                 **result.to_dict(),

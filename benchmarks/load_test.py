@@ -1,0 +1,140 @@
+"""Load test on loopback: concurrent gradio_client users against the app on the demo checkpoint.
+
+    python benchmarks/load_test.py --users 16 --requests 5 --queue-size 8
+
+Starts app.py in a subprocess (its own port, a small queue), runs `users` threads that each send `requests` /score
+calls of varying size, and reports: requests, results, refusals (queue full, limits) and failures; p50/p99 latency
+of answered calls; the server's resident memory before and after. Every call must end with a result or a clear
+refusal within --timeout seconds: a hung call is a failure. Figures go to benchmarks/load_results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+from gradio_client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(queue_size: int, model: str | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "ARMORM_QUEUE_SIZE": str(queue_size),
+           "ARMORM_DEVICE": "cpu"}  # fmt: skip
+    if model:
+        env["ARMORM_MODEL"] = model
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the app exited during start-up") from None
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not start in 120 s")
+
+
+def request(rng: random.Random) -> tuple[list, list]:
+    words = "the model answer because code list helpful safe therefore example".split()
+    n = rng.randint(1, 8)
+    cands = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 300))) for _ in range(n)]
+    if rng.random() < 0.1:
+        cands.append("")  # a bad request: must be refused clearly
+    return [{"role": "user", "content": " ".join(rng.choice(words) for _ in range(rng.randint(5, 100)))}], cands
+
+
+def run(url: str, users: int, requests: int, timeout: float, seed: int = 0) -> dict:
+    outcomes, lock = [], threading.Lock()
+
+    def user(i: int) -> None:
+        rng = random.Random(seed + i)
+        client = Client(url, verbose=False)
+        for _ in range(requests):
+            messages, cands = request(rng)
+            t = time.perf_counter()
+            job = client.submit(messages, cands, api_name="/score")
+            try:
+                out = job.result(timeout=timeout)
+                kind, detail = ("result" if len(out["scores"]) == len(cands) else "wrong"), ""
+            except TimeoutError:
+                kind, detail = "hung", f"no answer in {timeout} s"
+            except Exception as e:  # the refusal's message is what a user sees
+                detail = str(e)
+                kind = "refused" if detail and ("queue" in detail.lower() or "empty" in detail.lower()) else "failed"
+            with lock:
+                outcomes.append({"kind": kind, "seconds": time.perf_counter() - t, "detail": detail[:200]})
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return {"outcomes": outcomes}
+
+
+def summarise(outcomes: list[dict]) -> dict:
+    answered = sorted(o["seconds"] for o in outcomes if o["kind"] == "result")
+
+    def pct(p):
+        return answered[min(len(answered) - 1, int(p * len(answered)))] if answered else float("nan")
+
+    kinds = {k: sum(o["kind"] == k for o in outcomes) for k in ("result", "refused", "failed", "hung", "wrong")}
+    refusals = sorted({o["detail"] for o in outcomes if o["kind"] == "refused"})
+    return {"requests": len(outcomes), **kinds, "p50_s": statistics.median(answered) if answered else None,
+            "p99_s": pct(0.99), "refusal_messages": refusals[:5],
+            "failures": [o["detail"] for o in outcomes if o["kind"] in ("failed", "wrong")][:5]}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=5)
+    ap.add_argument("--queue-size", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--model", default=None, help="checkpoint folder (default: the demo checkpoint)")
+    ap.add_argument("--json", default="benchmarks/load_results.json")
+    args = ap.parse_args(argv)
+    proc, url = start_app(args.queue_size, args.model)
+    try:
+        server = psutil.Process(proc.pid)
+        run(url, 2, 1, args.timeout, seed=999)  # warm-up
+        rss_before = server.memory_info().rss / 2**20
+        t = time.perf_counter()
+        outcomes = run(url, args.users, args.requests, args.timeout)["outcomes"]
+        wall = time.perf_counter() - t
+        rss_after = server.memory_info().rss / 2**20
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    summary = {**summarise(outcomes), "users": args.users, "queue_size": args.queue_size, "wall_s": wall,
+               "rss_mb_before": rss_before, "rss_mb_after": rss_after}  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0 if summary["failed"] == summary["hung"] == summary["wrong"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
