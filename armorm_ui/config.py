@@ -37,6 +37,8 @@ class AppConfig:
     """Largest file accepted by the server (batch and annotation files)."""
     max_rows: int = field(default=5000, metadata={"env": "ARMORM_MAX_ROWS", "help": "rows per uploaded file"})
     """Most rows (items) in one uploaded file."""
+    data_dir: str = field(default="data", metadata={"env": "ARMORM_DATA_DIR", "help": "folder of the label database"})
+    """Where annotators' labels are kept (data_dir/labels.sqlite)."""
     queue_size: int = field(default=32, metadata={"env": "ARMORM_QUEUE_SIZE", "help": "waiting requests"})
     """Requests allowed to wait for the model; more are refused with 'busy, try again'."""
     host: str = field(default="127.0.0.1", metadata={"env": "GRADIO_SERVER_NAME", "help": "address to listen on"})

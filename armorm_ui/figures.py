@@ -207,3 +207,15 @@ def transform(result: ScoreResult) -> go.Figure:
         hovertemplate="row %{y}<br>column %{x}<br>%{z:.5f}<extra></extra>",
     )
     return _figure([heat], "reward_transform_matrix T", 560, xaxis={"tickangle": -45}, yaxis={"autorange": "reversed"})
+
+
+def agreement(summary: dict) -> go.Figure:
+    """Per annotator, how often each objective's highest-reward candidate is the one they chose."""
+    bars = [
+        go.Bar(x=list(LABELS), y=list(s["objective_agreement"].values()),
+               name=f"{name} (model {s['model_top_agreement']:.0%})", marker_color=colour(k),
+               hovertemplate="%{x}: %{y:.0%}<extra>%{fullData.name}</extra>")
+        for k, (name, s) in enumerate(summary.items())
+    ]  # fmt: skip
+    return _figure(bars, "Objectives that predict each annotator's choice", 420,
+                   xaxis={"tickangle": -45}, yaxis={"range": [0, 1], "tickformat": ".0%"}, barmode="group")  # fmt: skip

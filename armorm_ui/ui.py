@@ -17,7 +17,9 @@ import gradio as gr
 import numpy as np
 
 from . import explain, figures, tables
+from .annotate import build_annotate_tab
 from .errors import ArmoRMError, InputError
+from .labels import LabelStore
 from .objectives import LABELS, OBJECTIVES
 from .results import ScoreResult
 from .validation import duplicates
@@ -139,7 +141,7 @@ def friendly(fn):
 # ------------------------------------------------------------------------------------------------ the app
 
 
-def build_demo(scorer, config) -> gr.Blocks:
+def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
     examples = load_examples()
     n_boxes = config.ui_candidates
     letters = explain.candidate_labels(n_boxes)
@@ -151,79 +153,82 @@ def build_demo(scorer, config) -> gr.Blocks:
         analysis = gr.State(None)
         count = gr.State(min(3, n_boxes))
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
-                example = gr.Dropdown([e["name"] for e in examples], label="Start from an example", value=None)
-                with gr.Accordion("System message and earlier turns (optional)", open=False):
-                    system = gr.Textbox(label="System message", lines=2)
-                    turns = gr.Dataframe(
-                        headers=["role", "content"],
-                        datatype=["str", "str"],
-                        type="array",
-                        row_count=1,
-                        column_count=2,
-                        interactive=True,
-                        label="Earlier turns, oldest first (role: user or assistant)",
-                        wrap=True,
-                    )
-                prompt = gr.Textbox(label="Prompt (last user turn)", lines=3, elem_id="prompt")
-                boxes = [
-                    gr.Textbox(
-                        label=f"Candidate {letter}",
-                        lines=3,
-                        visible=i < 3,
-                        elem_id=f"candidate-{letter}",
-                        elem_classes="candidate-box",
-                    )
-                    for i, letter in enumerate(letters)
-                ]
-                with gr.Row():
-                    add = gr.Button("+ Add candidate", size="sm")
-                    remove = gr.Button("− Remove last", size="sm")
-                run = gr.Button("Score candidates", variant="primary", elem_id="score-button")
-
-            with gr.Column(scale=5, min_width=320):
-                summary = gr.Markdown(
-                    "Enter a prompt and candidates, then press **Score candidates**.",
-                    elem_id="summary",
-                    elem_classes="winner-line",
-                )
-                with gr.Row():
-                    ranking = gr.Dataframe(label="Ranking", elem_id="ranking", interactive=False)
-                    scores = gr.Plot(label="Scores", elem_id="plot-scores")
-                with gr.Row():
-                    heatmap = gr.Plot(label="Objective rewards", elem_id="plot-heatmap")
-                    gating = gr.Plot(label="Gating and coefficients", elem_id="plot-gating")
-                with gr.Row():
-                    contributions = gr.Plot(label="Contributions", elem_id="plot-contributions")
-                    helpsteer = gr.Plot(label="HelpSteer scale", elem_id="plot-helpsteer")
-                helpsteer_table = gr.Dataframe(label="HelpSteer scale (0-4)", interactive=False)
-                with gr.Row():
-                    with gr.Column(min_width=240):
-                        gr.Markdown("### Why A over B?")
-                        pick_a = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
-                        pick_b = gr.Dropdown(letters[:3], value="B", label="compared with", interactive=True)
-                    pairwise = gr.Plot(label="Score difference by objective", elem_id="plot-pairwise")
-                with gr.Accordion("What-if weights: multiply each objective's coefficient", open=True):
+        with gr.Tab("Compare", id="compare"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=2, min_width=320):
+                    example = gr.Dropdown([e["name"] for e in examples], label="Start from an example", value=None)
+                    with gr.Accordion("System message and earlier turns (optional)", open=False):
+                        system = gr.Textbox(label="System message", lines=2)
+                        turns = gr.Dataframe(
+                            headers=["role", "content"],
+                            datatype=["str", "str"],
+                            type="array",
+                            row_count=1,
+                            column_count=2,
+                            interactive=True,
+                            label="Earlier turns, oldest first (role: user or assistant)",
+                            wrap=True,
+                        )
+                    prompt = gr.Textbox(label="Prompt (last user turn)", lines=3, elem_id="prompt")
+                    boxes = [
+                        gr.Textbox(
+                            label=f"Candidate {letter}",
+                            lines=3,
+                            visible=i < 3,
+                            elem_id=f"candidate-{letter}",
+                            elem_classes="candidate-box",
+                        )
+                        for i, letter in enumerate(letters)
+                    ]
                     with gr.Row():
-                        what_if = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
-                        what_if_table = gr.Dataframe(label="Model rank vs. your rank", interactive=False)
-                    sliders = []
-                    for start in range(0, len(OBJECTIVES), 4):  # rows of four keep 19 sliders compact
+                        add = gr.Button("+ Add candidate", size="sm")
+                        remove = gr.Button("− Remove last", size="sm")
+                    run = gr.Button("Score candidates", variant="primary", elem_id="score-button")
+
+                with gr.Column(scale=5, min_width=320):
+                    summary = gr.Markdown(
+                        "Enter a prompt and candidates, then press **Score candidates**.",
+                        elem_id="summary",
+                        elem_classes="winner-line",
+                    )
+                    with gr.Row():
+                        ranking = gr.Dataframe(label="Ranking", elem_id="ranking", interactive=False)
+                        scores = gr.Plot(label="Scores", elem_id="plot-scores")
+                    with gr.Row():
+                        heatmap = gr.Plot(label="Objective rewards", elem_id="plot-heatmap")
+                        gating = gr.Plot(label="Gating and coefficients", elem_id="plot-gating")
+                    with gr.Row():
+                        contributions = gr.Plot(label="Contributions", elem_id="plot-contributions")
+                        helpsteer = gr.Plot(label="HelpSteer scale", elem_id="plot-helpsteer")
+                    helpsteer_table = gr.Dataframe(label="HelpSteer scale (0-4)", interactive=False)
+                    with gr.Row():
+                        with gr.Column(min_width=240):
+                            gr.Markdown("### Why A over B?")
+                            pick_a = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
+                            pick_b = gr.Dropdown(letters[:3], value="B", label="compared with", interactive=True)
+                        pairwise = gr.Plot(label="Score difference by objective", elem_id="plot-pairwise")
+                    with gr.Accordion("What-if weights: multiply each objective's coefficient", open=True):
                         with gr.Row():
-                            sliders += [
-                                gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=150)
-                                for o in OBJECTIVES[start : start + 4]
-                            ]
-                    reset = gr.Button("Reset weights to the model's", size="sm")
-                with gr.Accordion("Details: rewards by candidate, top objectives, transform matrix", open=True):
-                    bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
-                    top = gr.Dataframe(label="Top objectives per candidate", interactive=False)
-                    transform = gr.Plot(label="Transform matrix", elem_id="plot-transform")
-                with gr.Row():
-                    csv_file = gr.DownloadButton("Download CSV", value=None, interactive=False)
-                    json_file = gr.DownloadButton("Download JSON", value=None, interactive=False)
-                gr.Markdown(asset("about.md"))
+                            what_if = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
+                            what_if_table = gr.Dataframe(label="Model rank vs. your rank", interactive=False)
+                        sliders = []
+                        for start in range(0, len(OBJECTIVES), 4):  # rows of four keep 19 sliders compact
+                            with gr.Row():
+                                sliders += [
+                                    gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=150)
+                                    for o in OBJECTIVES[start : start + 4]
+                                ]
+                        reset = gr.Button("Reset weights to the model's", size="sm")
+                    with gr.Accordion("Details: rewards by candidate, top objectives, transform matrix", open=True):
+                        bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
+                        top = gr.Dataframe(label="Top objectives per candidate", interactive=False)
+                        transform = gr.Plot(label="Transform matrix", elem_id="plot-transform")
+                    with gr.Row():
+                        csv_file = gr.DownloadButton("Download CSV", value=None, interactive=False)
+                        json_file = gr.DownloadButton("Download JSON", value=None, interactive=False)
+                    gr.Markdown(asset("about.md"))
+        with gr.Tab("Annotate", id="annotate"):
+            build_annotate_tab(scorer, store or LabelStore(Path(config.data_dir) / "labels.sqlite"), config)
 
         view_outputs = {
             "summary": summary, "ranking": ranking, "scores": scores, "heatmap": heatmap, "bars": bars,

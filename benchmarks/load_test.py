@@ -17,6 +17,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -39,7 +40,7 @@ def free_port() -> int:
 def start_app(queue_size: int, model: str | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "ARMORM_QUEUE_SIZE": str(queue_size),
-           "ARMORM_DEVICE": "cpu"}  # fmt: skip
+           "ARMORM_DEVICE": "cpu", "ARMORM_DATA_DIR": tempfile.mkdtemp(prefix="armorm-load-")}  # fmt: skip
     if model:
         env["ARMORM_MODEL"] = model
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import sys
 import time
 import types
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,7 @@ def test_zerogpu_routes_scoring_through_the_decorator(monkeypatch, demo_dir):
     sys.path.insert(0, str(ROOT))
     import app
 
-    scorer, _demo = app.create(AppConfig(model=str(demo_dir), device="cpu"))
+    scorer, _demo = app.create(replace(AppConfig.from_env(), model=str(demo_dir), device="cpu"))
     from armorm_ui import ui
 
     ui.analyse(scorer, [{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES)

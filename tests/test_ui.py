@@ -126,7 +126,7 @@ def test_config_env_and_flags():
 
 
 def test_demo_builds_with_every_public_event_named(scorer):
-    demo = ui.build_demo(scorer, AppConfig())
+    demo = ui.build_demo(scorer, AppConfig.from_env())
     config = demo.get_config_file()
     named = [d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"]
     assert "score" in named and all(named)

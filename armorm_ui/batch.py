@@ -1,0 +1,258 @@
+"""Batch files: read CSV, JSONL or Parquet in a wide or long layout, validate every row, score, write results.
+
+Layouts (column names are case-sensitive):
+- wide: one row per item: `prompt`, `response_1` ... `response_n` (empty trailing responses are allowed), and
+  optionally `item_id`, `system`, `conversation` (earlier turns: a JSON list of {"role", "content"}).
+- long: one row per candidate: `item_id`, `prompt`, `response`, optionally `system`, `conversation`; rows of one
+  item share its prompt, system and conversation.
+The whole file is validated before anything is scored: every bad row is reported with its line (CSV, JSONL) or row
+(Parquet) number and what to fix, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import explain, tables
+from .errors import InputError
+from .results import ScoreResult
+from .validation import Limits, check_request
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+OPTIONAL = ("item_id", "system", "conversation")
+MAX_PROBLEMS = 25
+
+
+class BatchError(InputError):
+    """A file that cannot be scored as it is; `problems` lists each bad row."""
+
+    def __init__(self, name: str, problems: list[str]):
+        self.problems = problems
+        shown = "\n".join(f"- {p}" for p in problems[:MAX_PROBLEMS])
+        more = f"\n- ... and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
+        super().__init__(f"{name}: {len(problems)} problem(s), nothing was scored:\n{shown}{more}")
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    messages: list[dict]
+    candidates: list[str]
+    line: int
+    """Line (CSV, JSONL) or row (Parquet) where the item starts, for messages."""
+
+
+def file_format(path: Path, head: bytes) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path.name}: unknown file type {path.suffix or '(none)'}; use .csv, .jsonl or .parquet.")
+    if (fmt == "parquet") != head.startswith(b"PAR1"):
+        actual = "a Parquet file" if head.startswith(b"PAR1") else "text, not Parquet"
+        raise InputError(f"{path.name} is named {path.suffix} but holds {actual}. Rename it or export it again.")
+    return fmt
+
+
+def _decode(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError(f"{name}: line {line} is not valid UTF-8 (byte {e.start + 1}). Save the file as UTF-8.") from e
+
+
+def read_records(path: Path, limits_rows: int) -> tuple[list[str], list[tuple[int, dict]]]:
+    """(columns, [(line, record)]) from any supported file; structural problems raise BatchError."""
+    raw = path.read_bytes()
+    fmt = file_format(path, raw[:4])
+    name = path.name
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(io.BytesIO(raw))
+        except Exception as e:
+            raise InputError(f"{name}: not a readable Parquet file ({e}).") from e
+        columns = table.column_names
+        records = [(i + 1, r) for i, r in enumerate(table.to_pylist())]
+    elif fmt == "csv":
+        text = _decode(raw, name)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        problems, records = [], []
+        try:
+            columns = next(reader, None) or []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(columns):
+                    problems.append(f"line {reader.line_num}: {len(row)} fields, the header has {len(columns)}")
+                    continue
+                records.append((reader.line_num, dict(zip(columns, row))))
+        except csv.Error as e:
+            problems.append(f"line {reader.line_num}: {e} (an unterminated quote?)")
+        if problems:
+            raise BatchError(name, problems)
+        dup = sorted({c for c in columns if columns.count(c) > 1})
+        if dup:
+            raise BatchError(name, [f"column {c!r} appears {columns.count(c)} times in the header" for c in dup])
+    else:
+        text = _decode(raw, name)
+        problems, records, columns = [], [], []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                problems.append(f"line {n}: not valid JSON ({e.msg} at column {e.colno})")
+                continue
+            if not isinstance(record, dict):
+                problems.append(f"line {n}: a JSON object is expected, got {type(record).__name__}")
+                continue
+            columns += [k for k in record if k not in columns]
+            records.append((n, record))
+        if problems:
+            raise BatchError(name, problems)
+    if not records:
+        raise InputError(f"{name} has no rows to score.")
+    if len(records) > limits_rows:
+        raise InputError(f"{name} has {len(records):,} rows; the limit is {limits_rows:,} per file. Split it.")
+    return list(columns), records
+
+
+def _text(record: dict, key: str, line: int, problems: list[str], required: bool) -> str | None:
+    value = record.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        if required:
+            problems.append(f"line {line}: {key} is empty")
+        return None
+    if not isinstance(value, str):
+        problems.append(f"line {line}: {key} is {type(value).__name__} {value!r:.40}; text is expected")
+        return None
+    return value
+
+
+def _earlier_turns(record: dict, line: int, problems: list[str]) -> list[dict]:
+    value = record.get("conversation")
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            problems.append(f"line {line}: conversation is not valid JSON ({e.msg})")
+            return []
+    if not isinstance(value, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in value):
+        problems.append(f'line {line}: conversation must be a list of {{"role", "content"}} objects')
+        return []
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def _messages(record: dict, line: int, problems: list[str]) -> list[dict] | None:
+    prompt = _text(record, "prompt", line, problems, required=True)
+    system = _text(record, "system", line, problems, required=False)
+    turns = _earlier_turns(record, line, problems)
+    if prompt is None:
+        return None
+    return ([{"role": "system", "content": system}] if system else []) + turns + [{"role": "user", "content": prompt}]
+
+
+def parse_items(path: Path, limits: Limits, max_rows: int = 5000) -> list[Item]:
+    """Validate the whole file and return its items; BatchError lists every problem."""
+    path = Path(path)
+    columns, records = read_records(path, max_rows)
+    response_cols = sorted((c for c in columns if re.fullmatch(r"response_\d+", c)), key=lambda c: int(c[9:]))
+    problems: list[str] = []
+    if "prompt" not in columns:
+        raise BatchError(path.name, [f"no 'prompt' column; found: {', '.join(map(str, columns)) or 'none'}"])
+    if response_cols and "response" in columns:
+        raise BatchError(path.name, ["both 'response' and 'response_N' columns: use one layout (long or wide)"])
+    if not response_cols and "response" not in columns:
+        raise BatchError(path.name, ["no response columns: add response_1, response_2, ... or item_id + response"])
+    unknown = [c for c in columns if c not in ("prompt", "response", *response_cols, *OPTIONAL)]
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}; they would be ignored, remove them")
+    items: list[Item] = []
+    if response_cols:  # wide
+        seen = {}
+        for row_number, (line, rec) in enumerate(records, start=1):
+            messages = _messages(rec, line, problems)
+            cands = [_text(rec, c, line, problems, required=False) for c in response_cols]
+            while cands and cands[-1] is None:
+                cands.pop()
+            if None in cands:
+                problems.append(f"line {line}: {response_cols[cands.index(None)]} is empty between other responses")
+            elif not cands:
+                problems.append(f"line {line}: no responses")
+            item_id = str(rec.get("item_id") or "").strip() or str(row_number)
+            if item_id in seen:
+                problems.append(f"line {line}: item_id {item_id!r} already used on line {seen[item_id]}")
+            seen[item_id] = line
+            if messages is not None and cands and None not in cands:
+                items.append(Item(item_id, messages, cands, line))
+    else:  # long
+        if "item_id" not in columns:
+            raise BatchError(path.name, ["long layout (a 'response' column) needs an 'item_id' column"])
+        groups: dict[str, list[tuple[int, dict]]] = {}
+        for line, rec in records:
+            item_id = rec.get("item_id")
+            if item_id is None or str(item_id).strip() == "" or (isinstance(item_id, float) and math.isnan(item_id)):
+                problems.append(f"line {line}: item_id is empty")
+                continue
+            groups.setdefault(str(item_id).strip(), []).append((line, rec))
+        for item_id, rows in groups.items():
+            line = rows[0][0]
+            messages = _messages(rows[0][1], line, problems)
+            for other_line, rec in rows[1:]:
+                if any(rec.get(k) != rows[0][1].get(k) for k in ("prompt", "system", "conversation")):
+                    problems.append(f"line {other_line}: item {item_id!r} has a different prompt, system or "
+                                    f"conversation than on line {line}")  # fmt: skip
+            cands = [_text(rec, "response", ln, problems, required=True) for ln, rec in rows]
+            if messages is not None and None not in cands:
+                items.append(Item(item_id, messages, cands, line))
+    for item in items:  # the same checks as the UI and the API
+        try:
+            check_request(item.messages, item.candidates, limits)
+        except InputError as e:
+            problems.append(f"line {item.line}: {e}")
+    if problems:
+        raise BatchError(path.name, problems)
+    return items
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def results_frame(items: list[Item], results: list[ScoreResult]) -> pd.DataFrame:
+    """One row per (item, candidate): item_id, then tables.export_frame's columns."""
+    frames = []
+    for item, result in zip(items, results):
+        frame = tables.export_frame(result, explain.candidate_labels(result.n), item.candidates)
+        frame.insert(0, "item_id", item.item_id)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_results(frame: pd.DataFrame, out: Path) -> None:
+    """CSV (formula-escaped), JSONL or Parquet by extension; written to a temporary name, then renamed."""
+    out = Path(out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"Output {out.name}: use .csv, .jsonl or .parquet.")
+    tmp = out.with_name(out.name + ".tmp")
+    if fmt == "csv":
+        tmp.write_text(tables.to_csv(frame), encoding="utf-8")
+    elif fmt == "jsonl":
+        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(out)

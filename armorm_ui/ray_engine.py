@@ -1,0 +1,58 @@
+"""`--engine ray`: the same batch job on a Ray cluster, with Ray Data and one scorer per GPU.
+
+Each actor loads the model once and scores whole items (one conversation and its candidates per call, like the local
+engine), so the output is the same as a single-process run. Connects to a running cluster when RAY_ADDRESS is set,
+else starts a local Ray instance.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .results import ScoreResult
+
+
+class ScorerActor:
+    """A Ray Data UDF: the model is loaded once per actor, in the constructor."""
+
+    def __init__(self, model: str, device: str | None, dtype: str | None):
+        from . import load_scorer
+
+        self.scorer = load_scorer(model, device=device, dtype=dtype)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [
+            json.dumps(self.scorer.score(json.loads(m), json.loads(c)).to_dict())
+            for m, c in zip(batch["messages"], batch["candidates"])
+        ]
+        return {"item_id": batch["item_id"], "result": np.array(results, dtype=object)}
+
+
+def ray_engine(args):
+    import ray
+    import torch
+
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    workers = args.workers or max(1, gpus)
+    device = args.device or ("cuda" if gpus else "cpu")
+
+    def run(items):
+        rows = [{"item_id": i.item_id, "messages": json.dumps(i.messages), "candidates": json.dumps(i.candidates)}
+                for i in items]  # fmt: skip
+        ds = ray.data.from_items(rows).map_batches(
+            ScorerActor,
+            fn_constructor_kwargs={"model": args.model, "device": device, "dtype": args.dtype},
+            batch_size=4,
+            concurrency=workers,
+            num_gpus=1 if gpus else 0,
+            num_cpus=1,
+        )
+        for row in ds.iter_rows():
+            yield row["item_id"], ScoreResult.from_dict(json.loads(row["result"]))
+
+    del torch  # imported only to fail early here if the worker environment lacks it
+    return run

@@ -1,0 +1,150 @@
+"""Batch files: both layouts, three formats, round-tripped; bad files reported row by row with nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from armorm_ui.batch import BatchError, parse_items, results_frame, write_results
+from armorm_ui.cli import main as cli
+from armorm_ui.errors import InputError
+from armorm_ui.validation import Limits
+
+from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+ITEMS = [
+    {"item_id": "card", "prompt": CARD_PROMPT, "responses": CARD_RESPONSES, "system": "", "conversation": []},
+    {"item_id": "code", "prompt": "Reverse a list in Python.", "responses": ["l[::-1]", "=cmd|' /C calc'!A0"],
+     "system": "Be brief.", "conversation": []},
+    {"item_id": "multi", "prompt": "Why not Sydney?", "responses": ["Compromise.", "It is.", "No idea."],
+     "system": "", "conversation": [{"role": "user", "content": "Capital of Australia?"},
+                                    {"role": "assistant", "content": "Canberra."}]},
+]  # fmt: skip
+
+
+def wide_frame() -> pd.DataFrame:
+    rows = []
+    for it in ITEMS:
+        row = {"item_id": it["item_id"], "prompt": it["prompt"], "system": it["system"],
+               "conversation": json.dumps(it["conversation"]) if it["conversation"] else ""}  # fmt: skip
+        for k in range(3):
+            row[f"response_{k + 1}"] = it["responses"][k] if k < len(it["responses"]) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def long_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"item_id": it["item_id"], "prompt": it["prompt"], "system": it["system"],
+          "conversation": json.dumps(it["conversation"]) if it["conversation"] else "", "response": r}
+         for it in ITEMS for r in it["responses"]]
+    )  # fmt: skip
+
+
+def write(frame: pd.DataFrame, path):
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def expected_messages(it):
+    return (
+        ([{"role": "system", "content": it["system"]}] if it["system"] else [])
+        + it["conversation"]
+        + [{"role": "user", "content": it["prompt"]}]
+    )
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+@pytest.mark.parametrize("fmt", [".csv", ".jsonl", ".parquet"])
+def test_layouts_and_formats_round_trip(tmp_path, scorer, layout, fmt):
+    src = write(wide_frame() if layout == "wide" else long_frame(), tmp_path / f"in{fmt}")
+    items = parse_items(src, Limits())
+    assert [i.item_id for i in items] == [it["item_id"] for it in ITEMS]
+    for item, it in zip(items, ITEMS):
+        assert item.candidates == it["responses"] and item.messages == expected_messages(it)
+    results = [scorer.score(i.messages, i.candidates) for i in items]
+    for out_fmt in (".csv", ".jsonl", ".parquet"):
+        out = tmp_path / f"out{out_fmt}"
+        write_results(results_frame(items, results), out)
+        back = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[
+            out_fmt
+        ](out)
+        for it in ITEMS:  # the file's scores are the API's scores for the same items
+            api = scorer.score(expected_messages(it), it["responses"])
+            rows = back[back["item_id"].astype(str) == it["item_id"]]
+            np.testing.assert_allclose(rows["score"].to_numpy(float), api.scores, atol=1e-9)
+            np.testing.assert_allclose(rows["helpsteer-helpfulness.reward"].to_numpy(float), api.rewards[:, 0])
+        assert len(back.columns) == 5 + 19 * 5
+
+
+def test_csv_output_escapes_formulas(tmp_path, scorer):
+    items = parse_items(write(wide_frame(), tmp_path / "in.csv"), Limits())
+    out = tmp_path / "out.csv"
+    write_results(results_frame(items, [scorer.score(i.messages, i.candidates) for i in items]), out)
+    assert "'=cmd|" in out.read_text() and "\n=cmd" not in out.read_text()
+
+
+BAD_FILES = [
+    ("no_prompt.csv", "question,response_1\nhi,there\n", "no 'prompt' column; found: question, response_1"),
+    ("dup.csv", "prompt,response_1,response_1\nq,a,b\n", "column 'response_1' appears 2 times"),
+    ("ragged.csv", "prompt,response_1\nq,a\nq2,b,extra\n", "line 3: 3 fields, the header has 2"),
+    ("quote.csv", 'prompt,response_1\nq,"unterminated\n', "line 2: unexpected end of data .an unterminated quote"),
+    ("empty_cell.csv", "prompt,response_1,response_2\nq,,b\n", "line 2: response_1 is empty between other"),
+    ("nul.csv", "prompt,response_1\nq,a\x00b\n", "line 2: .*NUL"),
+    ("json.jsonl", '{"prompt": "q", "response_1": "a"}\n{"prompt": "q2", "response_1": \n', "line 2: not valid JSON"),
+    ("types.jsonl", '{"prompt": "q", "response_1": 3.5}\n', "line 1: response_1 is float 3.5; text is expected"),
+    ("nan.jsonl", '{"prompt": NaN, "response_1": "a"}\n', "line 1: prompt is empty"),
+    ("array.jsonl", '["q", "a"]\n', "line 1: a JSON object is expected, got list"),
+    ("notparquet.parquet", "prompt,response_1\nq,a\n", "is named .parquet but holds text"),
+    ("mixed.csv", "item_id,prompt,response\n1,q,a\n1,other,b\n", "line 3: item '1' has a different prompt"),
+    ("noid.csv", "prompt,response\nq,a\n", "needs an 'item_id' column"),
+    ("unknown.csv", "prompt,response_1,colour\nq,a,red\n", "unknown column"),
+    ("conv.csv", "prompt,response_1,conversation\nq,a,[1]\n", 'conversation must be a list of {"role", "content"}'),
+]
+
+
+@pytest.mark.parametrize("name, content, match", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files_are_reported_by_row(tmp_path, name, content, match):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=match):
+        parse_items(path, Limits())
+
+
+def test_every_bad_row_is_listed(tmp_path):
+    path = tmp_path / "many.csv"
+    path.write_text("prompt,response_1\nq,\n,a\nok,fine\nq,\u202e\n", encoding="utf-8")
+    with pytest.raises(BatchError) as err:
+        parse_items(path, Limits())
+    assert [p.split(":")[0] for p in err.value.problems] == ["line 2", "line 3", "line 5"]
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("prompt,response_1\nq,a\nq,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match="line 3 is not valid UTF-8"):
+        parse_items(path, Limits())
+
+
+def test_row_limit(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("prompt,response_1\n" + "q,a\n" * 11, encoding="utf-8")
+    with pytest.raises(InputError, match="11 rows; the limit is 10"):
+        parse_items(path, Limits(), max_rows=10)
+
+
+def test_cli_writes_nothing_for_a_bad_file(tmp_path, demo_dir, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt,response_1\nq,a\nq2,\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert cli(["score", str(bad), "-o", str(out), "--model", str(demo_dir), "--device", "cpu"]) == 2
+    assert "line 3: no responses" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "out.csv.partial.jsonl").exists()
