@@ -12,6 +12,7 @@ import gradio as gr
 
 from . import explain, figures, tables
 from .batch import file_digest, parse_items
+from .gr_errors import friendly
 from .labels import LabelStore, agreement, parse_ranking
 from .validation import Limits
 
@@ -60,7 +61,8 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         annotator = gr.Textbox(label="Your name", placeholder="labels are kept per annotator", elem_id="annotator")
         upload = gr.File(label="Open a file (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
                          elem_id="annotate-upload")  # fmt: skip
-        stored = gr.Dropdown(label="or continue a file", choices=[], allow_custom_value=False, elem_id="stored")
+        stored = gr.Dropdown(label="or continue a file", choices=[(n, f) for f, n in store.files()],
+                             allow_custom_value=True, elem_id="stored")  # fmt: skip
         hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
     status = gr.Markdown("Enter your name and open a file.", elem_id="annotate-status")
     conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
@@ -118,10 +120,7 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         need_name(name)
         if not path:
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
-        try:
-            file_id = open_file(store, path, config.api_candidates, config.max_rows)
-        except Exception as e:
-            raise gr.Error(str(e), print_exception=False) from e
+        file_id = open_file(store, path, config.api_candidates, config.max_rows)
         out = show(file_id, store.next_position(file_id, name), name, hide_scores)
         return {**out, stored: gr.update(choices=[(n, f) for f, n in store.files()], value=file_id)}
 
@@ -141,10 +140,7 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         item = items[st["position"]]
         if not picked:
             raise gr.Error("Pick the preferred response (A, B, ...) before saving.")
-        try:
-            order = parse_ranking(ranking_text, len(item.candidates))
-        except Exception as e:
-            raise gr.Error(str(e), print_exception=False) from e
+        order = parse_ranking(ranking_text, len(item.candidates))
         pick = ord(picked) - 65
         if order and order[0] != pick:
             raise gr.Error(f"The ranking puts {chr(65 + order[0])} first but the preferred response is {picked}.")
@@ -177,6 +173,7 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     def refresh_files():
         return gr.update(choices=[(n, f) for f, n in store.files()])
 
+    opened, resumed, saved, moved, computed = map(friendly, (opened, resumed, saved, moved, computed))
     upload.upload(opened, [upload, annotator, hide], [*item_outputs, stored], api_name="annotate_open",
                   concurrency_id="model")  # fmt: skip
     stored.input(resumed, [stored, annotator, hide], item_outputs, api_name="annotate_resume", concurrency_id="model")

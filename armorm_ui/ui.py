@@ -6,7 +6,6 @@ one request at a time. Views are computed by `views()` from a plain dict, so the
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
 import time
@@ -18,7 +17,8 @@ import numpy as np
 
 from . import explain, figures, tables
 from .annotate import build_annotate_tab
-from .errors import ArmoRMError, InputError
+from .errors import InputError
+from .gr_errors import friendly
 from .labels import LabelStore
 from .objectives import LABELS, OBJECTIVES
 from .results import ScoreResult
@@ -123,19 +123,6 @@ def export_files(state: dict) -> tuple[str, str]:
     csv_path.write_text(tables.to_csv(frame), encoding="utf-8")
     json_path.write_text(tables.to_json(result, state["labels"], state["messages"], state["responses"]), "utf-8")
     return str(csv_path), str(json_path)
-
-
-def friendly(fn):
-    """Turn the project's own errors into gr.Error with their message (no stack trace reaches the user)."""
-
-    @functools.wraps(fn)  # keeps the signature: gr.api reads the typed parameters from it
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ArmoRMError as e:
-            raise gr.Error(str(e), print_exception=False) from e
-
-    return wrapper
 
 
 # ------------------------------------------------------------------------------------------------ the app

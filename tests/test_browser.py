@@ -101,3 +101,35 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     page.wait_for_selector("text=Candidate B is empty", timeout=30_000)
     assert page.input_value("#prompt textarea") == "A prompt I spent time on"
     assert page.input_value("#candidate-A textarea") == "first answer"
+
+
+def test_annotation_flow(browser, app_url, tmp_path):
+    import pandas as pd
+
+    xss = '<img src=x onerror="window.__xss = 1"> **not bold**'
+    rows = [{"item_id": f"q{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": xss}
+            for i in range(4)]  # fmt: skip
+    items = tmp_path / "items.csv"
+    pd.DataFrame(rows).to_csv(items, index=False)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Annotate").click()
+    page.fill("#annotator input, #annotator textarea", "browser-annotator")
+    page.set_input_files("#annotate-upload input[type=file]", str(items))
+    page.wait_for_selector("#annotate-status:has-text('Item 1 of 4')", timeout=60_000)
+    # response text is shown literally, never rendered or executed
+    assert page.input_value("#annotate-B textarea") == xss
+    assert page.evaluate("window.__xss") is None
+    for i, pick in enumerate(["A", "B", "A"]):
+        page.locator("#annotate-choice").get_by_label(pick, exact=True).check()
+        page.click("#annotate-save")
+        page.wait_for_selector(f"#annotate-status:has-text('Item {i + 2} of 4')", timeout=60_000)
+    page.get_by_text("Agreement with the model, and export").click()
+    page.click("#agreement-button")
+    page.wait_for_selector("#plot-agreement .js-plotly-plot .main-svg", timeout=60_000)
+    with page.expect_download() as download:
+        page.click("#labels-csv")
+    labels = pd.read_csv(download.value.path())
+    assert labels["item_id"].tolist() == ["q0", "q1", "q2"]
+    assert labels["choice"].tolist() == ["A", "B", "A"] and set(labels["annotator"]) == {"browser-annotator"}
+    page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)

@@ -1,0 +1,58 @@
+"""Annotation sessions survive the app being killed: labels recorded before the kill are kept, and the annotator
+resumes at the next unlabelled item."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pandas as pd
+from gradio_client import Client, handle_file
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def status_of(outputs) -> str:
+    return next(o for o in outputs if isinstance(o, str) and ("Item **" in o or "All " in o))
+
+
+def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch):
+    import load_test
+
+    rows = [{"item_id": f"q{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": "No idea."}
+            for i in range(6)]  # fmt: skip
+    items = tmp_path / "items.csv"
+    pd.DataFrame(rows).to_csv(items, index=False)
+    data = tmp_path / "data"
+    monkeypatch.setattr(load_test.tempfile, "mkdtemp", lambda prefix="": str(data))
+
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
+    try:
+        client = Client(url, verbose=False)
+        out = client.predict(handle_file(str(items)), "ana", True, api_name="/annotate_open")
+        assert "Item **1 of 6**" in status_of(out)
+        for i, pick in enumerate(["A", "B", "A"]):
+            out = client.predict("ana", True, pick, "", f"note {i}", api_name="/annotate_save")
+            assert f"Item **{i + 2} of 6**" in status_of(out)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no clean shutdown
+        proc.wait(timeout=30)
+
+    with sqlite3.connect(data / "labels.sqlite") as db:
+        labels = db.execute("SELECT item_id, annotator, choice, note FROM labels ORDER BY position").fetchall()
+        file_id = db.execute("SELECT file_id FROM files").fetchone()[0]
+    assert labels == [("q0", "ana", 0, "note 0"), ("q1", "ana", 1, "note 1"), ("q2", "ana", 0, "note 2")]
+
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
+    try:
+        client = Client(url, verbose=False)
+        out = client.predict(file_id, "ana", True, api_name="/annotate_resume")
+        assert "Item **4 of 6**" in status_of(out) and "3 labelled by ana" in status_of(out)
+        out = client.predict(file_id, "ben", True, api_name="/annotate_resume")
+        assert "Item **1 of 6**" in status_of(out)  # another annotator starts at the beginning
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
