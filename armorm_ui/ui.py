@@ -17,6 +17,7 @@ import numpy as np
 
 from . import explain, figures, tables
 from .annotate import build_annotate_tab
+from .batch_tab import build_batch_tab
 from .errors import InputError
 from .gr_errors import friendly
 from .labels import LabelStore
@@ -214,6 +215,8 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                         csv_file = gr.DownloadButton("Download CSV", value=None, interactive=False)
                         json_file = gr.DownloadButton("Download JSON", value=None, interactive=False)
                     gr.Markdown(asset("about.md"))
+        with gr.Tab("Batch file", id="batch"):
+            build_batch_tab(scorer, config)
         with gr.Tab("Annotate", id="annotate"):
             build_annotate_tab(scorer, store or LabelStore(Path(config.data_dir) / "labels.sqlite"), config)
 

@@ -37,5 +37,26 @@ def test_score_endpoint_is_typed(client):
 def test_bad_input_gets_a_clear_message(client):
     with pytest.raises(Exception, match="must end with a user turn"):
         client.predict([{"role": "assistant", "content": "x"}], ["a"], api_name="/score")
-    with pytest.raises(Exception, match="at most 16"):
+    with pytest.raises(Exception, match="17 candidates; the limit is 16"):
         client.predict([{"role": "user", "content": "x"}], ["a"] * 17, api_name="/score")
+
+
+def test_batch_file_endpoint(client, tmp_path, demo_dir):
+    import pandas as pd
+    from gradio_client import handle_file
+
+    src = tmp_path / "items.csv"
+    pd.DataFrame([{"prompt": CARD_PROMPT, "response_1": CARD_RESPONSES[0], "response_2": CARD_RESPONSES[2]}]).to_csv(
+        src, index=False
+    )
+    summary, out = client.predict(handle_file(str(src)), "CSV", api_name="/score_file")
+    assert "1 items" in summary
+    scores = pd.read_csv(out if isinstance(out, str) else out["value"])["score"].to_numpy()
+    direct = load_scorer(str(demo_dir), device="cpu").score(
+        [{"role": "user", "content": CARD_PROMPT}], [CARD_RESPONSES[0], CARD_RESPONSES[2]]
+    )
+    np.testing.assert_allclose(scores, direct.scores, atol=1e-6)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt,response_1\nq,\n", encoding="utf-8")
+    with pytest.raises(Exception, match="line 2: no responses"):
+        client.predict(handle_file(str(bad)), "CSV", api_name="/score_file")

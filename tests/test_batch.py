@@ -148,3 +148,15 @@ def test_cli_writes_nothing_for_a_bad_file(tmp_path, demo_dir, capsys):
     assert cli(["score", str(bad), "-o", str(out), "--model", str(demo_dir), "--device", "cpu"]) == 2
     assert "line 3: no responses" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "out.csv.partial.jsonl").exists()
+
+
+def test_batch_tab_scores_a_file(tmp_path, scorer):
+    from armorm_ui.batch_tab import score_file
+
+    src = write(wide_frame(), tmp_path / "in.jsonl")
+    seen = []
+    out, summary = score_file(scorer, str(src), "Parquet", Limits(), 100, progress=lambda p, desc: seen.append(p))
+    assert "3 items" in summary and seen == [(0, 3), (1, 3), (2, 3)]
+    back = pd.read_parquet(out)
+    api = scorer.score(expected_messages(ITEMS[0]), ITEMS[0]["responses"])
+    np.testing.assert_allclose(back[back["item_id"] == "card"]["score"], api.scores, atol=1e-9)

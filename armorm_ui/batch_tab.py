@@ -1,0 +1,53 @@
+"""The batch tab: upload a file, see every bad row before anything is scored, score with a progress bar, download."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from .batch import parse_items, results_frame, write_results
+from .gr_errors import friendly
+from .validation import Limits
+
+OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
+
+
+def score_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None) -> tuple[str, str]:
+    """Validate the whole file, score every item, write the results; returns (output path, summary)."""
+    items = parse_items(Path(path), limits, max_rows)
+    results = []
+    for k, item in enumerate(items):
+        if progress is not None:
+            progress((k, len(items)), desc=f"item {k + 1} of {len(items)}")
+        results.append(scorer.score(item.messages, item.candidates))
+    out = Path(tempfile.mkdtemp(prefix="armorm-batch-")) / (Path(path).stem + "-scored" + OUTPUT_FORMATS[fmt])
+    write_results(results_frame(items, results), out)
+    n = sum(len(i.candidates) for i in items)
+    return str(out), f"Scored **{len(items)} items** ({n} candidates) from `{Path(path).name}`."
+
+
+def build_batch_tab(scorer, config) -> None:
+    gr.Markdown(
+        "Upload a **CSV, JSONL or Parquet** file: wide (`prompt`, `response_1`, `response_2`...) or long "
+        "(`item_id`, `prompt`, `response`), optionally with `system` and `conversation` columns. Every row is "
+        "checked first; if any is bad, you get the full list and nothing is scored."
+    )
+    with gr.Row():
+        upload = gr.File(label="File to score", file_types=[".csv", ".jsonl", ".parquet"], elem_id="batch-upload")
+        with gr.Column():
+            fmt = gr.Radio(list(OUTPUT_FORMATS), value="CSV", label="Results format")
+            run = gr.Button("Score file", variant="primary", elem_id="batch-run")
+    summary = gr.Markdown(elem_id="batch-summary")
+    download = gr.DownloadButton("Download results", value=None, interactive=False, elem_id="batch-download")
+
+    @friendly
+    def scored(path, out_format, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
+        if not path:
+            raise gr.Error("Choose a file first.")
+        limits = Limits(max_candidates=config.api_candidates, max_chars=config.max_chars)
+        out, text = score_file(scorer, path, out_format, limits, config.max_rows, progress)
+        return {summary: text, download: gr.update(value=out, interactive=True)}
+
+    run.click(scored, [upload, fmt], [summary, download], api_name="score_file", concurrency_id="model")
