@@ -232,12 +232,18 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def results_frame(items: list[Item], results: list[ScoreResult]) -> pd.DataFrame:
-    """One row per (item, candidate): item_id, then tables.export_frame's columns."""
+def results_frame(items: list[Item], results: list[ScoreResult], attributions: list | None = None) -> pd.DataFrame:
+    """One row per (item, candidate): item_id, then tables.export_frame's columns; with attributions (one list of
+    Attribution.to_dict() per item), also `segments`, `segment_effects` and `length_probe` as JSON text."""
     frames = []
-    for item, result in zip(items, results):
+    for n, (item, result) in enumerate(zip(items, results)):
         frame = tables.export_frame(result, explain.candidate_labels(result.n), item.candidates)
         frame.insert(0, "item_id", item.item_id)
+        if attributions is not None:
+            found = attributions[n]
+            frame["segments"] = [json.dumps(a["segments"], ensure_ascii=False) for a in found]
+            frame["segment_effects"] = [json.dumps(a["effects"]) for a in found]
+            frame["length_probe"] = [json.dumps(list(zip(a["trimmed_tokens"], a["trimmed_scores"]))) for a in found]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

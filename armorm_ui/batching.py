@@ -80,3 +80,27 @@ def candidate_batch_inputs(prompt_len: int, cands: list[list[int]], device) -> d
         "attention_mask": mask[:, None],  # (B, 1, W, P + W), True = attend
         "ends": lens - 1,
     }
+
+
+def variant_batch_inputs(prompt_len: int, shared: list[int], suffixes: list[list[int]], device) -> dict:
+    """Variants of one response, after a cached prefix (conversation + the full response): row b reuses the first
+    `shared[b]` response tokens from the cache and computes only its own suffix. Keys of the cache beyond a row's
+    shared part are masked for that row."""
+    b, w = len(suffixes), max(len(s) for s in suffixes)
+    k = prompt_len + max(shared)  # cached keys every row can address
+    lens = torch.tensor([len(s) for s in suffixes], device=device)
+    start = prompt_len + torch.tensor(shared, device=device)  # (B,) first position of each suffix
+    ids = torch.zeros(b, w, dtype=torch.long, device=device)
+    for i, s in enumerate(suffixes):
+        ids[i, : len(s)] = torch.tensor(s, device=device)
+    q = torch.arange(w, device=device)
+    cached = torch.arange(k, device=device)[None, None, :] < start[:, None, None]  # (B, 1, K) shared part only
+    own = (q[None, :] <= q[:, None])[None] & (q[None, None, :] < lens[:, None, None])  # (B, W, W)
+    mask = torch.cat([cached.expand(b, w, k), own], dim=2)
+    return {
+        "input_ids": ids,
+        "position_ids": start[:, None] + q[None, :],
+        "attention_mask": mask[:, None],  # (B, 1, W, K + W)
+        "ends": lens - 1,
+        "cache_len": k,
+    }

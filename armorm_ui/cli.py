@@ -25,7 +25,7 @@ def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
 
 
-def load_partial(path: Path, digest: str) -> dict[str, ScoreResult]:
+def load_partial(path: Path, digest: str) -> dict[str, tuple[ScoreResult, list | None]]:
     """Results already scored for this input (identified by its SHA-256); a torn last line is ignored."""
     if not path.exists():
         return {}
@@ -39,18 +39,22 @@ def load_partial(path: Path, digest: str) -> dict[str, ScoreResult]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # interrupted mid-write
-        done[row["item_id"]] = ScoreResult.from_dict(row["result"])
+        done[row["item_id"]] = (ScoreResult.from_dict(row["result"]), row.get("attribution"))
     return done
 
 
 def local_engine(args):
     from . import load_scorer
+    from .attribution import attribute
 
     scorer = load_scorer(args.model, device=args.device, dtype=args.dtype)
 
     def run(items: list[Item]):
         for item in items:
-            yield item.item_id, scorer.score(item.messages, item.candidates)
+            extra = None
+            if args.attribute:
+                extra = [attribute(scorer, item.messages, c).to_dict() for c in item.candidates]
+            yield item.item_id, scorer.score(item.messages, item.candidates), extra
 
     return run
 
@@ -64,6 +68,8 @@ def score_command(args) -> int:
     todo = [item for item in items if item.item_id not in done]
     if done:
         print(f"resuming: {len(items) - len(todo)} of {len(items)} items already scored", file=sys.stderr)
+    if args.attribute and args.engine == "ray":
+        raise ArmoRMError("--attribute runs with the local engine; drop --engine ray or --attribute.")
     if todo:
         if args.engine == "ray":
             from .ray_engine import ray_engine
@@ -75,13 +81,16 @@ def score_command(args) -> int:
         with partial.open("a", encoding="utf-8") as f, tqdm(total=len(items), initial=len(done), unit="item") as bar:
             if new:
                 f.write(json.dumps({"input_sha256": digest, "input": inp.name}) + "\n")
-            for item_id, result in run(todo):
-                f.write(json.dumps({"item_id": item_id, "result": result.to_dict()}) + "\n")
+            for item_id, result, extra in run(todo):
+                row = {"item_id": item_id, "result": result.to_dict(), "attribution": extra}
+                f.write(json.dumps(row) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-                done[item_id] = result
+                done[item_id] = (result, extra)
                 bar.update(1)
-    write_results(results_frame(items, [done[item.item_id] for item in items]), out)
+    results = [done[item.item_id][0] for item in items]
+    extras = [done[item.item_id][1] for item in items] if args.attribute else None
+    write_results(results_frame(items, results, extras), out)
     partial.unlink(missing_ok=True)
     print(f"wrote {out} ({len(items)} items)", file=sys.stderr)
     return 0
@@ -101,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--dtype", default=env.dtype or None, help="bfloat16, float16 or float32")
     sc.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: one scorer per GPU on a cluster")
     sc.add_argument("--workers", type=int, default=None, help="ray: scorer actors (default: GPUs, or 1 on CPU)")
+    sc.add_argument("--attribute", action="store_true",
+                    help="add segment columns: each segment's effect on the score, and the length probe")  # fmt: skip
     sc.add_argument("--max-rows", type=int, default=env.max_rows, help="rows per file (env ARMORM_MAX_ROWS)")
     sc.add_argument("--max-candidates", type=int, default=env.api_candidates, help="candidates per item")
     args = ap.parse_args(argv)

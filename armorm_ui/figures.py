@@ -7,6 +7,8 @@ constructor call from plain dicts: plotly's update_* helpers and named templates
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -219,3 +221,34 @@ def agreement(summary: dict) -> go.Figure:
     ]  # fmt: skip
     return _figure(bars, "Objectives that predict each annotator's choice", 420,
                    xaxis={"tickangle": -45}, yaxis={"range": [0, 1], "tickformat": ".0%"}, barmode="group")  # fmt: skip
+
+
+def segment_effects(segments: list[str], effects: np.ndarray, what: str, top: int = 12) -> go.Figure:
+    """The segments that move `what` (the score, or one objective's reward) most when left out."""
+    finite = np.where(np.isfinite(effects), effects, 0.0)
+    order = np.argsort(-np.abs(finite), kind="stable")[:top]
+    snippet = [html.escape(" ".join(segments[i].split())[:80]) for i in order]
+    bar = go.Bar(
+        x=finite[order],
+        y=[f"segment {i + 1}" for i in order],
+        orientation="h",
+        customdata=snippet,
+        marker_color=["#2f9e5b" if v >= 0 else "#d1495b" for v in finite[order]],
+        hovertemplate="%{y}: %{x:+.5f}<br>%{customdata}<extra></extra>",
+    )
+    return _figure([bar], f"Segments that move the {what} most (full − without)", max(260, 80 + 26 * len(order)),
+                   yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)  # fmt: skip
+
+
+def length_probe(scores: np.ndarray, tokens: np.ndarray) -> go.Figure:
+    """The score of the response trimmed to its first k segments, against its length."""
+    line = go.Scatter(
+        x=tokens,
+        y=scores,
+        mode="lines+markers",
+        text=[f"first {k} segment(s)" for k in range(1, len(scores) + 1)],
+        hovertemplate="%{text}<br>%{x} tokens<br>score %{y:+.5f}<extra></extra>",
+        name="score",
+    )
+    return _figure([line], "Score as the response grows, segment by segment", 320,
+                   xaxis={"title": {"text": "response tokens"}}, showlegend=False)  # fmt: skip

@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,13 @@ from safetensors import safe_open
 from torch import nn
 from transformers import AutoTokenizer, DynamicCache, LlamaConfig, LlamaModel
 
-from .batching import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
+from .batching import (
+    bucket_candidates,
+    candidate_batch_inputs,
+    pack_candidates,
+    shared_prompt_inputs,
+    variant_batch_inputs,
+)
 from .chat import ChatEncoder, EncodedConversation, validate_messages
 from .errors import CheckpointError, InputError, ScoringError
 from .objectives import NUM_OBJECTIVES
@@ -280,6 +286,65 @@ class Scorer:
             prompt_tokens=len(enc.prefix_ids),
             candidate_tokens=np.array([r[2] for r in rows], dtype=np.int64),
         )
+
+    def score_variants(self, messages, base: str, variants: list[str]) -> ScoreResult:
+        """Score `base` and variants of it (the same text with a part left out, or trimmed) in one pass: the
+        conversation and the base are computed once, and each variant computes only the tokens after the
+        beginning it shares with the base. Row 0 of the result is the base, then the variants in order."""
+        candidates = [base, *variants]
+        messages = validate_messages(messages)
+        check_request(messages, candidates, replace(self.config.limits, max_candidates=len(candidates)))
+        enc = self.encoder.encode(messages, candidates)
+        all_rewards, gating = self._variants(enc)
+        p = len(enc.prefix_ids)
+        T = self.transform
+        return ScoreResult(
+            scores=(all_rewards @ T) @ gating,
+            rewards=all_rewards,
+            gating_output=gating,
+            coefficients=gating @ T.T,
+            reward_transform_matrix=T,
+            prompt_tokens=p,
+            candidate_tokens=np.array([len(c) for c in enc.candidate_ids], dtype=np.int64),
+        )
+
+    @torch.inference_mode()
+    def _variants(self, enc: EncodedConversation) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards (1 + V, 19) and gating (19,) for candidate 0 (the base) and its variants (candidates 1..V)."""
+        full = enc.prefix_ids + enc.candidate_ids[0]
+        p = len(enc.prefix_ids)
+        self._started = time.monotonic()
+        backbone = self.model.model
+        out = backbone(input_ids=torch.tensor([full], device=self.device),
+                       past_key_values=DynamicCache(config=backbone.config), use_cache=True)  # fmt: skip
+        h = out.last_hidden_state[0]  # (P + F, d)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        rewards, gating, _ = self.model.head(h[enc.gate_position], h[-1:])
+        rows = [rewards.double().cpu().numpy()[0]]
+        gating = gating.double().cpu().numpy()
+        shared, suffixes = [], []
+        for ids in enc.candidate_ids[1:]:
+            n = 0  # longest common token prefix with the base, leaving at least the final token to compute
+            while n < min(len(ids), len(enc.candidate_ids[0])) - 1 and ids[n] == enc.candidate_ids[0][n]:
+                n += 1
+            shared.append(n)
+            suffixes.append(ids[n:])
+        variant_rewards = np.zeros((len(suffixes), NUM_OBJECTIVES))
+        for batch in bucket_candidates([len(x) for x in suffixes], self.config.token_budget):
+            self._check_deadline()
+            inputs = variant_batch_inputs(p, [shared[i] for i in batch], [suffixes[i] for i in batch], self.device)
+            ends, k, b = inputs.pop("ends"), inputs.pop("cache_len"), len(batch)
+            cache = DynamicCache(
+                ddp_cache_data=[(x[:, :, :k].expand(b, -1, -1, -1), y[:, :, :k].expand(b, -1, -1, -1)) for x, y in kv],
+                config=backbone.config,
+            )
+            hb = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
+            r, _, _ = self.model.head(h[enc.gate_position], hb[torch.arange(b, device=hb.device), ends])
+            variant_rewards[batch] = r.double().cpu().numpy()
+        all_rewards = np.vstack([rows[0][None], variant_rewards])
+        if not np.isfinite(all_rewards).all():
+            raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
+        return all_rewards, gating
 
     def self_check(self) -> str:
         """Score a two-candidate probe: the head must give finite outputs (start-up check, before serving)."""

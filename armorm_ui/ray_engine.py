@@ -52,7 +52,7 @@ def ray_engine(args):
             num_cpus=1,
         )
         for row in ds.iter_rows():
-            yield row["item_id"], ScoreResult.from_dict(json.loads(row["result"]))
+            yield row["item_id"], ScoreResult.from_dict(json.loads(row["result"])), None
 
     del torch  # imported only to fail early here if the worker environment lacks it
     return run

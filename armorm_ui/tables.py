@@ -115,3 +115,24 @@ def to_json(result: ScoreResult, labels: list[str], messages: list[dict], respon
         ensure_ascii=False,
         indent=2,
     )
+
+
+def shaded_html(segments: list[str], effects, what: str) -> str:
+    """The response with each segment shaded by its effect (green raises, red lowers), numbers on hover.
+    Text is escaped: nothing a response contains is rendered as HTML."""
+    import html
+
+    finite = np.where(np.isfinite(effects), effects, 0.0)
+    scale = float(np.abs(finite).max()) or 1.0
+    spans = []
+    for i, (text, value) in enumerate(zip(segments, effects)):
+        if np.isfinite(value):
+            alpha = 0.08 + 0.6 * abs(value) / scale
+            colour = f"rgba(47,158,91,{alpha:.2f})" if value >= 0 else f"rgba(209,73,91,{alpha:.2f})"
+            tip = f"segment {i + 1}: {what} {value:+.5f} when left out"
+        else:
+            colour, tip = "transparent", f"segment {i + 1}: cannot be left out (it is the whole response)"
+        spans.append(
+            f'<span class="seg" style="background:{colour}" title="{html.escape(tip)}">{html.escape(text)}</span>'
+        )
+    return '<div class="shaded-response" style="white-space: pre-wrap; line-height: 1.6">' + "".join(spans) + "</div>"

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import explain, figures, tables
 from .annotate import build_annotate_tab
+from .attribution import attribute
 from .batch_tab import build_batch_tab
 from .errors import InputError
 from .gr_errors import friendly
@@ -195,6 +196,16 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                             pick_a = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
                             pick_b = gr.Dropdown(letters[:3], value="B", label="compared with", interactive=True)
                         pairwise = gr.Plot(label="Score difference by objective", elem_id="plot-pairwise")
+                    with gr.Accordion("Which parts of a response drive its score", open=False):
+                        with gr.Row():
+                            seg_pick = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
+                            seg_what = gr.Dropdown(["score", *LABELS], value="score", label="Effect on")
+                            seg_run = gr.Button("Find out (scores every leave-one-out variant)", elem_id="seg-run")
+                        seg_html = gr.HTML(elem_id="seg-html")
+                        with gr.Row():
+                            seg_plot = gr.Plot(label="Largest effects", elem_id="plot-segments")
+                            length_plot = gr.Plot(label="Length probe", elem_id="plot-length")
+                        seg_state = gr.State(None)
                     with gr.Accordion("What-if weights: multiply each objective's coefficient", open=True):
                         with gr.Row():
                             what_if = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
@@ -263,6 +274,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 **{view_outputs[k]: v for k, v in out.items()},
                 pick_a: gr.update(choices=labels, value=labels[0]),
                 pick_b: gr.update(choices=labels, value=labels[min(1, len(labels) - 1)]),
+                seg_pick: gr.update(choices=labels, value=labels[0]),
                 csv_file: gr.update(value=csv_path, interactive=True),
                 json_file: gr.update(value=json_path, interactive=True),
             }
@@ -270,7 +282,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         run.click(
             score_form,
             [system, turns, prompt, count, *boxes, *sliders],
-            [analysis, *view_outputs.values(), pick_a, pick_b, csv_file, json_file],
+            [analysis, *view_outputs.values(), pick_a, pick_b, seg_pick, csv_file, json_file],
             api_name="score_form",
             api_visibility="undocumented",
             concurrency_id="model",
@@ -317,6 +329,46 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
             }
 
         gr.api(friendly(score), api_name="score", concurrency_id="model")
+
+        @friendly
+        def segmented(state, letter, what):
+            if not state:
+                raise gr.Error("Score the candidates first.")
+            k = state["labels"].index(letter) if letter in state["labels"] else 0
+            found = attribute(scorer, state["messages"], state["responses"][k]).to_dict()
+            return {seg_state: found, **segment_views(found, what)}
+
+        def segment_views(found, what) -> dict:
+            if not found:
+                return {}
+            i = LABELS.index(what) if what in LABELS else None
+            effects = np.array(found["effects"] if i is None else [r[i] for r in found["reward_effects"]], dtype=float)
+            name = "score" if i is None else f"{what} reward"
+            return {
+                seg_html: tables.shaded_html(found["segments"], effects, name),
+                seg_plot: figures.segment_effects(found["segments"], effects, name),
+                length_plot: figures.length_probe(np.array(found["trimmed_scores"], dtype=float),
+                                                  np.array(found["trimmed_tokens"])),
+            }  # fmt: skip
+
+        seg_run.click(segmented, [analysis, seg_pick, seg_what], [seg_state, seg_html, seg_plot, length_plot],
+                      api_visibility="private", concurrency_id="model")  # fmt: skip
+        seg_what.change(segment_views, [seg_state, seg_what], [seg_html, seg_plot, length_plot],
+                        api_visibility="private", concurrency_limit=None)  # fmt: skip
+
+        def attribute_api(conversation: list[dict], candidate: str) -> dict[str, Any]:
+            """Which segments of one candidate drive its score: leave-one-out effects and the length probe.
+
+            Args:
+                conversation: messages [{"role", "content"}] ending with a user turn.
+                candidate: the response to explain.
+            Returns:
+                segments, score, effects (score minus score without each segment), reward_effects (per objective),
+                trimmed_scores and trimmed_tokens (the response cut to its first k segments).
+            """
+            return attribute(scorer, conversation, candidate).to_dict()
+
+        gr.api(friendly(attribute_api), api_name="attribute", concurrency_id="model")
     return demo
 
 

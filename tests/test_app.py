@@ -60,3 +60,13 @@ def test_batch_file_endpoint(client, tmp_path, demo_dir):
     bad.write_text("prompt,response_1\nq,\n", encoding="utf-8")
     with pytest.raises(Exception, match="line 2: no responses"):
         client.predict(handle_file(str(bad)), "CSV", api_name="/score_file")
+
+
+def test_attribute_endpoint(client, demo_dir):
+    from armorm_ui.attribution import attribute
+
+    out = client.predict([{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES[1], api_name="/attribute")
+    direct = attribute(load_scorer(str(demo_dir), device="cpu"), [{"role": "user", "content": CARD_PROMPT}],
+                       CARD_RESPONSES[1])  # fmt: skip
+    assert out["segments"] == direct.segments
+    np.testing.assert_allclose(out["effects"], direct.effects, atol=1e-6)

@@ -133,3 +133,29 @@ def test_annotation_flow(browser, app_url, tmp_path):
     assert labels["item_id"].tolist() == ["q0", "q1", "q2"]
     assert labels["choice"].tolist() == ["A", "B", "A"] and set(labels["annotator"]) == {"browser-annotator"}
     page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
+
+
+def test_shaded_segments_render(browser, app_url):
+    from armorm_ui.segments import segment
+
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", CARD_PROMPT)
+    responses = [CARD_RESPONSES[1], CARD_RESPONSES[0], CARD_RESPONSES[2]]  # A has 20 segments
+    for letter, text in zip("ABC", responses):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
+    page.get_by_text("Which parts of a response drive its score").click()
+    page.locator("#seg-html").scroll_into_view_if_needed()
+    page.click("#seg-run")
+    page.wait_for_selector("#seg-html .seg", timeout=60_000)
+    spans = page.locator("#seg-html .seg")
+    assert spans.count() == len(segment(responses[0])) > 10
+    assert "score" in spans.first.get_attribute("title") and "when left out" in spans.first.get_attribute("title")
+    assert "rgba(" in spans.first.get_attribute("style")  # shaded
+    assert page.inner_text("#seg-html").split() == responses[0].split()
+    page.wait_for_selector("#plot-segments .js-plotly-plot .main-svg")
+    page.wait_for_selector("#plot-length .js-plotly-plot .main-svg")
+    page.screenshot(path=str(ARTIFACTS / "segments.png"), full_page=True)

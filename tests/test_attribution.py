@@ -1,0 +1,88 @@
+"""Segments and leave-one-out attribution: exact against scoring each variant directly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from armorm_ui.attribution import attribute
+from armorm_ui.batching import variant_batch_inputs
+from armorm_ui.cli import main as cli
+from armorm_ui.segments import first, segment, without
+
+from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+CODE = "Use slicing:\n\n```python\nitems = [1, 2, 3]\nrev = items[::-1]\nprint(rev)\n```\nOr call `items.reverse()`."
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab .!?\n\t-*1`é東🙂")), max_size=200) | st.text(max_size=200))
+def test_segments_round_trip(text):
+    segs = segment(text)
+    assert "".join(segs) == text
+    assert all(segs) and (len(segs) <= 1 or all(s.strip() for s in segs))
+
+
+def test_segments_fit_the_text():
+    assert segment(CARD_RESPONSES[1])[:4] == [
+        "Certainly!",
+        ' Here are some synonyms for the word "beautiful":',
+        "\n\n1. Gorgeous",
+        "\n2. Lovely",
+    ]
+    code = segment(CODE)
+    assert code[1] == "\n\n```python\nitems = [1, 2, 3]" and code[2] == "\nrev = items[::-1]"
+    assert without(code, 2).count("```") == 2  # leaving out a line keeps the block well formed
+    assert segment("One. Two! Three?") == ["One.", " Two!", " Three?"]
+
+
+def test_variant_mask():
+    inp = variant_batch_inputs(3, [2, 0], [[9, 8], [7]], "cpu")
+    m = inp["attention_mask"][:, 0]
+    assert inp["cache_len"] == 5 and inp["position_ids"].tolist() == [[5, 6], [3, 4]]
+    assert m[0, 1].tolist() == [True] * 5 + [True, True]  # conversation + 2 shared tokens + own
+    assert m[1, 0].tolist() == [True, True, True, False, False, True, False]  # base tokens beyond its share: hidden
+
+
+def test_attribution_equals_direct_scoring(scorer):
+    conversations = [
+        [{"role": "user", "content": CARD_PROMPT}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Reverse a list."},
+         {"role": "assistant", "content": "Which language?"}, {"role": "user", "content": "Python."}],
+    ]  # fmt: skip
+    for messages, response in zip(conversations, [CARD_RESPONSES[1], CODE]):
+        found = attribute(scorer, messages, response)
+        full = scorer.score(messages, [response])
+        assert found.score == np.float64(found.score) and abs(found.score - full.scores[0]) < 1e-5
+        for i in range(len(found.segments)):
+            variant = scorer.score(messages, [without(found.segments, i)])
+            assert abs(found.effects[i] - (full.scores[0] - variant.scores[0])) < 1e-5
+            np.testing.assert_allclose(found.reward_effects[i], full.rewards[0] - variant.rewards[0], atol=1e-5)
+        for k in range(1, len(found.segments) + 1):
+            assert (
+                abs(found.trimmed_scores[k - 1] - scorer.score(messages, [first(found.segments, k)]).scores[0]) < 1e-5
+            )
+
+
+def test_a_single_segment_cannot_be_left_out(scorer):
+    found = attribute(scorer, [{"role": "user", "content": "Hi"}], "Hello")
+    assert found.segments == ["Hello"] and np.isnan(found.effects[0])
+    assert json.loads(json.dumps(found.to_dict()))["effects"] == [None]
+
+
+def test_cli_attribute_columns(tmp_path, demo_dir, scorer):
+    src = tmp_path / "in.csv"
+    pd.DataFrame([{"prompt": CARD_PROMPT, "response_1": CARD_RESPONSES[1], "response_2": CARD_RESPONSES[2]}]).to_csv(
+        src, index=False
+    )
+    out = tmp_path / "out.jsonl"
+    assert cli(["score", str(src), "-o", str(out), "--model", str(demo_dir), "--device", "cpu", "--attribute"]) == 0
+    rows = pd.read_json(out, lines=True)
+    effects = json.loads(rows.loc[0, "segment_effects"])
+    direct = attribute(scorer, [{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES[1])
+    np.testing.assert_allclose(effects, direct.effects, atol=1e-6)
+    assert json.loads(rows.loc[0, "segments"]) == direct.segments
