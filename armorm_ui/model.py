@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -254,8 +255,11 @@ class Scorer:
         self.transform = model.reward_transform_matrix.detach().float().cpu().numpy().astype(np.float64)
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
 
-    def score(self, messages, candidates: list[str]) -> ScoreResult:
-        """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output."""
+    def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
+        """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
+        `should_stop` is polled between forward passes: when it returns True (the request was cancelled), scoring
+        stops with a ScoringError."""
+        self._should_stop = should_stop
         messages = validate_messages(messages)
         check_request(messages, candidates, self.config.limits)
         enc = self.encoder.encode(messages, list(candidates))
@@ -287,11 +291,12 @@ class Scorer:
             candidate_tokens=np.array([r[2] for r in rows], dtype=np.int64),
         )
 
-    def score_variants(self, messages, base: str, variants: list[str]) -> ScoreResult:
+    def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:
         """Score `base` and variants of it (the same text with a part left out, or trimmed) in one pass: the
         conversation and the base are computed once, and each variant computes only the tokens after the
         beginning it shares with the base. Row 0 of the result is the base, then the variants in order."""
         candidates = [base, *variants]
+        self._should_stop = should_stop
         messages = validate_messages(messages)
         check_request(messages, candidates, replace(self.config.limits, max_candidates=len(candidates)))
         enc = self.encoder.encode(messages, candidates)
@@ -404,6 +409,9 @@ class Scorer:
             return np.concatenate([r1, r2]), g
 
     def _check_deadline(self) -> None:
+        """Between forward passes: stop a cancelled request, and one past its deadline."""
+        if getattr(self, "_should_stop", None) is not None and self._should_stop():
+            raise ScoringError("The request was cancelled; scoring stopped.")
         elapsed = time.monotonic() - self._started
         if elapsed > self.config.deadline:
             raise ScoringError(f"Scoring took {elapsed:.0f} s, over the {self.config.deadline:.0f} s limit per "

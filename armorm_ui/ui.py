@@ -20,7 +20,7 @@ from .annotate import build_annotate_tab
 from .attribution import attribute
 from .batch_tab import build_batch_tab
 from .errors import InputError
-from .gr_errors import friendly
+from .gr_errors import cancellable, friendly
 from .labels import LabelStore
 from .objectives import LABELS, OBJECTIVES
 from .results import ScoreResult
@@ -73,9 +73,9 @@ def candidates_from_form(count: int, boxes: list[str]) -> list[str]:
     return texts
 
 
-def analyse(scorer, messages: list[dict], responses: list[str]) -> dict:
+def analyse(scorer, messages: list[dict], responses: list[str], should_stop=None) -> dict:
     """Score and package what every view needs, as plain JSON-able data (kept in gr.State)."""
-    result = scorer.score(messages, responses)
+    result = scorer.score(messages, responses, should_stop=should_stop)
     return {
         "result": result.to_dict(),
         "labels": explain.candidate_labels(result.n),
@@ -172,7 +172,9 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                     with gr.Row():
                         add = gr.Button("+ Add candidate", size="sm")
                         remove = gr.Button("− Remove last", size="sm")
-                    run = gr.Button("Score candidates", variant="primary", elem_id="score-button")
+                    with gr.Row():
+                        run = gr.Button("Score candidates", variant="primary", elem_id="score-button", scale=3)
+                        stop = gr.Button("Stop", elem_id="stop-button", scale=1)
 
                 with gr.Column(scale=5, min_width=320):
                     summary = gr.Markdown(
@@ -259,13 +261,13 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         remove.click(lambda n: shown(max(n - 1, 1)), count, [count, *boxes], api_visibility="private")
 
         @friendly
-        def score_form(system_text, turn_rows, prompt_text, n, *rest):
+        async def score_form(system_text, turn_rows, prompt_text, n, *rest):
             texts, weights = rest[:n_boxes], rest[n_boxes:]
             messages = conversation_from_form(system_text, turn_rows, prompt_text)
             responses = candidates_from_form(n, list(texts))
             for a, b in duplicates(responses):
                 gr.Warning(f"Candidates {letters[a]} and {letters[b]} are identical: they get the same score.")
-            state = analyse(scorer, messages, responses)
+            state = await cancellable(analyse, scorer, messages, responses)
             labels = state["labels"]
             out = views(state, weights, 0, min(1, len(labels) - 1))
             csv_path, json_path = export_files(state)
@@ -279,7 +281,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 json_file: gr.update(value=json_path, interactive=True),
             }
 
-        run.click(
+        scoring = run.click(
             score_form,
             [system, turns, prompt, count, *boxes, *sliders],
             [analysis, *view_outputs.values(), pick_a, pick_b, seg_pick, csv_file, json_file],
@@ -287,6 +289,8 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
             api_visibility="undocumented",
             concurrency_id="model",
         )
+
+        stop.click(None, None, None, cancels=[scoring], api_visibility="private")
 
         def redraw(state, a, b, *weights):
             if not state:
@@ -310,7 +314,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
             api_visibility="private", concurrency_limit=None,
         )  # fmt: skip
 
-        def score(conversation: list[dict], candidates: list[str]) -> dict[str, Any]:
+        async def score(conversation: list[dict], candidates: list[str]) -> dict[str, Any]:
             """Score candidate responses to a conversation with ArmoRM.
 
             Args:
@@ -320,7 +324,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 scores (N), rewards (N x 19), gating_output (19), coefficients (19), reward_transform_matrix,
                 objectives (19 names), ranks (N), and token counts.
             """
-            result = scorer.score(conversation, candidates)
+            result = await cancellable(scorer.score, conversation, candidates)
             return {
                 **result.to_dict(),
                 "objectives": [o.name for o in OBJECTIVES],

@@ -156,3 +156,36 @@ def test_any_input_gives_a_result_or_our_error(scorer, messages, candidates):
         return
     assert np.isfinite(result.scores).all() and result.scores.shape == (len(candidates),)
     json.dumps(result.to_dict())
+
+
+def test_a_cancelled_request_stops_between_passes(demo_dir):
+    s = load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(strategy="prefix_cache", token_budget=64))
+    calls = []
+    with pytest.raises(ScoringError, match="cancelled"):
+        s.score(USER, ["word " * 40, "other " * 30, "third " * 20], should_stop=lambda: calls.append(1) or True)
+    assert len(calls) == 1  # stopped at the first check, before any candidate batch ran
+
+
+def test_cancelling_the_event_raises_the_stop_flag():
+    import asyncio
+    import threading
+    import time
+
+    from armorm_ui.gr_errors import cancellable
+
+    stopped = threading.Event()
+
+    def slow(should_stop):
+        while not should_stop():
+            time.sleep(0.01)
+        stopped.set()
+
+    async def main():
+        task = asyncio.create_task(cancellable(slow))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert stopped.wait(2), "the worker kept running after the event was cancelled"
