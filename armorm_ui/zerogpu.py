@@ -22,7 +22,7 @@ def available() -> bool:
     return importlib.util.find_spec("spaces") is not None
 
 
-def duration(messages, candidates) -> int:
+def duration(messages, candidates, **_ignored) -> int:
     """Seconds to ask ZeroGPU for, from the size of the request (estimated before tokenising)."""
     texts = [m.get("content", "") for m in messages or [] if isinstance(m, dict)]
     texts += [c for c in candidates or [] if isinstance(c, str)]
