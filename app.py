@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from armorm_ui import demo_checkpoint, load_scorer, zerogpu
 from armorm_ui.config import AppConfig
-from armorm_ui.model import ScorerConfig
+from armorm_ui.scoring import ScorerConfig
 from armorm_ui.ui import ASSETS, build_demo
 from armorm_ui.validation import Limits
 

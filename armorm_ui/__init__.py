@@ -10,7 +10,7 @@ __all__ = ["load_scorer", "ScoreResult", "ArmoRMError", "InputError", "Checkpoin
 
 
 def load_scorer(model: str, device: str | None = None, dtype: str | None = None, **kwargs):
-    """Load an ArmoRM checkpoint (local folder or hub id) once; see armorm_ui.model.load_scorer."""
-    from .model import load_scorer as _load
+    """Load an ArmoRM checkpoint (local folder or hub id) once; see armorm_ui.scoring.load_scorer."""
+    from .scoring import load_scorer as _load
 
     return _load(model, device=device, dtype=dtype, **kwargs)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scoring import build_model, card_loop, timed_pair  # noqa: E402
 
 from armorm_ui.chat import EncodedConversation  # noqa: E402
-from armorm_ui.model import Scorer, ScorerConfig  # noqa: E402
+from armorm_ui.scoring import Scorer, ScorerConfig  # noqa: E402
 
 
 def main(argv=None) -> None:

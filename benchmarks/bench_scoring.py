@@ -24,8 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from armorm_ui.chat import EncodedConversation  # noqa: E402
-from armorm_ui.model import ArmoRM, Scorer, ScorerConfig  # noqa: E402
+from armorm_ui.model import ArmoRM  # noqa: E402
 from armorm_ui.objectives import NUM_OBJECTIVES  # noqa: E402
+from armorm_ui.scoring import Scorer, ScorerConfig  # noqa: E402
 
 SHAPES = {
     "llama3-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,

@@ -1,10 +1,11 @@
 """Test oracle: a literal re-implementation of the published ArmoRM forward pass (SPEC section 1).
 
-Deliberately independent of armorm_ui.model: the template comes from the tokenizer's own chat template, the backbone
-from transformers' stock LlamaModel.from_pretrained, the head tensors straight from the safetensors files, and the
-positions are found the way the published code finds them: the first pad token (id 128256) minus one for the reward,
-a backwards search for <|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n for the gate. Rows are padded on
-the right with the pad id, as the published code requires. Everything in float32.
+Deliberately independent of armorm_ui.model and armorm_ui.scoring: the template comes from the tokenizer's own chat
+template, the backbone from transformers' stock LlamaModel.from_pretrained, the head tensors straight from the
+safetensors files, and the positions are found the way the published code finds them: the first pad token (id
+128256) minus one for the reward, a backwards search for
+<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n for the gate. Rows are padded on the right with the
+pad id, as the published code requires. Everything in float32.
 """
 
 from __future__ import annotations

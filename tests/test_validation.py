@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from armorm_ui import ArmoRMError, InputError, ScoringError, load_scorer
-from armorm_ui.model import ScorerConfig
+from armorm_ui.scoring import ScorerConfig
 from armorm_ui.validation import Limits, check_request, duplicates
 
 USER = [{"role": "user", "content": "Which is better?"}]

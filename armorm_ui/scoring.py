@@ -1,0 +1,291 @@
+"""Scoring with a loaded ArmoRM: the Scorer, loaded once and reused for every request, and load_scorer.
+
+A request is validated (validation.py), tokenised (chat.py), then laid out for the backbone (batching.py) so that
+the conversation is encoded once and every candidate once: one packed row with a shared-prompt mask on a GPU, or the
+conversation's keys/values reused by length-bucketed candidate batches on a CPU. The gate is read once per
+conversation, results are cached per (conversation, candidate), and work stops between forward passes when the
+request is cancelled or past its deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, DynamicCache
+
+from .batching import (
+    bucket_candidates,
+    candidate_batch_inputs,
+    pack_candidates,
+    shared_prompt_inputs,
+    variant_batch_inputs,
+)
+from .chat import ChatEncoder, EncodedConversation, validate_messages
+from .errors import InputError, ScoringError
+from .model import ArmoRM, default_device, load_model, resolve_checkpoint
+from .objectives import NUM_OBJECTIVES
+from .results import ScoreResult
+from .validation import Limits, check_request
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ScorerConfig:
+    max_tokens: int = 4096
+    """Longest conversation + response, in tokens; longer ones are refused, never truncated."""
+    token_budget: int = 8192
+    """Most tokens in one packed forward pass (the conversation plus the candidates packed with it)."""
+    cache_size: int = 4096
+    """How many (conversation, candidate) results to keep; a repeated pair is not recomputed."""
+    strategy: str = "auto"
+    """'packed' (one row, shared-prompt mask), 'prefix_cache' (conversation once, padded candidate batches), or
+    'auto': packed on CUDA or for requests under `packed_below` tokens, prefix_cache otherwise (batching.py)."""
+    packed_below: int = 1024
+    """Under 'auto' off CUDA, requests with fewer tokens than this (conversation once + candidates) are packed."""
+    deadline: float = 120.0
+    """Seconds a request may run; checked between forward passes, then the request is refused."""
+    max_request_tokens: int = 65_536
+    """Most tokens in one request: the conversation once plus every candidate."""
+    limits: Limits = field(default_factory=Limits)
+    """Candidate counts and text sizes, checked before tokenising (validation.py)."""
+
+
+class Scorer:
+    """Loaded once, reused for every request: score(messages, candidates) -> ScoreResult."""
+
+    def __init__(self, model: ArmoRM, tokenizer, config: ScorerConfig | None = None, source: str = ""):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config or ScorerConfig()
+        self.encoder = ChatEncoder(tokenizer, self.config.max_tokens)
+        self.source = source
+        self.is_demo = bool(getattr(model.config, "armorm_ui_demo", False))
+        self.device = model.model.embed_tokens.weight.device
+        self.transform = model.reward_transform_matrix.detach().float().cpu().numpy().astype(np.float64)
+        self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+
+    def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
+        """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
+        `should_stop` is polled between forward passes: when it returns True (the request was cancelled), scoring
+        stops with a ScoringError."""
+        self._should_stop = should_stop
+        messages = validate_messages(messages)
+        check_request(messages, candidates, self.config.limits)
+        enc = self.encoder.encode(messages, list(candidates))
+        total = len(enc.prefix_ids) + sum(len(c) for c in enc.candidate_ids)
+        if total > self.config.max_request_tokens:
+            raise InputError(f"The request is {total:,} tokens (conversation once + all candidates); the limit is "
+                             f"{self.config.max_request_tokens:,}. Send fewer or shorter candidates.")  # fmt: skip
+        conv_key = json.dumps(messages, ensure_ascii=False, sort_keys=True)
+        todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
+        for k, c in enumerate(candidates):
+            if (conv_key, c) not in self._cache:
+                todo.setdefault(c, k)
+        if todo:
+            ks = list(todo.values())
+            rewards, gating = self._run(enc, ks)
+            for row, k in zip(rewards, ks):
+                self._remember((conv_key, candidates[k]), (row, gating, len(enc.candidate_ids[k])))
+        rows = [self._recall((conv_key, c)) for c in candidates]
+        rewards = np.stack([r[0] for r in rows])  # (N, 19)
+        gating = rows[0][1]  # (19,)
+        T = self.transform
+        return ScoreResult(
+            scores=(rewards @ T) @ gating,
+            rewards=rewards,
+            gating_output=gating,
+            coefficients=gating @ T.T,
+            reward_transform_matrix=T,
+            prompt_tokens=len(enc.prefix_ids),
+            candidate_tokens=np.array([r[2] for r in rows], dtype=np.int64),
+        )
+
+    def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:
+        """Score `base` and variants of it (the same text with a part left out, or trimmed) in one pass: the
+        conversation and the base are computed once, and each variant computes only the tokens after the
+        beginning it shares with the base. Row 0 of the result is the base, then the variants in order."""
+        candidates = [base, *variants]
+        self._should_stop = should_stop
+        messages = validate_messages(messages)
+        check_request(messages, candidates, replace(self.config.limits, max_candidates=len(candidates)))
+        enc = self.encoder.encode(messages, candidates)
+        all_rewards, gating = self._variants(enc)
+        p = len(enc.prefix_ids)
+        T = self.transform
+        return ScoreResult(
+            scores=(all_rewards @ T) @ gating,
+            rewards=all_rewards,
+            gating_output=gating,
+            coefficients=gating @ T.T,
+            reward_transform_matrix=T,
+            prompt_tokens=p,
+            candidate_tokens=np.array([len(c) for c in enc.candidate_ids], dtype=np.int64),
+        )
+
+    @torch.inference_mode()
+    def _variants(self, enc: EncodedConversation) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards (1 + V, 19) and gating (19,) for candidate 0 (the base) and its variants (candidates 1..V)."""
+        full = enc.prefix_ids + enc.candidate_ids[0]
+        p = len(enc.prefix_ids)
+        self._started = time.monotonic()
+        backbone = self.model.model
+        out = backbone(input_ids=torch.tensor([full], device=self.device),
+                       past_key_values=DynamicCache(config=backbone.config), use_cache=True)  # fmt: skip
+        h = out.last_hidden_state[0]  # (P + F, d)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        rewards, gating, _ = self.model.head(h[enc.gate_position], h[-1:])
+        rows = [rewards.double().cpu().numpy()[0]]
+        gating = gating.double().cpu().numpy()
+        shared, suffixes = [], []
+        for ids in enc.candidate_ids[1:]:
+            n = 0  # longest common token prefix with the base, leaving at least the final token to compute
+            while n < min(len(ids), len(enc.candidate_ids[0])) - 1 and ids[n] == enc.candidate_ids[0][n]:
+                n += 1
+            shared.append(n)
+            suffixes.append(ids[n:])
+        variant_rewards = np.zeros((len(suffixes), NUM_OBJECTIVES))
+        for batch in bucket_candidates([len(x) for x in suffixes], self.config.token_budget):
+            self._check_deadline()
+            inputs = variant_batch_inputs(p, [shared[i] for i in batch], [suffixes[i] for i in batch], self.device)
+            ends, k, b = inputs.pop("ends"), inputs.pop("cache_len"), len(batch)
+            cache = DynamicCache(
+                ddp_cache_data=[(x[:, :, :k].expand(b, -1, -1, -1), y[:, :, :k].expand(b, -1, -1, -1)) for x, y in kv],
+                config=backbone.config,
+            )
+            hb = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
+            r, _, _ = self.model.head(h[enc.gate_position], hb[torch.arange(b, device=hb.device), ends])
+            variant_rewards[batch] = r.double().cpu().numpy()
+        all_rewards = np.vstack([rows[0][None], variant_rewards])
+        if not np.isfinite(all_rewards).all():
+            raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
+        return all_rewards, gating
+
+    def self_check(self) -> str:
+        """Score a two-candidate probe: the head must give finite outputs (start-up check, before serving)."""
+        probe = self.score([{"role": "user", "content": "Say hello."}], ["Hello!", "Goodbye."])
+        self._cache.clear()
+        return f"self-check passed: {self.source} gives finite scores {np.round(probe.scores, 4).tolist()}"
+
+    def _remember(self, key, value) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
+
+    def _recall(self, key):
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def strategy(self, tokens: int) -> str:
+        """The layout for a request of `tokens` tokens (conversation once + candidates); measured choices."""
+        if self.config.strategy != "auto":
+            return self.config.strategy
+        packed = self.device.type == "cuda" or tokens < self.config.packed_below
+        return "packed" if packed else "prefix_cache"
+
+    @torch.inference_mode()
+    def _run(self, enc: EncodedConversation, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards (len(ks), 19) and gating (19,) for candidates ks."""
+        lengths = [len(enc.candidate_ids[k]) for k in ks]
+        strategy = self.strategy(len(enc.prefix_ids) + sum(lengths))
+        self._started = time.monotonic()
+        if strategy == "packed":
+            groups = pack_candidates(len(enc.prefix_ids), lengths, self.config.token_budget)
+        else:
+            groups = [list(range(len(ks)))]  # one prefix pass; batching happens inside
+        rewards = np.zeros((len(ks), NUM_OBJECTIVES))
+        gating = None
+        for group in groups:
+            r, g = self._forward_split(enc, [ks[i] for i in group], strategy)
+            rewards[group] = r
+            gating = g if gating is None else gating
+        if not (np.isfinite(rewards).all() and np.isfinite(gating).all()):
+            raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
+        return rewards, gating
+
+    def _forward_split(self, enc: EncodedConversation, ks: list[int], strategy: str):
+        """One group; on CUDA out-of-memory, halve it and retry, down to one candidate."""
+        try:
+            return self._forward(enc, ks, strategy)
+        except torch.cuda.OutOfMemoryError as e:
+            torch.cuda.empty_cache()
+            if len(ks) == 1:
+                n = len(enc.prefix_ids) + len(enc.candidate_ids[ks[0]])
+                raise ScoringError(f"Out of GPU memory scoring candidate {ks[0] + 1} ({n} tokens) alone.") from e
+            half = len(ks) // 2
+            r1, g = self._forward_split(enc, ks[:half], strategy)
+            r2, _ = self._forward_split(enc, ks[half:], strategy)
+            return np.concatenate([r1, r2]), g
+
+    def _check_deadline(self) -> None:
+        """Between forward passes: stop a cancelled request, and one past its deadline."""
+        if getattr(self, "_should_stop", None) is not None and self._should_stop():
+            raise ScoringError("The request was cancelled; scoring stopped.")
+        elapsed = time.monotonic() - self._started
+        if elapsed > self.config.deadline:
+            raise ScoringError(f"Scoring took {elapsed:.0f} s, over the {self.config.deadline:.0f} s limit per "
+                               "request; it was stopped. Send fewer or shorter candidates.")  # fmt: skip
+
+    def _forward(self, enc: EncodedConversation, ks: list[int], strategy: str):
+        self._check_deadline()
+        cands = [enc.candidate_ids[k] for k in ks]
+        backbone = self.model.model
+        if strategy == "packed":
+            inputs = shared_prompt_inputs(enc.prefix_ids, cands, self.device)
+            ends = inputs.pop("ends")
+            h = backbone(**inputs, use_cache=False).last_hidden_state[0]  # (L, d)
+            rewards, gating, _ = self.model.head(h[enc.gate_position], h[ends])
+            return rewards.double().cpu().numpy(), gating.double().cpu().numpy()
+        # prefix cache: the conversation once, then length-bucketed candidate batches reading its keys/values
+        p = len(enc.prefix_ids)
+        prefix = torch.tensor([enc.prefix_ids], device=self.device)
+        out = backbone(input_ids=prefix, past_key_values=DynamicCache(config=backbone.config), use_cache=True)
+        h_gate = out.last_hidden_state[0, enc.gate_position]  # (d,)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]  # each (1, kv_heads, P, hd)
+        rewards = np.zeros((len(ks), NUM_OBJECTIVES))
+        gating = None
+        for batch in bucket_candidates([len(c) for c in cands], self.config.token_budget):
+            self._check_deadline()
+            inputs = candidate_batch_inputs(p, [cands[i] for i in batch], self.device)
+            ends = inputs.pop("ends")
+            b = len(batch)
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
+                config=backbone.config,
+            )
+            h = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
+            r, g, _ = self.model.head(h_gate, h[torch.arange(b, device=h.device), ends])
+            rewards[batch] = r.double().cpu().numpy()
+            gating = g.double().cpu().numpy()
+        return rewards, gating
+
+
+def load_scorer(
+    model: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    revision: str | None = None,
+    config: ScorerConfig | None = None,
+) -> Scorer:
+    """Load an ArmoRM checkpoint (local folder or hub id) and return a ready Scorer.
+
+    device: 'cpu', 'cuda', 'cuda:1', 'auto' (split over all GPUs); default cuda when available.
+    dtype: backbone precision, 'bfloat16' | 'float16' | 'float32'; default bf16 on CUDA, fp32 on CPU.
+    The head (regression layer, gating network, transform matrix) always stays in fp32, as stored.
+    """
+    device = device or default_device()
+    if dtype is None:
+        dtype = "float32" if device == "cpu" else "bfloat16"
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    folder = resolve_checkpoint(model, revision)
+    net = load_model(folder, device, DTYPES[dtype])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return Scorer(net, tokenizer, config, source=model)
