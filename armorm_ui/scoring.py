@@ -94,18 +94,7 @@ class Scorer:
             for row, k in zip(rewards, ks):
                 self._remember((conv_key, candidates[k]), (row, gating, len(enc.candidate_ids[k])))
         rows = [self._recall((conv_key, c)) for c in candidates]
-        rewards = np.stack([r[0] for r in rows])  # (N, 19)
-        gating = rows[0][1]  # (19,)
-        T = self.transform
-        return ScoreResult(
-            scores=(rewards @ T) @ gating,
-            rewards=rewards,
-            gating_output=gating,
-            coefficients=gating @ T.T,
-            reward_transform_matrix=T,
-            prompt_tokens=len(enc.prefix_ids),
-            candidate_tokens=np.array([r[2] for r in rows], dtype=np.int64),
-        )
+        return self._result(np.stack([r[0] for r in rows]), rows[0][1], len(enc.prefix_ids), [r[2] for r in rows])
 
     def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:
         """Score `base` and variants of it (the same text with a part left out, or trimmed) in one pass: the
@@ -116,17 +105,20 @@ class Scorer:
         messages = validate_messages(messages)
         check_request(messages, candidates, replace(self.config.limits, max_candidates=len(candidates)))
         enc = self.encoder.encode(messages, candidates)
-        all_rewards, gating = self._variants(enc)
-        p = len(enc.prefix_ids)
+        rewards, gating = self._variants(enc)
+        return self._result(rewards, gating, len(enc.prefix_ids), [len(c) for c in enc.candidate_ids])
+
+    def _result(self, rewards: np.ndarray, gating: np.ndarray, prompt_tokens: int, tokens: list[int]) -> ScoreResult:
+        """Every output from rewards (N, 19) and gating (19,), with the card's identities."""
         T = self.transform
         return ScoreResult(
-            scores=(all_rewards @ T) @ gating,
-            rewards=all_rewards,
+            scores=(rewards @ T) @ gating,
+            rewards=rewards,
             gating_output=gating,
             coefficients=gating @ T.T,
             reward_transform_matrix=T,
-            prompt_tokens=p,
-            candidate_tokens=np.array([len(c) for c in enc.candidate_ids], dtype=np.int64),
+            prompt_tokens=prompt_tokens,
+            candidate_tokens=np.array(tokens, dtype=np.int64),
         )
 
     @torch.inference_mode()
