@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         max_file_size=f"{config.max_upload_mb}mb",
         show_error=True,  # messages of refusals only; gr.Error carries no stack trace
         footer_links=["api"],
+        run_history=False,  # prompts and responses are not kept in the browser's run history
         css_paths=[ASSETS / "style.css"],
     )
 

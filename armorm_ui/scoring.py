@@ -9,6 +9,7 @@ request is cancelled or past its deadline.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import OrderedDict
@@ -69,7 +70,7 @@ class Scorer:
         self.is_demo = bool(getattr(model.config, "armorm_ui_demo", False))
         self.device = model.model.embed_tokens.weight.device
         self.transform = model.reward_transform_matrix.detach().float().cpu().numpy().astype(np.float64)
-        self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()  # key: digest
 
     def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
         """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
@@ -83,17 +84,22 @@ class Scorer:
         if total > self.config.max_request_tokens:
             raise InputError(f"The request is {total:,} tokens (conversation once + all candidates); the limit is "
                              f"{self.config.max_request_tokens:,}. Send fewer or shorter candidates.")  # fmt: skip
-        conv_key = json.dumps(messages, ensure_ascii=False, sort_keys=True)
+        conv = hashlib.sha256(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass"))
+        keys = []  # one digest per candidate: the cache holds no text, so its memory stays bounded by cache_size
+        for c in candidates:
+            h = conv.copy()
+            h.update(b"\0" + c.encode("utf-8", "surrogatepass"))
+            keys.append(h.digest())
         todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
         for k, c in enumerate(candidates):
-            if (conv_key, c) not in self._cache:
+            if keys[k] not in self._cache:
                 todo.setdefault(c, k)
         if todo:
             ks = list(todo.values())
             rewards, gating = self._run(enc, ks)
             for row, k in zip(rewards, ks):
-                self._remember((conv_key, candidates[k]), (row, gating, len(enc.candidate_ids[k])))
-        rows = [self._recall((conv_key, c)) for c in candidates]
+                self._remember(keys[k], (row, gating, len(enc.candidate_ids[k])))
+        rows = [self._recall(key) for key in keys]
         return self._result(np.stack([r[0] for r in rows]), rows[0][1], len(enc.prefix_ids), [r[2] for r in rows])
 
     def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:

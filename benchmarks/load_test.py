@@ -3,9 +3,10 @@
     python benchmarks/load_test.py --users 16 --requests 5 --queue-size 8
 
 Starts app.py in a subprocess (its own port, a small queue), runs `users` threads that each send `requests` /score
-calls of varying size, and reports: requests, results, refusals (queue full, limits) and failures; p50/p99 latency
-of answered calls; the server's resident memory before and after. Every call must end with a result or a clear
-refusal within --timeout seconds: a hung call is a failure. Figures go to benchmarks/load_results.json.
+calls of varying size, --rounds times, and reports: requests, results, refusals (queue full, limits) and failures;
+p50/p99 latency of answered calls; the server's resident memory after a warm-up and after each round. Every call must
+end with a result or a clear refusal within --timeout seconds: a hung call is a failure. Figures go to
+benchmarks/load_results.json.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--requests", type=int, default=5)
     ap.add_argument("--queue-size", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="repeat the load; memory is read after each round")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the demo checkpoint)")
     ap.add_argument("--json", default="benchmarks/load_results.json")
@@ -122,16 +124,18 @@ def main(argv=None) -> int:
     try:
         server = psutil.Process(proc.pid)
         run(url, 2, 1, args.timeout, seed=999)  # warm-up
-        rss_before = server.memory_info().rss / 2**20
+        rss = [server.memory_info().rss / 2**20]
         t = time.perf_counter()
-        outcomes = run(url, args.users, args.requests, args.timeout)["outcomes"]
+        outcomes = []
+        for r in range(args.rounds):  # memory after each round: flat means no growth from round to round
+            outcomes += run(url, args.users, args.requests, args.timeout, seed=1000 * r)["outcomes"]
+            rss.append(server.memory_info().rss / 2**20)
         wall = time.perf_counter() - t
-        rss_after = server.memory_info().rss / 2**20
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    summary = {**summarise(outcomes), "users": args.users, "queue_size": args.queue_size, "wall_s": wall,
-               "rss_mb_before": rss_before, "rss_mb_after": rss_after}  # fmt: skip
+    summary = {**summarise(outcomes), "users": args.users, "rounds": args.rounds, "queue_size": args.queue_size,
+               "wall_s": wall, "rss_mb_after_warmup_and_each_round": [round(x, 1) for x in rss]}  # fmt: skip
     print(json.dumps(summary, indent=2))
     Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0 if summary["failed"] == summary["hung"] == summary["wrong"] == 0 else 1
