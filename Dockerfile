@@ -8,6 +8,7 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     GRADIO_ANALYTICS_ENABLED=False \
+    MALLOC_ARENA_MAX=2 \
     HF_HOME=/home/app/.cache/huggingface
 
 RUN useradd --create-home --uid 1000 app

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         show_error=True,  # messages of refusals only; gr.Error carries no stack trace
         footer_links=["api"],
         run_history=False,  # prompts and responses are not kept in the browser's run history
+        state_session_capacity=config.sessions,  # bounds the memory that per-session state can take
         css_paths=[ASSETS / "style.css"],
     )
 

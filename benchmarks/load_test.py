@@ -38,9 +38,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(queue_size: int, model: str | None = None) -> tuple[subprocess.Popen, str]:
+def start_app(queue_size: int, model: str | None = None, sessions: int = 1000) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "ARMORM_QUEUE_SIZE": str(queue_size),
+           "ARMORM_SESSIONS": str(sessions),
            "ARMORM_DEVICE": "cpu", "ARMORM_DATA_DIR": tempfile.mkdtemp(prefix="armorm-load-")}  # fmt: skip
     if model:
         env["ARMORM_MODEL"] = model
@@ -116,11 +117,12 @@ def main(argv=None) -> int:
     ap.add_argument("--requests", type=int, default=5)
     ap.add_argument("--queue-size", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="repeat the load; memory is read after each round")
+    ap.add_argument("--sessions", type=int, default=1000, help="the app's ARMORM_SESSIONS")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the demo checkpoint)")
     ap.add_argument("--json", default="benchmarks/load_results.json")
     args = ap.parse_args(argv)
-    proc, url = start_app(args.queue_size, args.model)
+    proc, url = start_app(args.queue_size, args.model, args.sessions)
     try:
         server = psutil.Process(proc.pid)
         run(url, 2, 1, args.timeout, seed=999)  # warm-up
