@@ -40,7 +40,7 @@ class AppConfig:
     data_dir: str = field(default="data", metadata={"env": "ARMORM_DATA_DIR", "help": "folder of the label database"})
     """Where annotators' labels are kept (data_dir/labels.sqlite)."""
     sessions: int = field(default=1000, metadata={"env": "ARMORM_SESSIONS", "help": "browser sessions kept"})
-    """Most sessions whose per-user state (last result, annotation position) the server keeps; the oldest are dropped."""
+    """Most sessions whose per-user state (last result, annotation position) the server keeps; oldest go first."""
     queue_size: int = field(default=32, metadata={"env": "ARMORM_QUEUE_SIZE", "help": "waiting requests"})
     """Requests allowed to wait for the model; more are refused with 'busy, try again'."""
     host: str = field(default="127.0.0.1", metadata={"env": "GRADIO_SERVER_NAME", "help": "address to listen on"})
