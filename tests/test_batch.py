@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from armorm_ui.batch import BatchError, parse_items, results_frame, write_results
 from armorm_ui.cli import main as cli
-from armorm_ui.errors import InputError
+from armorm_ui.errors import ArmoRMError, InputError
 from armorm_ui.validation import Limits
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
@@ -160,3 +162,23 @@ def test_batch_tab_scores_a_file(tmp_path, scorer):
     back = pd.read_parquet(out)
     api = scorer.score(expected_messages(ITEMS[0]), ITEMS[0]["responses"])
     np.testing.assert_allclose(back[back["item_id"] == "card"]["score"], api.scores, atol=1e-9)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    content=st.binary(max_size=300)
+    | st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass"))
+    | st.lists(st.dictionaries(st.sampled_from(["prompt", "response_1", "response", "item_id", "system", "x"]),
+                               st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)),
+               max_size=4).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode()),
+    suffix=st.sampled_from([".csv", ".jsonl", ".parquet", ".txt"]),
+)  # fmt: skip
+def test_any_file_gives_items_or_our_error(tmp_path, content, suffix):
+    path = tmp_path / f"upload{suffix}"
+    path.write_bytes(content)
+    try:
+        items = parse_items(path, Limits())
+    except ArmoRMError as e:
+        assert str(e)
+        return
+    assert items and all(i.candidates and i.messages[-1]["role"] == "user" for i in items)
