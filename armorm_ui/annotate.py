@@ -4,7 +4,6 @@ item into the label database at once, and see agreement with the model. Built in
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from . import explain, figures, tables
 from .batch import file_digest, parse_items
 from .gr_errors import friendly
 from .labels import LabelStore, agreement, parse_ranking
+from .scratch import scratch_folder
 from .validation import Limits
 
 MAX_SHOWN = 16
@@ -46,7 +46,7 @@ def labels_export(store: LabelStore, file_id: str | None) -> tuple[str, str]:
                      "labelled_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created))})  # fmt: skip
     import pandas as pd
 
-    folder = Path(tempfile.mkdtemp(prefix="armorm-labels-"))
+    folder = scratch_folder("armorm-labels-")
     csv_path, json_path = folder / "labels.csv", folder / "agreement.json"
     csv_path.write_text(tables.to_csv(pd.DataFrame(rows)), encoding="utf-8")
     json_path.write_text(json.dumps(agreement(frame) if len(frame) else {}, indent=2), encoding="utf-8")

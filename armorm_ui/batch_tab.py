@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from .batch import parse_items, results_frame, write_results
 from .gr_errors import friendly
+from .scratch import scratch_folder
 from .validation import Limits
 
 OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
@@ -22,7 +22,7 @@ def score_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progr
         if progress is not None:
             progress((k, len(items)), desc=f"item {k + 1} of {len(items)}")
         results.append(scorer.score(item.messages, item.candidates))
-    out = Path(tempfile.mkdtemp(prefix="armorm-batch-")) / (Path(path).stem + "-scored" + OUTPUT_FORMATS[fmt])
+    out = scratch_folder("armorm-batch-") / (Path(path).stem + "-scored" + OUTPUT_FORMATS[fmt])
     write_results(results_frame(items, results), out)
     n = sum(len(i.candidates) for i in items)
     return str(out), f"Scored **{len(items)} items** ({n} candidates) from `{Path(path).name}`."

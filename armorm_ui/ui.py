@@ -7,7 +7,6 @@ one request at a time. Views are computed by `views()` from a plain dict, so the
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from .gr_errors import cancellable, friendly
 from .labels import LabelStore
 from .objectives import LABELS, OBJECTIVES
 from .results import ScoreResult
+from .scratch import scratch_folder
 from .validation import duplicates
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -119,7 +119,7 @@ def export_files(state: dict) -> tuple[str, str]:
     """Write the results table as CSV and JSON into a private temp folder; return the two paths."""
     result = ScoreResult.from_dict(state["result"])
     frame = tables.export_frame(result, state["labels"], state["responses"])
-    folder = Path(tempfile.mkdtemp(prefix="armorm-export-"))
+    folder = scratch_folder("armorm-export-")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     csv_path, json_path = folder / f"armorm-scores-{stamp}.csv", folder / f"armorm-scores-{stamp}.json"
     csv_path.write_text(tables.to_csv(frame), encoding="utf-8")

@@ -130,3 +130,18 @@ def test_demo_builds_with_every_public_event_named(scorer):
     config = demo.get_config_file()
     named = [d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"]
     assert "score" in named and all(named)
+
+
+def test_scratch_folders_are_cleaned(tmp_path, monkeypatch):
+    import os
+    import tempfile
+    import time
+
+    from armorm_ui import scratch
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    old = scratch.scratch_folder("export-")
+    (old / "scores.csv").write_text("x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    fresh = scratch.scratch_folder("export-")
+    assert fresh.exists() and not old.exists()
