@@ -250,15 +250,15 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 return {}
             values = ex["candidates"][:n_boxes] + [""] * (n_boxes - len(ex["candidates"][:n_boxes]))
             rows = [[t["role"], t["content"]] for t in ex["turns"]] or [["", ""]]
+            n = max(2, min(len(ex["candidates"]), n_boxes))
             return {
-                system: ex["system"], turns: rows, prompt: ex["prompt"],
-                **shown(max(1, min(len(ex["candidates"]), n_boxes))),
-                **{box: v for box, v in zip(boxes, values)},
+                system: ex["system"], turns: rows, prompt: ex["prompt"], count: n,
+                **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(boxes, values))},
             }  # fmt: skip
 
         example.input(load_example, example, [system, turns, prompt, count, *boxes], api_visibility="private")
         add.click(lambda n: shown(min(n + 1, n_boxes)), count, [count, *boxes], api_visibility="private")
-        remove.click(lambda n: shown(max(n - 1, 1)), count, [count, *boxes], api_visibility="private")
+        remove.click(lambda n: shown(max(n - 1, 2)), count, [count, *boxes], api_visibility="private")
 
         @friendly
         async def score_form(system_text, turn_rows, prompt_text, n, *rest):

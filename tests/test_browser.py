@@ -159,3 +159,23 @@ def test_shaded_segments_render(browser, app_url):
     page.wait_for_selector("#plot-segments .js-plotly-plot .main-svg")
     page.wait_for_selector("#plot-length .js-plotly-plot .main-svg")
     page.screenshot(path=str(ARTIFACTS / "segments.png"), full_page=True)
+
+
+def test_example_and_candidate_boxes(browser, app_url):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.get_by_label("Start from an example").click()
+    page.get_by_role("option", name="Reverse a list in Python (code)").click()
+    page.wait_for_function("document.querySelector('#prompt textarea').value.includes('reverse a list')")
+    assert page.locator("#candidate-D textarea").is_visible()  # the example has four candidates
+    assert "[::-1]" in page.input_value("#candidate-A textarea")
+    page.get_by_role("button", name="− Remove last").click()
+    page.wait_for_selector("#candidate-D", state="hidden")
+    for _ in range(3):
+        page.get_by_role("button", name="− Remove last").click()
+    page.wait_for_selector("#candidate-C", state="hidden")
+    assert page.locator("#candidate-B textarea").is_visible()  # never fewer than two boxes
+    page.get_by_role("button", name="+ Add candidate").click()
+    page.wait_for_selector("#candidate-C textarea", state="visible")
+    assert page.input_value("#candidate-C textarea").startswith("Python lists cannot")  # a removed box kept its text
