@@ -71,6 +71,9 @@ class Scorer:
         self.device = model.model.embed_tokens.weight.device
         self.transform = model.reward_transform_matrix.detach().float().cpu().numpy().astype(np.float64)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()  # key: digest
+        # the request in flight (one at a time: the app's queue serialises model calls)
+        self._started = time.monotonic()
+        self._should_stop: Callable[[], bool] | None = None
 
     def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
         """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
@@ -224,7 +227,7 @@ class Scorer:
 
     def _check_deadline(self) -> None:
         """Between forward passes: stop a cancelled request, and one past its deadline."""
-        if getattr(self, "_should_stop", None) is not None and self._should_stop():
+        if self._should_stop is not None and self._should_stop():
             raise ScoringError("The request was cancelled; scoring stopped.")
         elapsed = time.monotonic() - self._started
         if elapsed > self.config.deadline:

@@ -22,7 +22,7 @@ from armorm_ui.chat import EncodedConversation  # noqa: E402
 from armorm_ui.scoring import Scorer, ScorerConfig  # noqa: E402
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="small")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     model = build_model(args.shape, args.device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     scorer = Scorer.__new__(Scorer)
-    scorer.model, scorer.device, scorer.config = model, device, ScorerConfig()
+    scorer.model, scorer.device, scorer.config, scorer._should_stop = model, device, ScorerConfig(), None
     g = torch.Generator().manual_seed(0)
     prefix = [128000, 128006, 882, 128007] + torch.randint(0, 128000, (args.prompt - 8,), generator=g).tolist()
     prefix += [128009, 128006, 78191, 128007]
@@ -56,6 +56,8 @@ def main(argv=None) -> None:
     print(f"shared prefixes:   {times['ours'] * 1e3:.1f} ms, {ours_tokens} tokens")
     print(f"ratio {times['card'] / times['ours']:.2f}x (tokens {card_tokens / ours_tokens:.2f}x); "
           f"max |score difference| {diff:.1e}")  # fmt: skip
+    return {"card_s": times["card"], "ours_s": times["ours"], "card_tokens": card_tokens, "ours_tokens": ours_tokens,
+            "max_score_diff": diff}  # fmt: skip
 
 
 if __name__ == "__main__":

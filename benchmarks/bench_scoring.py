@@ -33,6 +33,8 @@ SHAPES = {
                       num_key_value_heads=8, gating_hidden_dim=1024),
     "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=4, num_attention_heads=8,
                   num_key_value_heads=2, gating_hidden_dim=256),
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, gating_hidden_dim=32),  # smoke tests of the scripts themselves
 }  # fmt: skip
 WORKLOADS = [  # name, prompt tokens, candidates, candidate token range
     ("card example", 25, 3, (12, 150)),
@@ -156,7 +158,7 @@ def main(argv=None) -> None:
     model = build_model(args.shape, args.device, dtype)
     params = sum(p.numel() for n, p in model.model.named_parameters() if "embed_tokens" not in n)
     scorer = Scorer.__new__(Scorer)  # the real scoring path without a tokenizer: ids are given directly
-    scorer.model, scorer.device, scorer.config = model, device, ScorerConfig()
+    scorer.model, scorer.device, scorer.config, scorer._should_stop = model, device, ScorerConfig(), None
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"device {device} ({name}), shape {args.shape} ({params / 1e9:.3f} B non-embedding params), {dtype}, "
