@@ -33,3 +33,13 @@ def test_help_lists_every_option():
     assert out.returncode == 0
     for flag in ("--model", "--revision", "--device", "--dtype", "--max-tokens", "--data-dir", "--queue-size"):
         assert flag in out.stdout
+
+
+def test_every_option_is_documented():
+    from dataclasses import fields
+
+    from armorm_ui.config import AppConfig
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for f in fields(AppConfig):
+        assert f"`{f.metadata['env']}`" in text and f"`--{f.name.replace('_', '-')}`" in text, f.name
