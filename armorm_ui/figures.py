@@ -147,8 +147,9 @@ def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
         )
     )
     return _figure(
-        traces, "What each objective contributes to each score", max(420, 300 + 34 * result.n),
+        traces, "What each objective contributes to each score", max(520, 400 + 34 * result.n),
         yaxis={"autorange": "reversed", "type": "category"}, barmode="relative",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "font": {"size": 10}},  # 20 entries: below
     )  # fmt: skip
 
 
