@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from . import explain, figures, tables
 from .batch import file_digest, parse_items
@@ -44,8 +45,6 @@ def labels_export(store: LabelStore, file_id: str | None) -> tuple[str, str]:
                      "ranking": ranking, "note": r.note, "model_choice": chr(65 + model_top),
                      "agrees": r.choice == model_top, "scores": json.dumps(result["scores"]),
                      "labelled_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created))})  # fmt: skip
-    import pandas as pd
-
     folder = scratch_folder("armorm-labels-")
     csv_path, json_path = folder / "labels.csv", folder / "agreement.json"
     csv_path.write_text(tables.to_csv(pd.DataFrame(rows)), encoding="utf-8")

@@ -141,9 +141,7 @@ class Scorer:
                        past_key_values=DynamicCache(config=backbone.config), use_cache=True)  # fmt: skip
         h = out.last_hidden_state[0]  # (P + F, d)
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        rewards, gating, _ = self.model.head(h[enc.gate_position], h[-1:])
-        rows = [rewards.double().cpu().numpy()[0]]
-        gating = gating.double().cpu().numpy()
+        base_rewards, gating, _ = self.model.head(h[enc.gate_position], h[-1:])
         shared, suffixes = [], []
         for ids in enc.candidate_ids[1:]:
             n = 0  # longest common token prefix with the base, leaving at least the final token to compute
@@ -163,10 +161,14 @@ class Scorer:
             hb = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
             r, _, _ = self.model.head(h[enc.gate_position], hb[torch.arange(b, device=hb.device), ends])
             variant_rewards[batch] = r.double().cpu().numpy()
-        all_rewards = np.vstack([rows[0][None], variant_rewards])
-        if not np.isfinite(all_rewards).all():
+        return self._finite(np.vstack([base_rewards.double().cpu().numpy(), variant_rewards]),
+                            gating.double().cpu().numpy())  # fmt: skip
+
+    @staticmethod
+    def _finite(rewards: np.ndarray, gating: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not (np.isfinite(rewards).all() and np.isfinite(gating).all()):
             raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
-        return all_rewards, gating
+        return rewards, gating
 
     def self_check(self) -> str:
         """Score a two-candidate probe: the head must give finite outputs (start-up check, before serving)."""
@@ -207,9 +209,7 @@ class Scorer:
             r, g = self._forward_split(enc, [ks[i] for i in group], strategy)
             rewards[group] = r
             gating = g if gating is None else gating
-        if not (np.isfinite(rewards).all() and np.isfinite(gating).all()):
-            raise ScoringError("The model returned non-finite values (NaN or inf); the checkpoint may be damaged.")
-        return rewards, gating
+        return self._finite(rewards, gating)
 
     def _forward_split(self, enc: EncodedConversation, ks: list[int], strategy: str):
         """One group; on CUDA out-of-memory, halve it and retry, down to one candidate."""
