@@ -5,29 +5,15 @@ python app.py --help        every option, each also an environment variable (ARM
 
 from __future__ import annotations
 
-from armorm_ui import demo_checkpoint, load_scorer, zerogpu
+from armorm_ui import zerogpu
 from armorm_ui.config import AppConfig
-from armorm_ui.scoring import ScorerConfig
 from armorm_ui.ui import ASSETS, build_demo
-from armorm_ui.validation import Limits
 
 
 def create(config: AppConfig):
     """Load the scorer once (the demo checkpoint when no model is configured) and build the app around it."""
-    model = config.model or str(demo_checkpoint.ensure())
-    print(f"Loading {model} ...", flush=True)
-    scorer = load_scorer(
-        model,
-        device=config.device or None,
-        dtype=config.dtype or None,
-        revision=config.revision or None,
-        config=ScorerConfig(
-            max_tokens=config.max_tokens,
-            max_request_tokens=config.max_request_tokens,
-            deadline=config.deadline,
-            limits=Limits(max_candidates=config.api_candidates, max_chars=config.max_chars),
-        ),
-    )
+    print(f"Loading {config.model or 'the demo checkpoint'} ...", flush=True)
+    scorer = config.load_scorer()
     print(scorer.self_check(), flush=True)  # every tensor loaded (checked while loading) and finite outputs
     scorer.score = zerogpu.wrap(scorer.score)  # ZeroGPU Spaces: GPU time is requested per call
     demo = build_demo(scorer, config)

@@ -1,8 +1,15 @@
 """The annotation tab: step through a file's items, record a choice (and optionally a full ranking and a note) per
-item into the label database at once, and see agreement with the model. Built inside build_demo's Blocks."""
+item into the label database at once, and see agreement with the model. Built inside build_demo's Blocks.
+
+Files and labels belong to a project, opened with its key; inside it an annotator's name is claimed with a passcode
+(labels.py). Every action signs in again from the fields on the page, so nothing about who is labelling is kept on
+the server between requests. Text that came from a user (names, item ids, file names) is shown as text.
+"""
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 import time
 from pathlib import Path
@@ -12,19 +19,19 @@ import pandas as pd
 
 from . import explain, figures, tables
 from .batch import file_digest, parse_items
-from .gr_errors import friendly
-from .labels import LabelStore, agreement, parse_ranking
+from .errors import InputError
+from .gr_errors import as_text, cancellable, friendly
+from .labels import Annotator, LabelStore, agreement, new_project_key, parse_ranking, project_id
 from .scratch import scratch_folder
-from .validation import Limits
 
 MAX_SHOWN = 16
 
 
-def open_file(store: LabelStore, path: str, max_candidates: int, max_rows: int) -> str:
-    """Validate an uploaded file (every bad row reported) and keep its items; returns its id."""
-    items = parse_items(Path(path), Limits(max_candidates=max_candidates), max_rows)
+def open_file(store: LabelStore, project: str, path: str, limits, max_rows: int) -> str:
+    """Validate an uploaded file (every bad row reported) and keep its items in the project; returns its id."""
+    items = parse_items(Path(path), limits, max_rows)
     file_id = file_digest(Path(path))
-    store.add_file(file_id, Path(path).name, items)
+    store.add_file(project, file_id, Path(path).name, items)
     return file_id
 
 
@@ -33,17 +40,19 @@ def conversation_text(messages: list[dict]) -> str:
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages[:-1])
 
 
-def labels_export(store: LabelStore, file_id: str | None) -> tuple[str, str]:
+def labels_export(frame: pd.DataFrame) -> tuple[str, str]:
     """Labels as CSV (one row per label, with the model's choice) and the agreement summary as JSON."""
-    frame = store.frame(file_id)
     rows = []
     for r in frame.itertuples():
         result = json.loads(r.result)
         model_top = max(range(len(result["scores"])), key=lambda k: result["scores"][k])
-        ranking = "" if not isinstance(r.ranking, str) else " > ".join(chr(65 + k) for k in json.loads(r.ranking))
-        rows.append({"file": r.file, "item_id": r.item_id, "annotator": r.annotator, "choice": chr(65 + r.choice),
-                     "ranking": ranking, "note": r.note, "model_choice": chr(65 + model_top),
-                     "agrees": r.choice == model_top, "scores": json.dumps(result["scores"]),
+        ranking = (
+            "" if not isinstance(r.ranking, str) else " > ".join(map(explain.candidate_label, json.loads(r.ranking)))
+        )
+        rows.append({"file": r.file, "item_id": r.item_id, "annotator": r.annotator,
+                     "choice": explain.candidate_label(r.choice), "ranking": ranking, "note": r.note,
+                     "model_choice": explain.candidate_label(model_top), "agrees": r.choice == model_top,
+                     "scores": json.dumps(result["scores"]),
                      "labelled_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created))})  # fmt: skip
     folder = scratch_folder("armorm-labels-")
     csv_path, json_path = folder / "labels.csv", folder / "agreement.json"
@@ -56,14 +65,21 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     letters = explain.candidate_labels(MAX_SHOWN)
     state = gr.State({})  # {"file_id", "position"} for this browser session
 
+    gr.Markdown(
+        "Files and labels belong to a **project**: everyone with its key sees its files and everyone's labels; "
+        "nobody else can. Your **name** is claimed in the project by the passcode you give the first time."
+    )
     with gr.Row():
-        annotator = gr.Textbox(label="Your name", placeholder="labels are kept per annotator", elem_id="annotator")
+        key = gr.Textbox(label="Project key", placeholder="paste your team's key, or make one", elem_id="project-key")
+        new_key = gr.Button("New project", size="sm", elem_id="new-project")
+        annotator = gr.Textbox(label="Your name", max_length=64, elem_id="annotator")
+        passcode = gr.Textbox(label="Your passcode", type="password", max_length=256, elem_id="passcode")
+    with gr.Row():
         upload = gr.File(label="Open a file (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
                          elem_id="annotate-upload")  # fmt: skip
-        stored = gr.Dropdown(label="or continue a file", choices=[(n, f) for f, n in store.files()],
-                             allow_custom_value=True, elem_id="stored")  # fmt: skip
+        stored = gr.Dropdown(label="or continue a file of this project", choices=[], elem_id="stored")
         hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
-    status = gr.Markdown("Enter your name and open a file.", elem_id="annotate-status")
+    status = gr.Markdown("Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status")
     conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
     prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id="annotate-prompt")
     boxes = [gr.Textbox(label=f"Candidate {x}", interactive=False, visible=False, lines=3,
@@ -71,37 +87,39 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     with gr.Row():
         choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
         ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
-        note = gr.Textbox(label="Note (optional)", elem_id="annotate-note")
+        note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
     with gr.Row():
-        prev = gr.Button("← Previous")
+        prev = gr.Button("← Previous", elem_id="annotate-prev")
         save = gr.Button("Save label and next", variant="primary", elem_id="annotate-save")
-        skip = gr.Button("Skip →")
+        skip = gr.Button("Skip →", elem_id="annotate-skip")
     model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False)
     with gr.Accordion("Agreement with the model, and export", open=False):
         refresh = gr.Button("Compute agreement", elem_id="agreement-button")
-        agreement_text = gr.Markdown()
+        agreement_text = gr.Markdown(elem_id="agreement-text")
         agreement_plot = gr.Plot(label="Objectives that predict each annotator's choices", elem_id="plot-agreement")
         with gr.Row():
             labels_csv = gr.DownloadButton("Download labels (CSV)", value=None, interactive=False, elem_id="labels-csv")
             agreement_json = gr.DownloadButton("Download agreement (JSON)", value=None, interactive=False)
 
     item_outputs = [state, status, conversation, prompt, *boxes, choice, ranking, note, model_view]
+    who_inputs = [key, annotator, passcode]
 
-    def show(file_id: str, position: int, name: str, hide_scores: bool) -> dict:
-        items = store.items(file_id)
-        done = store.labelled(file_id, name) if name.strip() else set()
-        if position >= len(items):
-            return {state: {"file_id": file_id, "position": len(items)},
-                    status: f"**All {len(items)} items labelled** by {name}. Compute agreement or download below.",
+    def show(who: Annotator, file_id: str, position: int, hide_scores: bool, should_stop=None) -> dict:
+        total = store.count(who.project, file_id)
+        done = store.labelled(who, file_id)
+        name = as_text(who.name)
+        if position >= total:
+            return {state: {"file_id": file_id, "position": total},
+                    status: f"**All {total} items labelled** by {name}. Compute agreement or download below.",
                     model_view: gr.update(visible=False)}  # fmt: skip
-        item = items[position]
-        result = scorer.score(item.messages, item.candidates)
-        labelled = item.item_id in done
+        item = store.item(who.project, file_id, position)
+        result = scorer.score(item.messages, item.candidates, should_stop=should_stop)
+        labelled = store.is_labelled(who, file_id, item.item_id)
         n = len(item.candidates)
         return {
             state: {"file_id": file_id, "position": position},
-            status: f"Item **{position + 1} of {len(items)}** · id `{item.item_id}` · {len(done)} labelled by "
-            f"{name or '(no name)'}" + (" · already labelled (saving replaces it)" if labelled else ""),
+            status: f"Item **{position + 1} of {total}** · id `{html.escape(item.item_id)}` · {done} labelled by "
+            f"{name}" + (" · already labelled (saving replaces it)" if labelled else ""),
             conversation: gr.update(value=conversation_text(item.messages), visible=len(item.messages) > 1),
             prompt: item.messages[-1]["content"],
             **{box: gr.update(value=item.candidates[k] if k < n else "", visible=k < n) for k, box in enumerate(boxes)},
@@ -111,77 +129,91 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
             model_view: gr.update(value=tables.ranking(result, letters[:n]), visible=labelled or not hide_scores),
         }
 
-    def need_name(name: str) -> None:
-        if not name or not name.strip():
-            raise gr.Error("Enter your name first: labels are kept per annotator, and you resume where you stopped.")
+    def file_choices(project: str) -> list[tuple[str, str]]:
+        return [(name, file_id) for file_id, name in store.files(project)]
 
-    def opened(path, name, hide_scores):
-        need_name(name)
+    async def opened(path, key_text, name, code, hide_scores):
+        who = store.sign_in(key_text, name, code)
         if not path:
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
-        file_id = open_file(store, path, config.api_candidates, config.max_rows)
-        out = show(file_id, store.next_position(file_id, name), name, hide_scores)
-        return {**out, stored: gr.update(choices=[(n, f) for f, n in store.files()], value=file_id)}
+        file_id = open_file(store, who.project, path, config.limits(), config.max_rows)
+        out = await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
+        return {**out, stored: gr.update(choices=file_choices(who.project), value=file_id)}
 
-    def resumed(file_id, name, hide_scores):
-        need_name(name)
+    async def resumed(file_id, key_text, name, code, hide_scores):
+        who = store.sign_in(key_text, name, code)
         if not file_id:
-            return {}
-        return show(file_id, store.next_position(file_id, name), name, hide_scores)
+            return {status: "Choose a file of this project, or open one."}
+        return await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
 
-    def saved(st, name, hide_scores, picked, ranking_text, note_text):
-        need_name(name)
-        if not st.get("file_id"):
+    async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text):
+        who = store.sign_in(key_text, name, code)
+        if not st or not st.get("file_id"):
             raise gr.Error("Open a file first.")
-        items = store.items(st["file_id"])
-        if st["position"] >= len(items):
+        total = store.count(who.project, st["file_id"])
+        if st["position"] >= total:
             raise gr.Error("Every item of this file is labelled.")
-        item = items[st["position"]]
+        item = store.item(who.project, st["file_id"], st["position"])
         if not picked:
             raise gr.Error("Pick the preferred response (A, B, ...) before saving.")
         order = parse_ranking(ranking_text, len(item.candidates))
-        pick = ord(picked) - 65
+        pick = explain.candidate_index(picked)
         if order and order[0] != pick:
-            raise gr.Error(f"The ranking puts {chr(65 + order[0])} first but the preferred response is {picked}.")
-        result = scorer.score(item.messages, item.candidates)
-        store.record(st["file_id"], item, st["position"], name, pick, order, note_text, result)
-        nxt = store.next_position(st["file_id"], name)
-        gr.Info(f"Saved: {picked} for item {item.item_id}. The model preferred {letters[int(result.scores.argmax())]}.")
-        return show(st["file_id"], nxt if nxt > st["position"] else st["position"] + 1, name, hide_scores)
+            raise gr.Error(f"The ranking puts {explain.candidate_label(order[0])} first but the preferred response "
+                           f"is {html.escape(picked)}.")  # fmt: skip
+        result = await cancellable(scorer.score, item.messages, item.candidates)
+        store.record(who, st["file_id"], item, st["position"], pick, order, note_text, result)
+        nxt = store.next_position(who, st["file_id"])
+        gr.Info(f"Saved: {html.escape(picked)} for item {html.escape(item.item_id)}. "
+                f"The model preferred {letters[int(result.scores.argmax())]}.")  # fmt: skip
+        position = nxt if nxt > st["position"] else st["position"] + 1
+        return await cancellable(show, who, st["file_id"], position, hide_scores)
 
-    def moved(st, name, hide_scores, step):
-        if not st.get("file_id"):
-            return {}
-        total = len(store.items(st["file_id"]))
-        return show(st["file_id"], min(max(st["position"] + step, 0), total), name, hide_scores)
+    async def moved(st, key_text, name, code, hide_scores, step):
+        who = store.sign_in(key_text, name, code)
+        if not st or not st.get("file_id"):
+            return {status: "Open a file first: there is no item to move to yet."}
+        total = store.count(who.project, st["file_id"])
+        return await cancellable(show, who, st["file_id"], min(max(st["position"] + step, 0), total), hide_scores)
 
-    def computed(st):
+    def computed(st, key_text):
+        project = project_id(key_text)
         file_id = st.get("file_id") if st else None
-        frame = store.frame(file_id)
+        frame = store.frame(project, file_id)
         if frame.empty:
-            raise gr.Error("No labels yet for this file.")
+            raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
         summary = agreement(frame)
-        lines = [f"- **{a}**: {s['labels']} labels; the model's top choice matches {s['model_top_agreement']:.0%}"
+        lines = [f"- **{as_text(a)}**: {s['labels']} labels; the model's top choice matches "
+                 f"{s['model_top_agreement']:.0%}"
                  + (f"; Spearman {s['spearman_mean']:+.2f} over {s['full_rankings']} full rankings"
                     if s["spearman_mean"] is not None else "") for a, s in summary.items()]  # fmt: skip
-        csv_path, json_path = labels_export(store, file_id)
+        csv_path, json_path = labels_export(frame)
         return {agreement_text: "\n".join(lines), agreement_plot: figures.agreement(summary),
                 labels_csv: gr.update(value=csv_path, interactive=True),
                 agreement_json: gr.update(value=json_path, interactive=True)}  # fmt: skip
 
-    def refresh_files():
-        return gr.update(choices=[(n, f) for f, n in store.files()])
+    def listed(key_text):
+        try:
+            return gr.update(choices=file_choices(project_id(key_text)))
+        except InputError:  # no key yet: nothing to list
+            return gr.update(choices=[])
+
+    def made():
+        gr.Info("A new project key is in the box: copy it and keep it. It is the only way back to this project's "
+                "files and labels; share it only with people who may see and add to them.")  # fmt: skip
+        return gr.update(value=new_project_key()), gr.update(choices=[], value=None)
 
     opened, resumed, saved, moved, computed = map(friendly, (opened, resumed, saved, moved, computed))
-    upload.upload(opened, [upload, annotator, hide], [*item_outputs, stored], api_name="annotate_open",
+    new_key.click(made, None, [key, stored], api_visibility="private")
+    upload.upload(opened, [upload, *who_inputs, hide], [*item_outputs, stored], api_name="annotate_open",
                   concurrency_id="model")  # fmt: skip
-    stored.input(resumed, [stored, annotator, hide], item_outputs, api_name="annotate_resume", concurrency_id="model")
-    save.click(saved, [state, annotator, hide, choice, ranking, note], item_outputs, api_name="annotate_save",
+    stored.input(resumed, [stored, *who_inputs, hide], item_outputs, api_name="annotate_resume",
+                 concurrency_id="model")  # fmt: skip
+    save.click(saved, [state, *who_inputs, hide, choice, ranking, note], item_outputs, api_name="annotate_save",
                concurrency_id="model")  # fmt: skip
-    prev.click(lambda st, n, h: moved(st, n, h, -1), [state, annotator, hide], item_outputs,
-               api_visibility="private", concurrency_id="model")  # fmt: skip
-    skip.click(lambda st, n, h: moved(st, n, h, +1), [state, annotator, hide], item_outputs,
-               api_visibility="private", concurrency_id="model")  # fmt: skip
-    refresh.click(computed, state, [agreement_text, agreement_plot, labels_csv, agreement_json],
+    for button, step in ((prev, -1), (skip, +1)):
+        button.click(functools.partial(moved, step=step), [state, *who_inputs, hide], item_outputs,
+                     api_visibility="private", concurrency_id="model")  # fmt: skip
+    refresh.click(computed, [state, key], [agreement_text, agreement_plot, labels_csv, agreement_json],
                   api_name="annotate_agreement")  # fmt: skip
-    stored.focus(refresh_files, None, stored, api_visibility="private")
+    gr.on([stored.focus, key.change], listed, key, stored, api_visibility="private", show_progress="hidden")

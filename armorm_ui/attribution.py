@@ -3,7 +3,9 @@
 For a response split into segments (segments.py), each segment's effect on the score (and on each of the 19
 rewards) is the full response's value minus the value with that segment left out. The length probe scores the
 response trimmed to its first k segments. All variants are scored in one call that computes the conversation and
-the full response once (Scorer.score_variants).
+the full response once (Scorer.score_variants). A response of more than MAX_SEGMENTS segments is explained in
+MAX_SEGMENTS runs of neighbouring segments, so that a long answer of short sentences costs a bounded number of
+variants.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .segments import first, segment, without
+from .errors import InputError
+from .segments import coarsen, first, segment, without
+
+MAX_SEGMENTS = 48
+"""Most segments explained one by one (each costs two variants: left out, and trimmed after it)."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,19 @@ class Attribution:
         }
 
 
-def attribute(scorer, messages, response: str) -> Attribution:
-    segs = segment(response)
+def attribute(scorer, messages, response: str, should_stop=None) -> Attribution:
+    if not isinstance(response, str):
+        raise InputError(f"The candidate to explain must be text, got {type(response).__name__}.")
+    if len(response) > scorer.config.limits.max_chars:
+        raise InputError(f"The candidate is {len(response):,} characters long; the limit is "
+                         f"{scorer.config.limits.max_chars:,}. Shorten it.")  # fmt: skip
+    segs = coarsen(segment(response), MAX_SEGMENTS)
     n = len(segs)
     left_out = [without(segs, i) for i in range(n)]
     trimmed = [first(segs, k) for k in range(1, n)]
     usable = [i for i, t in enumerate(left_out) if t.strip()]  # leaving out the only text leaves nothing to score
     variants = [left_out[i] for i in usable] + trimmed
-    result = scorer.score_variants(messages, response, variants)
+    result = scorer.score_variants(messages, response, variants, should_stop=should_stop)
     full_score, full_rewards = float(result.scores[0]), result.rewards[0]
     effects = np.full(n, np.nan)
     reward_effects = np.full((n, full_rewards.shape[0]), np.nan)

@@ -6,7 +6,8 @@ Layouts (column names are case-sensitive):
 - long: one row per candidate: `item_id`, `prompt`, `response`, optionally `system`, `conversation`; rows of one
   item share its prompt, system and conversation.
 The whole file is validated before anything is scored: every bad row is reported with its line (CSV, JSONL) or row
-(Parquet) number and what to fix, and nothing is written.
+(Parquet) number and what to fix, and nothing is written. Every check is linear in the file's size, and the header
+is capped (`max_columns`) before any row is read, so no file can hold the model slot with work before scoring.
 """
 
 from __future__ import annotations
@@ -17,19 +18,27 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from . import explain, tables
+from .chat import validate_messages
 from .errors import InputError
 from .results import ScoreResult
-from .validation import Limits, check_request
+from .validation import Limits, check_request, check_text
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 OPTIONAL = ("item_id", "system", "conversation")
 MAX_PROBLEMS = 25
+MAX_ID_CHARS = 200
+
+
+def max_columns(limits: Limits) -> int:
+    """prompt, response_1 ... response_N (N = the candidate cap), and the optional columns."""
+    return 1 + limits.max_candidates + len(OPTIONAL) + 1
 
 
 class BatchError(InputError):
@@ -69,7 +78,30 @@ def _decode(raw: bytes, name: str) -> str:
         raise InputError(f"{name}: line {line} is not valid UTF-8 (byte {e.start + 1}). Save the file as UTF-8.") from e
 
 
-def read_records(path: Path, limits_rows: int) -> tuple[list[str], list[tuple[int, dict]]]:
+def _check_columns(name: str, columns: list, limits: Limits, where: str = "the header") -> None:
+    """At most max_columns, each named once (counted in one pass: a wide header costs no more than its length)."""
+    cap = max_columns(limits)
+    if len(columns) > cap:
+        raise InputError(f"{name}: {where} has {len(columns):,} columns; at most {cap} are read (prompt, "
+                         f"response_1 ... response_{limits.max_candidates}, {', '.join(OPTIONAL)}). "
+                         "Remove the other columns.")  # fmt: skip
+    counts = Counter(columns)
+    dup = sorted(str(c) for c, n in counts.items() if n > 1)
+    if dup:
+        raise BatchError(name, [f"column {c!r} appears {counts[c]} times in the header" for c in dup])
+
+
+def _json(text: str):
+    """json.loads, with nesting too deep for Python reported as a ValueError like any other bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{e.msg} at column {e.colno}") from None
+
+
+def read_records(path: Path, limits: Limits, max_rows: int) -> tuple[list[str], list[tuple[int, dict]]]:
     """(columns, [(line, record)]) from any supported file; structural problems raise BatchError."""
     raw = path.read_bytes()
     fmt = file_format(path, raw[:4])
@@ -78,17 +110,23 @@ def read_records(path: Path, limits_rows: int) -> tuple[list[str], list[tuple[in
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(io.BytesIO(raw))
+            parquet = pq.ParquetFile(io.BytesIO(raw))
+            _check_columns(name, parquet.schema_arrow.names, limits)
+            table = parquet.read()
+        except InputError:
+            raise
         except Exception as e:
             raise InputError(f"{name}: not a readable Parquet file ({e}).") from e
         columns = table.column_names
         records = [(i + 1, r) for i, r in enumerate(table.to_pylist())]
     elif fmt == "csv":
         text = _decode(raw, name)
+        csv.field_size_limit(limits.max_chars + 1)  # a longer cell is refused as it is read
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         problems, records = [], []
         try:
             columns = next(reader, None) or []
+            _check_columns(name, columns, limits)
             for row in reader:
                 if not any(cell.strip() for cell in row):
                     continue
@@ -97,40 +135,51 @@ def read_records(path: Path, limits_rows: int) -> tuple[list[str], list[tuple[in
                     continue
                 records.append((reader.line_num, dict(zip(columns, row))))
         except csv.Error as e:
-            problems.append(f"line {reader.line_num}: {e} (an unterminated quote?)")
+            if "field larger than field limit" in str(e):
+                problems.append(f"line {reader.line_num}: a cell is longer than {limits.max_chars:,} characters, "
+                                "the limit per message or response; shorten it")  # fmt: skip
+            else:
+                problems.append(f"line {reader.line_num}: {e} (an unterminated quote?)")
         if problems:
             raise BatchError(name, problems)
-        dup = sorted({c for c in columns if columns.count(c) > 1})
-        if dup:
-            raise BatchError(name, [f"column {c!r} appears {columns.count(c)} times in the header" for c in dup])
     else:
         text = _decode(raw, name)
-        problems, records, columns = [], [], []
+        problems, records, seen = [], [], {}  # seen: the columns in order of first use (a dict: linear)
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"line {n}: not valid JSON ({e.msg} at column {e.colno})")
+                record = _json(line)
+            except ValueError as e:
+                problems.append(f"line {n}: not valid JSON ({e})")
                 continue
             if not isinstance(record, dict):
                 problems.append(f"line {n}: a JSON object is expected, got {type(record).__name__}")
                 continue
-            columns += [k for k in record if k not in columns]
+            seen.update(dict.fromkeys(record))
+            if len(seen) > max_columns(limits):
+                _check_columns(name, list(seen), limits, where=f"line {n} brings the file to")
             records.append((n, record))
+            if len(records) > max_rows:
+                break
         if problems:
             raise BatchError(name, problems)
+        columns = list(seen)
     if not records:
         raise InputError(f"{name} has no rows to score.")
-    if len(records) > limits_rows:
-        raise InputError(f"{name} has {len(records):,} rows; the limit is {limits_rows:,} per file. Split it.")
+    if len(records) > max_rows:
+        raise InputError(f"{name} has more than {max_rows:,} rows; the limit is {max_rows:,} per file. Split it.")
     return list(columns), records
+
+
+def _empty(value) -> bool:
+    """No value: missing, null, an empty cell, or the NaN that readers give for an empty numeric cell."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
 def _text(record: dict, key: str, line: int, problems: list[str], required: bool) -> str | None:
     value = record.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+    if _empty(value):
         if required:
             problems.append(f"line {line}: {key} is empty")
         return None
@@ -142,18 +191,39 @@ def _text(record: dict, key: str, line: int, problems: list[str], required: bool
 
 def _earlier_turns(record: dict, line: int, problems: list[str]) -> list[dict]:
     value = record.get("conversation")
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+    if _empty(value):
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            problems.append(f"line {line}: conversation is not valid JSON ({e.msg})")
+            value = _json(value)
+        except ValueError as e:
+            problems.append(f"line {line}: conversation is not valid JSON ({e})")
             return []
     if not isinstance(value, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in value):
         problems.append(f'line {line}: conversation must be a list of {{"role", "content"}} objects')
         return []
     return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def _item_id(value, line: int, problems: list[str]) -> str | None:
+    """An id as text: a string or a whole number, short, with nothing that cannot be written back out."""
+    if _empty(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # CSV/Parquet readers give 3.0 for a column of numbers with a gap
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        problems.append(f"line {line}: item_id is {type(value).__name__}; use text or a whole number")
+        return None
+    text = str(value).strip()
+    if len(text) > MAX_ID_CHARS:
+        problems.append(f"line {line}: item_id is {len(text):,} characters long; the limit is {MAX_ID_CHARS}")
+        return None
+    try:
+        check_text(text, "item_id", Limits(max_chars=MAX_ID_CHARS))
+    except InputError as e:
+        problems.append(f"line {line}: {e}")
+        return None
+    return text
 
 
 def _messages(record: dict, line: int, problems: list[str]) -> list[dict] | None:
@@ -162,13 +232,20 @@ def _messages(record: dict, line: int, problems: list[str]) -> list[dict] | None
     turns = _earlier_turns(record, line, problems)
     if prompt is None:
         return None
-    return ([{"role": "system", "content": system}] if system else []) + turns + [{"role": "user", "content": prompt}]
+    messages = (
+        ([{"role": "system", "content": system}] if system else []) + turns + [{"role": "user", "content": prompt}]
+    )
+    try:
+        return validate_messages(messages)  # roles and order, as the scorer will check them
+    except InputError as e:
+        problems.append(f"line {line}: {e}")
+        return None
 
 
 def parse_items(path: Path, limits: Limits, max_rows: int = 5000) -> list[Item]:
     """Validate the whole file and return its items; BatchError lists every problem."""
     path = Path(path)
-    columns, records = read_records(path, max_rows)
+    columns, records = read_records(path, limits, max_rows)
     response_cols = sorted((c for c in columns if re.fullmatch(r"response_\d+", c)), key=lambda c: int(c[9:]))
     problems: list[str] = []
     if "prompt" not in columns:
@@ -192,7 +269,7 @@ def parse_items(path: Path, limits: Limits, max_rows: int = 5000) -> list[Item]:
                 problems.append(f"line {line}: {response_cols[cands.index(None)]} is empty between other responses")
             elif not cands:
                 problems.append(f"line {line}: no responses")
-            item_id = str(rec.get("item_id") or "").strip() or str(row_number)
+            item_id = _item_id(rec.get("item_id"), line, problems) or str(row_number)
             if item_id in seen:
                 problems.append(f"line {line}: item_id {item_id!r} already used on line {seen[item_id]}")
             seen[item_id] = line
@@ -203,11 +280,12 @@ def parse_items(path: Path, limits: Limits, max_rows: int = 5000) -> list[Item]:
             raise BatchError(path.name, ["long layout (a 'response' column) needs an 'item_id' column"])
         groups: dict[str, list[tuple[int, dict]]] = {}
         for line, rec in records:
-            item_id = rec.get("item_id")
-            if item_id is None or str(item_id).strip() == "" or (isinstance(item_id, float) and math.isnan(item_id)):
-                problems.append(f"line {line}: item_id is empty")
+            item_id = _item_id(rec.get("item_id"), line, problems)
+            if item_id is None:
+                if _empty(rec.get("item_id")):
+                    problems.append(f"line {line}: item_id is empty")
                 continue
-            groups.setdefault(str(item_id).strip(), []).append((line, rec))
+            groups.setdefault(item_id, []).append((line, rec))
         for item_id, rows in groups.items():
             line = rows[0][0]
             messages = _messages(rows[0][1], line, problems)

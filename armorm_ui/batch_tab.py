@@ -1,4 +1,6 @@
-"""The batch tab: upload a file, see every bad row before anything is scored, score with a progress bar, download."""
+"""The batch tab: upload a file, see every bad row before anything is scored, score with a progress bar, download.
+
+Scoring runs item by item in the model slot; Stop (or closing the tab) ends it before the next item."""
 
 from __future__ import annotations
 
@@ -7,25 +9,31 @@ from pathlib import Path
 import gradio as gr
 
 from .batch import parse_items, results_frame, write_results
-from .gr_errors import friendly
+from .errors import InputError, ScoringError
+from .gr_errors import as_text, cancellable, friendly
 from .scratch import scratch_folder
 from .validation import Limits
 
 OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
 
 
-def score_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None) -> tuple[str, str]:
-    """Validate the whole file, score every item, write the results; returns (output path, summary)."""
+def score_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None, should_stop=None):
+    """Validate the whole file, score every item, write the results; returns (output path, summary).
+    `should_stop` is polled between items (and by the scorer between forward passes)."""
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"Results format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}.")
     items = parse_items(Path(path), limits, max_rows)
     results = []
     for k, item in enumerate(items):
+        if should_stop is not None and should_stop():
+            raise ScoringError(f"Stopped after {k} of {len(items)} items; nothing was written.")
         if progress is not None:
             progress((k, len(items)), desc=f"item {k + 1} of {len(items)}")
-        results.append(scorer.score(item.messages, item.candidates))
+        results.append(scorer.score(item.messages, item.candidates, should_stop=should_stop))
     out = scratch_folder("armorm-batch-") / (Path(path).stem + "-scored" + OUTPUT_FORMATS[fmt])
     write_results(results_frame(items, results), out)
     n = sum(len(i.candidates) for i in items)
-    return str(out), f"Scored **{len(items)} items** ({n} candidates) from `{Path(path).name}`."
+    return str(out), f"Scored **{len(items)} items** ({n} candidates) from {as_text(Path(path).name)}."
 
 
 def build_batch_tab(scorer, config) -> None:
@@ -38,16 +46,18 @@ def build_batch_tab(scorer, config) -> None:
         upload = gr.File(label="File to score", file_types=[".csv", ".jsonl", ".parquet"], elem_id="batch-upload")
         with gr.Column():
             fmt = gr.Radio(list(OUTPUT_FORMATS), value="CSV", label="Results format")
-            run = gr.Button("Score file", variant="primary", elem_id="batch-run")
+            with gr.Row():
+                run = gr.Button("Score file", variant="primary", elem_id="batch-run", scale=3)
+                stop = gr.Button("Stop", elem_id="batch-stop", scale=1)
     summary = gr.Markdown(elem_id="batch-summary")
     download = gr.DownloadButton("Download results", value=None, interactive=False, elem_id="batch-download")
 
     @friendly
-    def scored(path, out_format, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
-        if not path:
+    async def scored(path, out_format, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
+        if not path or not isinstance(path, str):
             raise gr.Error("Choose a file first.")
-        limits = Limits(max_candidates=config.api_candidates, max_chars=config.max_chars)
-        out, text = score_file(scorer, path, out_format, limits, config.max_rows, progress)
+        out, text = await cancellable(score_file, scorer, path, out_format, config.limits(), config.max_rows, progress)
         return {summary: text, download: gr.update(value=out, interactive=True)}
 
-    run.click(scored, [upload, fmt], [summary, download], api_name="score_file", concurrency_id="model")
+    scoring = run.click(scored, [upload, fmt], [summary, download], api_name="score_file", concurrency_id="model")
+    stop.click(None, None, None, cancels=[scoring], api_visibility="private")

@@ -1,8 +1,13 @@
 """Command line: `python -m armorm_ui score IN -o OUT`, resumable, with a progress bar.
 
-Each scored item is appended at once to OUT.partial.jsonl (flushed and synced); after an interruption the same command
-skips the items already there and finishes with the same output as an uninterrupted run. The final file is written
-under a temporary name and renamed, then the partial file is removed.
+Settings come from the same AppConfig as the app (every ARMORM_* variable), with the flags below on top. Everything
+that would be refused later is refused before the model loads: the whole input file, the output's name, format and
+folder, and a partial file from an earlier run. Each scored item is appended at once to OUT.partial.jsonl (flushed
+and synced) under a header that records the input's SHA-256, the model and the options; the same command after an
+interruption (a crash, kill -9, Ctrl-C) skips the items already there and ends with the same output as an
+uninterrupted run, and a run with another model or other options is refused instead of mixing their scores. Damaged
+lines of a partial file are dropped (their items are scored again). The final file is written under a temporary
+name and renamed, then the partial file is removed.
 """
 
 from __future__ import annotations
@@ -11,83 +16,139 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .batch import Item, file_digest, parse_items, results_frame, write_results
-from .errors import ArmoRMError
+from .batch import FORMATS, Item, file_digest, parse_items, results_frame, write_results
+from .config import AppConfig
+from .errors import ArmoRMError, InputError
 from .results import ScoreResult
-from .validation import Limits
+
+RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute")
+"""What must be the same to resume: anything that changes the numbers written."""
 
 
 def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
 
 
-def load_partial(path: Path, digest: str) -> dict[str, tuple[ScoreResult, list | None]]:
-    """Results already scored for this input (identified by its SHA-256); a torn last line is ignored."""
+def check_output(inp: Path, out: Path) -> None:
+    """Refuse now what writing the results would refuse after all the scoring."""
+    if out.suffix.lower() not in FORMATS:
+        raise InputError(f"Output {out.name}: unknown file type {out.suffix or '(none)'}; use .csv, .jsonl or "
+                         ".parquet.")  # fmt: skip
+    if out.resolve() == inp.resolve() or (out.exists() and os.path.samefile(out, inp)):
+        raise InputError(f"The output {out} is the input file; choose another name, so the input is kept.")
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise InputError(f"The output folder {folder} does not exist; create it or choose another.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"The output folder {folder} is not writable; choose another.")
+    if out.is_dir():
+        raise InputError(f"The output {out} is a folder; give a file name.")
+
+
+def run_header(digest: str, inp: Path, config: AppConfig, attribute: bool) -> dict:
+    options = {"model": config.model or "(demo checkpoint)", "revision": config.revision, "device": config.device,
+               "dtype": config.dtype, "attribute": attribute}  # fmt: skip
+    return {"input_sha256": digest, "input": inp.name, **options}
+
+
+def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tuple[ScoreResult, list | None]]:
+    """Results already scored for this input with these options. Damaged lines (a torn last line after a kill, or
+    anything unreadable) are dropped and the file is rewritten without them, so appending continues cleanly."""
     if not path.exists():
         return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = json.loads(lines[0]) if lines else {}
-    if header.get("input_sha256") != digest:
-        raise ArmoRMError(f"{path} belongs to another input file; delete it to start over.")
-    done = {}
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        found = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        found = None
+    if not isinstance(found, dict) or "input_sha256" not in found:
+        raise InputError(f"{path} is damaged or not a partial results file (its first line is not the run's "
+                         "header); delete it to start over, or choose another output.")  # fmt: skip
+    if found["input_sha256"] != header["input_sha256"]:
+        raise InputError(f"{path} belongs to another input file; delete it to start over.")
+    changed = [k for k in RESUME_KEYS if found.get(k) != header[k]]
+    if changed:
+        was = ", ".join(f"{k} {found.get(k)!r}" for k in changed)
+        now = ", ".join(f"{k} {header[k]!r}" for k in changed)
+        raise InputError(f"{path} was scored with {was}; this run has {now}. Run with the same options to resume, "
+                         "or delete it to start over.")  # fmt: skip
+    done, damaged = {}, 0
     for line in lines[1:]:
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # interrupted mid-write
-        done[row["item_id"]] = (ScoreResult.from_dict(row["result"]), row.get("attribution"))
+            if row["item_id"] not in item_ids:
+                raise ValueError(row["item_id"])
+            done[row["item_id"]] = (ScoreResult.from_dict(row["result"]), row.get("attribution"))
+        except (ValueError, KeyError, TypeError):
+            damaged += 1
+    if damaged or (lines and not path.read_bytes().endswith(b"\n")):
+        if damaged:
+            print(f"{path}: {damaged} damaged line(s) dropped; those items are scored again", file=sys.stderr)
+        tmp = path.with_name(path.name + ".tmp")
+        rows = [{"item_id": k, "result": r.to_dict(), "attribution": a} for k, (r, a) in done.items()]
+        tmp.write_text("".join(json.dumps(x) + "\n" for x in [found, *rows]), encoding="utf-8")
+        tmp.replace(path)
     return done
 
 
-def local_engine(args):
-    from . import load_scorer
-    from .attribution import attribute
+def local_engine(config: AppConfig, attribute: bool):
+    from .attribution import attribute as explain_segments
 
-    scorer = load_scorer(args.model, device=args.device, dtype=args.dtype)
+    scorer = config.load_scorer()
 
     def run(items: list[Item]):
         for item in items:
             extra = None
-            if args.attribute:
-                extra = [attribute(scorer, item.messages, c).to_dict() for c in item.candidates]
+            if attribute:
+                extra = [explain_segments(scorer, item.messages, c).to_dict() for c in item.candidates]
             yield item.item_id, scorer.score(item.messages, item.candidates), extra
 
     return run
 
 
-def score_command(args) -> int:
+def score_command(args, config: AppConfig) -> int:
     inp, out = Path(args.input), Path(args.output)
-    items = parse_items(inp, Limits(max_candidates=args.max_candidates), args.max_rows)
-    digest = file_digest(inp)
+    if not inp.is_file():
+        raise InputError(f"The input {inp} is not a file.")
+    check_output(inp, out)
+    if args.attribute and args.engine == "ray":
+        raise InputError("--attribute runs with the local engine; drop --engine ray or --attribute.")
+    items = parse_items(inp, config.limits(), config.max_rows)
+    header = run_header(file_digest(inp), inp, config, args.attribute)
     partial = partial_path(out)
-    done = load_partial(partial, digest)
+    done = load_partial(partial, header, {item.item_id for item in items})
     todo = [item for item in items if item.item_id not in done]
     if done:
         print(f"resuming: {len(items) - len(todo)} of {len(items)} items already scored", file=sys.stderr)
-    if args.attribute and args.engine == "ray":
-        raise ArmoRMError("--attribute runs with the local engine; drop --engine ray or --attribute.")
     if todo:
         if args.engine == "ray":
             from .ray_engine import ray_engine
 
-            run = ray_engine(args)
+            run = ray_engine(config, args.workers)
         else:
-            run = local_engine(args)
+            run = local_engine(config, args.attribute)
         new = not partial.exists() or partial.stat().st_size == 0
         with partial.open("a", encoding="utf-8") as f, tqdm(total=len(items), initial=len(done), unit="item") as bar:
             if new:
-                f.write(json.dumps({"input_sha256": digest, "input": inp.name}) + "\n")
-            for item_id, result, extra in run(todo):
-                row = {"item_id": item_id, "result": result.to_dict(), "attribution": extra}
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-                done[item_id] = (result, extra)
-                bar.update(1)
+                f.write(json.dumps(header) + "\n")
+            try:
+                for item_id, result, extra in run(todo):
+                    row = {"item_id": item_id, "result": result.to_dict(), "attribution": extra}
+                    f.write(json.dumps(row) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                    done[item_id] = (result, extra)
+                    bar.update(1)
+            except KeyboardInterrupt:
+                bar.close()
+                print(f"interrupted: {len(done)} of {len(items)} items are saved in {partial}; run the same command "
+                      "again to resume.", file=sys.stderr)  # fmt: skip
+                return 130
     results = [done[item.item_id][0] for item in items]
     extras = [done[item.item_id][1] for item in items] if args.attribute else None
     write_results(results_frame(items, results, extras), out)
@@ -97,8 +158,6 @@ def score_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import AppConfig
-
     env = AppConfig.from_env()
     ap = argparse.ArgumentParser(prog="python -m armorm_ui", description="ArmoRM Explorer command line.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -106,21 +165,29 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("input", help="a .csv, .jsonl or .parquet file (wide or long layout; see the README)")
     sc.add_argument("-o", "--output", required=True, help="results file: .csv, .jsonl or .parquet")
     sc.add_argument("--model", default=env.model, help="hub id or local folder (env ARMORM_MODEL; default: demo)")
-    sc.add_argument("--device", default=env.device or None, help="cpu, cuda, cuda:N or auto")
-    sc.add_argument("--dtype", default=env.dtype or None, help="bfloat16, float16 or float32")
+    sc.add_argument("--revision", default=env.revision, help="hub revision to pin (env ARMORM_REVISION)")
+    sc.add_argument("--device", default=env.device, help="cpu, cuda, cuda:N or auto (env ARMORM_DEVICE)")
+    sc.add_argument("--dtype", default=env.dtype, help="bfloat16, float16 or float32 (env ARMORM_DTYPE)")
     sc.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: one scorer per GPU on a cluster")
     sc.add_argument("--workers", type=int, default=None, help="ray: scorer actors (default: GPUs, or 1 on CPU)")
     sc.add_argument("--attribute", action="store_true",
                     help="add segment columns: each segment's effect on the score, and the length probe")  # fmt: skip
     sc.add_argument("--max-rows", type=int, default=env.max_rows, help="rows per file (env ARMORM_MAX_ROWS)")
-    sc.add_argument("--max-candidates", type=int, default=env.api_candidates, help="candidates per item")
+    sc.add_argument("--max-candidates", type=int, default=env.api_candidates,
+                    help="candidates per item (env ARMORM_API_CANDIDATES)")  # fmt: skip
     args = ap.parse_args(argv)
-    if not args.model:
-        from . import demo_checkpoint
-
-        args.model = str(demo_checkpoint.ensure())
     try:
-        return score_command(args)
+        config = replace(env, model=args.model, revision=args.revision, device=args.device, dtype=args.dtype,
+                         max_rows=args.max_rows, api_candidates=args.max_candidates)  # fmt: skip
+        config.check()
+    except SystemExit as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return score_command(args, config)
     except ArmoRMError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before scoring began; nothing was written.", file=sys.stderr)
+        return 130

@@ -1,4 +1,8 @@
-"""App configuration in one place: every field from an environment variable, overridable by a command-line flag."""
+"""App configuration in one place: every field from an environment variable, overridable by a command-line flag.
+
+Every way in (the page, the API, batch files, annotation, the CLI) builds its scorer and its limits from one
+AppConfig through `load_scorer()` and `limits()`, so an option cannot be honoured by one and ignored by another.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,12 @@ class AppConfig:
     """Most rows (items) in one uploaded file."""
     data_dir: str = field(default="data", metadata={"env": "ARMORM_DATA_DIR", "help": "folder of the label database"})
     """Where annotators' labels are kept (data_dir/labels.sqlite)."""
+    project_files: int = field(default=20, metadata={"env": "ARMORM_PROJECT_FILES", "help": "files per project"})
+    """Most annotation files one project keeps at a time."""
+    project_mb: int = field(default=50, metadata={"env": "ARMORM_PROJECT_MB", "help": "stored items per project, MB"})
+    """Most megabytes of stored items one project keeps at a time."""
+    file_days: int = field(default=30, metadata={"env": "ARMORM_FILE_DAYS", "help": "days an unused file is kept"})
+    """An annotation file nobody has opened for this many days is removed (its labels are kept)."""
     sessions: int = field(default=1000, metadata={"env": "ARMORM_SESSIONS", "help": "browser sessions kept"})
     """Most sessions whose per-user state (last result, annotation position) the server keeps; oldest go first."""
     queue_size: int = field(default=32, metadata={"env": "ARMORM_QUEUE_SIZE", "help": "waiting requests"})
@@ -77,10 +87,38 @@ class AppConfig:
         config.check()
         return config
 
+    def limits(self):
+        """What every request is checked against before tokenising (validation.py)."""
+        from .validation import Limits
+
+        return Limits(max_candidates=self.api_candidates, max_chars=self.max_chars)
+
+    def label_store(self):
+        """The annotators' label database, with this configuration's quotas."""
+        from pathlib import Path
+
+        from .labels import LabelStore
+
+        return LabelStore(Path(self.data_dir) / "labels.sqlite", self.project_files, self.project_mb * 2**20,
+                          self.file_days)  # fmt: skip
+
+    def load_scorer(self):
+        """The scorer for this configuration: the model (the demo checkpoint when none is set), loaded once."""
+        from . import demo_checkpoint
+        from .scoring import ScorerConfig, load_scorer
+
+        model = self.model or str(demo_checkpoint.ensure())
+        settings = ScorerConfig(max_tokens=self.max_tokens, max_request_tokens=self.max_request_tokens,
+                                deadline=self.deadline, limits=self.limits())  # fmt: skip
+        return load_scorer(model, device=self.device or None, dtype=self.dtype or None,
+                           revision=self.revision or None, config=settings)  # fmt: skip
+
     def check(self) -> None:
         if not 1 <= self.max_tokens <= 8192:
             raise SystemExit(f"max_tokens must be between 1 and 8192 (the model's context), got {self.max_tokens}.")
         if not 2 <= self.ui_candidates <= 16 or not 1 <= self.api_candidates <= 64:
             raise SystemExit("ui_candidates must be 2-16 and api_candidates 1-64.")
-        if min(self.max_chars, self.max_request_tokens, self.deadline, self.queue_size) < 1:
-            raise SystemExit("max_chars, max_request_tokens, deadline and queue_size must be positive.")
+        if min(self.max_chars, self.max_request_tokens, self.deadline, self.queue_size, self.max_rows) < 1:
+            raise SystemExit("max_chars, max_request_tokens, deadline, queue_size and max_rows must be positive.")
+        if min(self.project_files, self.project_mb, self.file_days) < 1:
+            raise SystemExit("project_files, project_mb and file_days must be positive.")

@@ -89,8 +89,27 @@ def what_if(result: ScoreResult, weights: np.ndarray) -> np.ndarray:
     return result.rewards @ (result.coefficients * weights)
 
 
+def candidate_label(k: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: candidate k (from 0) as every view, file and message names it."""
+    label = ""
+    k += 1
+    while k:
+        k, rest = divmod(k - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label
+
+
 def candidate_labels(n: int) -> list[str]:
-    """A, B, C, ...: the one naming scheme every view uses."""
-    if n > 26:
-        raise ValueError(f"at most 26 candidates can be labelled, got {n}")
-    return [chr(ord("A") + i) for i in range(n)]
+    """The labels of n candidates, in order."""
+    return [candidate_label(k) for k in range(n)]
+
+
+def candidate_index(label: str) -> int:
+    """'A' -> 0, 'AA' -> 26: the inverse of candidate_label; ValueError for anything else."""
+    label = label.strip().upper() if isinstance(label, str) else ""
+    if not label or not all("A" <= ch <= "Z" for ch in label):
+        raise ValueError(f"not a candidate label: {label!r}")
+    k = 0
+    for ch in label:
+        k = k * 26 + ord(ch) - ord("A") + 1
+    return k - 1

@@ -1,14 +1,31 @@
-"""Gradio handlers raise gr.Error with the project's own messages: what was wrong and how to fix it, no trace."""
+"""Gradio handlers raise gr.Error with the project's own messages, shown as text; model work runs cancellably.
+
+`friendly` turns the project's refusals into gr.Error (no stack trace; the message escaped, since Gradio renders a
+pop-up's message as HTML and it may quote what a user typed). `cancellable` runs model work in a worker thread that
+stops at its next forward pass (or between batch items) when Gradio cancels the event.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import html
 import threading
 
 import gradio as gr
 
 from .errors import ArmoRMError
+
+
+def as_text(value) -> str:
+    """User text placed in Markdown or HTML: shown as typed, never as markup (tags, links, emphasis)."""
+    escaped = html.escape(str(value), quote=True)
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|~>" else ch for ch in escaped)
+
+
+def refusal(e: Exception) -> gr.Error:
+    return gr.Error(html.escape(str(e)).replace("\n", "<br>"), print_exception=False)
 
 
 def friendly(fn):
@@ -21,7 +38,7 @@ def friendly(fn):
             try:
                 return await fn(*args, **kwargs)
             except ArmoRMError as e:
-                raise gr.Error(str(e), print_exception=False) from e
+                raise refusal(e) from e
 
         return async_wrapper
 
@@ -30,18 +47,21 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except ArmoRMError as e:
-            raise gr.Error(str(e), print_exception=False) from e
+            raise refusal(e) from e
 
     return wrapper
 
 
-async def cancellable(fn, *args):
-    """Run fn(*args, should_stop=...) in a worker thread. When Gradio cancels the event (a Stop button, a closed
-    tab), the awaiting task is cancelled: the flag is raised, and the scorer stops at its next forward pass instead
-    of holding the model for a result nobody will see."""
+async def cancellable(fn, *args, **kwargs):
+    """Run fn(*args, **kwargs, should_stop=...) in a worker thread with the caller's context (Gradio's request and
+    progress live in context variables). When Gradio cancels the event (a Stop button, a closed tab), the awaiting
+    task is cancelled: the flag is raised, and the work stops at its next forward pass instead of holding the model
+    for a result nobody will see. The scorer's lock keeps it the only model call until it has stopped."""
     stop = threading.Event()
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, lambda: fn(*args, should_stop=stop.is_set))
+    context = contextvars.copy_context()
+    call = functools.partial(fn, *args, **kwargs, should_stop=stop.is_set)
+    future = loop.run_in_executor(None, context.run, call)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

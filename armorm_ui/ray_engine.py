@@ -8,19 +8,19 @@ else starts a local Ray instance.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 
 import numpy as np
 
+from .config import AppConfig
 from .results import ScoreResult
 
 
 class ScorerActor:
-    """A Ray Data UDF: the model is loaded once per actor, in the constructor."""
+    """A Ray Data UDF: the model is loaded once per actor, in the constructor, from the run's configuration."""
 
-    def __init__(self, model: str, device: str | None, dtype: str | None):
-        from . import load_scorer
-
-        self.scorer = load_scorer(model, device=device, dtype=dtype)
+    def __init__(self, settings: dict):
+        self.scorer = AppConfig(**settings).load_scorer()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = [
@@ -30,22 +30,25 @@ class ScorerActor:
         return {"item_id": batch["item_id"], "result": np.array(results, dtype=object)}
 
 
-def ray_engine(args):
+def ray_engine(config: AppConfig, workers: int | None = None):
     import ray
     import torch
+
+    from . import demo_checkpoint
 
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    workers = args.workers or max(1, gpus)
-    device = args.device or ("cuda" if gpus else "cpu")
+    workers = workers or max(1, gpus)
+    model = config.model or str(demo_checkpoint.ensure())  # built once here, not by every actor at once
+    settings = asdict(replace(config, model=model, device=config.device or ("cuda" if gpus else "cpu")))
 
     def run(items):
         rows = [{"item_id": i.item_id, "messages": json.dumps(i.messages), "candidates": json.dumps(i.candidates)}
                 for i in items]  # fmt: skip
         ds = ray.data.from_items(rows).map_batches(
             ScorerActor,
-            fn_constructor_kwargs={"model": args.model, "device": device, "dtype": args.dtype},
+            fn_constructor_kwargs={"settings": settings},
             batch_size=4,
             concurrency=workers,
             num_gpus=1 if gpus else 0,

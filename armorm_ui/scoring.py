@@ -5,12 +5,17 @@ the conversation is encoded once and every candidate once: one packed row with a
 conversation's keys/values reused by length-bucketed candidate batches on a CPU. The gate is read once per
 conversation, results are cached per (conversation, candidate), and work stops between forward passes when the
 request is cancelled or past its deadline.
+
+One model slot: every call that runs the model (score, score_variants) holds the scorer's lock from its first forward
+pass to its last, so a cancelled request that is still finishing its current pass and the next request never run at
+once. What belongs to a request (its stop flag, its start time) lives in a `Request`, never on the shared scorer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,6 +63,26 @@ class ScorerConfig:
     """Candidate counts and text sizes, checked before tokenising (validation.py)."""
 
 
+@dataclass
+class Request:
+    """What belongs to one scoring call: polled between forward passes by the code that runs the model."""
+
+    should_stop: Callable[[], bool] | None = None
+    """Returns True once the caller has gone (cancelled event, closed tab, Ctrl-C): scoring stops."""
+    deadline: float = 120.0
+    """Seconds the call may run once it holds the model."""
+    started: float = field(default_factory=time.monotonic)
+
+    def check(self) -> None:
+        """Between forward passes: stop a cancelled request, and one past its deadline."""
+        if self.should_stop is not None and self.should_stop():
+            raise ScoringError("The request was cancelled; scoring stopped.")
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.deadline:
+            raise ScoringError(f"Scoring took {elapsed:.0f} s, over the {self.deadline:.0f} s limit per "
+                               "request; it was stopped. Send fewer or shorter candidates.")  # fmt: skip
+
+
 class Scorer:
     """Loaded once, reused for every request: score(messages, candidates) -> ScoreResult."""
 
@@ -71,15 +96,27 @@ class Scorer:
         self.device = model.model.embed_tokens.weight.device
         self.transform = model.reward_transform_matrix.detach().float().cpu().numpy().astype(np.float64)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()  # key: digest
-        # the request in flight (one at a time: the app's queue serialises model calls)
-        self._started = time.monotonic()
-        self._should_stop: Callable[[], bool] | None = None
+        self._slot = threading.Lock()  # the one model slot (module docstring)
+        self._inside = 0  # calls holding the slot now; `peak_concurrency` records the most ever seen
+        self.peak_concurrency = 0
+
+    def _hold(self, should_stop: Callable[[], bool] | None) -> Request:
+        """Wait for the model slot, giving up if the caller goes away while waiting; the deadline starts here."""
+        while not self._slot.acquire(timeout=0.05):
+            if should_stop is not None and should_stop():
+                raise ScoringError("The request was cancelled while waiting for the model.")
+        self._inside += 1
+        self.peak_concurrency = max(self.peak_concurrency, self._inside)
+        return Request(should_stop, self.config.deadline)
+
+    def _release(self) -> None:
+        self._inside -= 1
+        self._slot.release()
 
     def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
         """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
         `should_stop` is polled between forward passes: when it returns True (the request was cancelled), scoring
         stops with a ScoringError."""
-        self._should_stop = should_stop
         messages = validate_messages(messages)
         check_request(messages, candidates, self.config.limits)
         enc = self.encoder.encode(messages, list(candidates))
@@ -93,16 +130,20 @@ class Scorer:
             h = conv.copy()
             h.update(b"\0" + c.encode("utf-8", "surrogatepass"))
             keys.append(h.digest())
-        todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
-        for k, c in enumerate(candidates):
-            if keys[k] not in self._cache:
-                todo.setdefault(c, k)
-        if todo:
-            ks = list(todo.values())
-            rewards, gating = self._run(enc, ks)
-            for row, k in zip(rewards, ks):
-                self._remember(keys[k], (row, gating, len(enc.candidate_ids[k])))
-        rows = [self._recall(key) for key in keys]
+        request = self._hold(should_stop)
+        try:  # the cache is shared too: read and written only inside the slot
+            todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
+            for k, c in enumerate(candidates):
+                if keys[k] not in self._cache:
+                    todo.setdefault(c, k)
+            if todo:
+                ks = list(todo.values())
+                rewards, gating = self._run(enc, ks, request)
+                for row, k in zip(rewards, ks):
+                    self._remember(keys[k], (row, gating, len(enc.candidate_ids[k])))
+            rows = [self._recall(key) for key in keys]
+        finally:
+            self._release()
         return self._result(np.stack([r[0] for r in rows]), rows[0][1], len(enc.prefix_ids), [r[2] for r in rows])
 
     def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:
@@ -110,11 +151,15 @@ class Scorer:
         conversation and the base are computed once, and each variant computes only the tokens after the
         beginning it shares with the base. Row 0 of the result is the base, then the variants in order."""
         candidates = [base, *variants]
-        self._should_stop = should_stop
         messages = validate_messages(messages)
-        check_request(messages, candidates, replace(self.config.limits, max_candidates=len(candidates)))
+        derived = replace(self.config.limits, max_candidates=len(candidates), max_request_chars=2**62)
+        check_request(messages, candidates, derived)  # variants are cut from `base`: only `base` was sent
         enc = self.encoder.encode(messages, candidates)
-        rewards, gating = self._variants(enc)
+        request = self._hold(should_stop)
+        try:
+            rewards, gating = self._variants(enc, request)
+        finally:
+            self._release()
         return self._result(rewards, gating, len(enc.prefix_ids), [len(c) for c in enc.candidate_ids])
 
     def _result(self, rewards: np.ndarray, gating: np.ndarray, prompt_tokens: int, tokens: list[int]) -> ScoreResult:
@@ -131,11 +176,11 @@ class Scorer:
         )
 
     @torch.inference_mode()
-    def _variants(self, enc: EncodedConversation) -> tuple[np.ndarray, np.ndarray]:
+    def _variants(self, enc: EncodedConversation, request: Request | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rewards (1 + V, 19) and gating (19,) for candidate 0 (the base) and its variants (candidates 1..V)."""
+        request = request or Request(deadline=self.config.deadline)
         full = enc.prefix_ids + enc.candidate_ids[0]
         p = len(enc.prefix_ids)
-        self._started = time.monotonic()
         backbone = self.model.model
         out = backbone(input_ids=torch.tensor([full], device=self.device),
                        past_key_values=DynamicCache(config=backbone.config), use_cache=True)  # fmt: skip
@@ -151,7 +196,7 @@ class Scorer:
             suffixes.append(ids[n:])
         variant_rewards = np.zeros((len(suffixes), NUM_OBJECTIVES))
         for batch in bucket_candidates([len(x) for x in suffixes], self.config.token_budget):
-            self._check_deadline()
+            request.check()
             inputs = variant_batch_inputs(p, [shared[i] for i in batch], [suffixes[i] for i in batch], self.device)
             ends, k, b = inputs.pop("ends"), inputs.pop("cache_len"), len(batch)
             cache = DynamicCache(
@@ -194,11 +239,11 @@ class Scorer:
         return "packed" if packed else "prefix_cache"
 
     @torch.inference_mode()
-    def _run(self, enc: EncodedConversation, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, enc: EncodedConversation, ks: list[int], request: Request | None = None):
         """Rewards (len(ks), 19) and gating (19,) for candidates ks."""
+        request = request or Request(deadline=self.config.deadline)
         lengths = [len(enc.candidate_ids[k]) for k in ks]
         strategy = self.strategy(len(enc.prefix_ids) + sum(lengths))
-        self._started = time.monotonic()
         if strategy == "packed":
             groups = pack_candidates(len(enc.prefix_ids), lengths, self.config.token_budget)
         else:
@@ -206,36 +251,27 @@ class Scorer:
         rewards = np.zeros((len(ks), NUM_OBJECTIVES))
         gating = None
         for group in groups:
-            r, g = self._forward_split(enc, [ks[i] for i in group], strategy)
+            r, g = self._forward_split(enc, [ks[i] for i in group], strategy, request)
             rewards[group] = r
             gating = g if gating is None else gating
         return self._finite(rewards, gating)
 
-    def _forward_split(self, enc: EncodedConversation, ks: list[int], strategy: str):
+    def _forward_split(self, enc: EncodedConversation, ks: list[int], strategy: str, request: Request):
         """One group; on CUDA out-of-memory, halve it and retry, down to one candidate."""
         try:
-            return self._forward(enc, ks, strategy)
+            return self._forward(enc, ks, strategy, request)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             if len(ks) == 1:
                 n = len(enc.prefix_ids) + len(enc.candidate_ids[ks[0]])
                 raise ScoringError(f"Out of GPU memory scoring candidate {ks[0] + 1} ({n} tokens) alone.") from e
             half = len(ks) // 2
-            r1, g = self._forward_split(enc, ks[:half], strategy)
-            r2, _ = self._forward_split(enc, ks[half:], strategy)
+            r1, g = self._forward_split(enc, ks[:half], strategy, request)
+            r2, _ = self._forward_split(enc, ks[half:], strategy, request)
             return np.concatenate([r1, r2]), g
 
-    def _check_deadline(self) -> None:
-        """Between forward passes: stop a cancelled request, and one past its deadline."""
-        if self._should_stop is not None and self._should_stop():
-            raise ScoringError("The request was cancelled; scoring stopped.")
-        elapsed = time.monotonic() - self._started
-        if elapsed > self.config.deadline:
-            raise ScoringError(f"Scoring took {elapsed:.0f} s, over the {self.config.deadline:.0f} s limit per "
-                               "request; it was stopped. Send fewer or shorter candidates.")  # fmt: skip
-
-    def _forward(self, enc: EncodedConversation, ks: list[int], strategy: str):
-        self._check_deadline()
+    def _forward(self, enc: EncodedConversation, ks: list[int], strategy: str, request: Request):
+        request.check()
         cands = [enc.candidate_ids[k] for k in ks]
         backbone = self.model.model
         if strategy == "packed":
@@ -253,7 +289,7 @@ class Scorer:
         rewards = np.zeros((len(ks), NUM_OBJECTIVES))
         gating = None
         for batch in bucket_candidates([len(c) for c in cands], self.config.token_budget):
-            self._check_deadline()
+            request.check()
             inputs = candidate_batch_inputs(p, [cands[i] for i in batch], self.device)
             ends = inputs.pop("ends")
             b = len(batch)

@@ -64,6 +64,14 @@ def segment(text: str) -> list[str]:
     return merged
 
 
+def coarsen(segments: list[str], most: int) -> list[str]:
+    """At most `most` segments: runs of neighbours joined, in groups of equal count (the text is unchanged)."""
+    size = -(-len(segments) // most)  # ceil
+    if size <= 1:
+        return segments
+    return ["".join(segments[i : i + size]) for i in range(0, len(segments), size)]
+
+
 def without(segments: list[str], i: int) -> str:
     """The text with segment i left out."""
     return "".join(segments[:i] + segments[i + 1 :])

@@ -11,7 +11,8 @@ from . import explain
 from .objectives import HELPSTEER, NAMES, OBJECTIVES
 from .results import ScoreResult
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""What makes a spreadsheet read a cell as a formula (OWASP CSV injection), fullwidth forms included."""
 
 
 def ranking(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
@@ -94,11 +95,14 @@ def escape_formula(value):
 
 
 def to_csv(frame: pd.DataFrame) -> str:
+    """RFC 4180 CSV that stays inert in a spreadsheet: formula-like cells escaped, and every cell holding a line
+    break (CR or LF) quoted, since a spreadsheet starts a new row at a bare CR and would read what follows as a
+    cell of its own."""
     safe = frame.copy()
     for col in safe.columns:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(escape_formula)
-    return safe.to_csv(index=False)
+    return safe.to_csv(index=False, lineterminator="\r\n")
 
 
 def to_json(result: ScoreResult, labels: list[str], messages: list[dict], responses: list[str]) -> str:

@@ -43,6 +43,13 @@ def load_examples() -> list[dict]:
 
 def conversation_from_form(system: str, turns, prompt: str) -> list[dict]:
     """System message (optional), earlier turns (rows of role, content), then the prompt as the last user turn."""
+    for name, value in (("The system message", system), ("The prompt", prompt)):
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{name} must be text, got {type(value).__name__}.")
+    if isinstance(turns, dict):  # the table's own form: {"headers": [...], "data": [[role, content], ...]}
+        turns = turns.get("data")
+    if turns is not None and not (isinstance(turns, list) and all(isinstance(r, (list, tuple)) for r in turns)):
+        raise InputError("Earlier turns must be rows of (role, content).")
     messages = []
     if system and system.strip():
         messages.append({"role": "system", "content": system})
@@ -63,9 +70,13 @@ def conversation_from_form(system: str, turns, prompt: str) -> list[dict]:
 
 
 def candidates_from_form(count: int, boxes: list[str]) -> list[str]:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(boxes):
+        raise InputError(f"The number of candidate boxes must be a whole number from 1 to {len(boxes)}.")
     texts = list(boxes[:count])
     labels = explain.candidate_labels(len(texts))
     for label, text in zip(labels, texts):
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"Candidate {label} must be text, got {type(text).__name__}.")
         if not text or not text.strip():
             raise InputError(f"Candidate {label} is empty: write a response or remove the box.")
     if not texts:
@@ -84,11 +95,24 @@ def analyse(scorer, messages: list[dict], responses: list[str], should_stop=None
     }
 
 
+def what_if_weights(weights) -> np.ndarray:
+    """The 19 what-if multipliers as numbers (a slider left empty counts as 1, the model's own weight)."""
+    if weights is None or len(weights) == 0:
+        return np.ones(len(OBJECTIVES))
+    try:
+        values = np.array([1.0 if w is None else float(w) for w in weights], dtype=float)
+    except (TypeError, ValueError) as e:
+        raise InputError("What-if weights must be numbers.") from e
+    if values.shape != (len(OBJECTIVES),) or not np.isfinite(values).all():
+        raise InputError(f"What-if weights must be {len(OBJECTIVES)} finite numbers.")
+    return values
+
+
 def views(state: dict, weights=None, a: int = 0, b: int = 1) -> dict:
     """Every chart and table for one analysis, keyed by view name."""
     result = ScoreResult.from_dict(state["result"])
     labels = state["labels"]
-    weights = np.ones(len(OBJECTIVES)) if weights is None else np.asarray(weights, dtype=float)
+    weights = what_if_weights(weights)
     weighted = explain.what_if(result, weights)
     b = b if result.n > 1 else a
     winner = labels[int(np.argmax(result.scores))]
@@ -231,7 +255,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         with gr.Tab("Batch file", id="batch"):
             build_batch_tab(scorer, config)
         with gr.Tab("Annotate", id="annotate"):
-            build_annotate_tab(scorer, store or LabelStore(Path(config.data_dir) / "labels.sqlite"), config)
+            build_annotate_tab(scorer, store or config.label_store(), config)
 
         view_outputs = {
             "summary": summary, "ranking": ranking, "scores": scores, "heatmap": heatmap, "bars": bars,
@@ -262,6 +286,8 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
 
         @friendly
         async def score_form(system_text, turn_rows, prompt_text, n, *rest):
+            if len(rest) != n_boxes + len(OBJECTIVES):
+                raise InputError(f"Expected {n_boxes} candidate boxes and {len(OBJECTIVES)} weights.")
             texts, weights = rest[:n_boxes], rest[n_boxes:]
             messages = conversation_from_form(system_text, turn_rows, prompt_text)
             responses = candidates_from_form(n, list(texts))
@@ -285,16 +311,16 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
             score_form,
             [system, turns, prompt, count, *boxes, *sliders],
             [analysis, *view_outputs.values(), pick_a, pick_b, seg_pick, csv_file, json_file],
-            api_name="score_form",
-            api_visibility="undocumented",
+            api_visibility="private",  # the page's own form; programs use /score
             concurrency_id="model",
         )
 
         stop.click(None, None, None, cancels=[scoring], api_visibility="private")
 
+        @friendly
         def redraw(state, a, b, *weights):
             if not state:
-                return {}
+                return {what_if_table: gr.skip()}  # nothing scored yet: nothing to redraw
             idx = {label: i for i, label in enumerate(state["labels"])}
             out = views(state, weights, idx.get(a, 0), idx.get(b, 0))
             keep = ("pairwise", "what_if", "what_if_table")
@@ -335,16 +361,17 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         gr.api(friendly(score), api_name="score", concurrency_id="model")
 
         @friendly
-        def segmented(state, letter, what):
+        async def segmented(state, letter, what):
             if not state:
                 raise gr.Error("Score the candidates first.")
             k = state["labels"].index(letter) if letter in state["labels"] else 0
-            found = attribute(scorer, state["messages"], state["responses"][k]).to_dict()
+            found = await cancellable(attribute, scorer, state["messages"], state["responses"][k])
+            found = found.to_dict()
             return {seg_state: found, **segment_views(found, what)}
 
         def segment_views(found, what) -> dict:
             if not found:
-                return {}
+                return {seg_html: gr.skip()}  # no attribution yet
             i = LABELS.index(what) if what in LABELS else None
             effects = np.array(found["effects"] if i is None else [r[i] for r in found["reward_effects"]], dtype=float)
             name = "score" if i is None else f"{what} reward"
@@ -360,7 +387,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         seg_what.change(segment_views, [seg_state, seg_what], [seg_html, seg_plot, length_plot],
                         api_visibility="private", concurrency_limit=None)  # fmt: skip
 
-        def attribute_api(conversation: list[dict], candidate: str) -> dict[str, Any]:
+        async def attribute_api(conversation: list[dict], candidate: str) -> dict[str, Any]:
             """Which segments of one candidate drive its score: leave-one-out effects and the length probe.
 
             Args:
@@ -370,7 +397,8 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 segments, score, effects (score minus score without each segment), reward_effects (per objective),
                 trimmed_scores and trimmed_tokens (the response cut to its first k segments).
             """
-            return attribute(scorer, conversation, candidate).to_dict()
+            found = await cancellable(attribute, scorer, conversation, candidate)
+            return found.to_dict()
 
         gr.api(friendly(attribute_api), api_name="attribute", concurrency_id="model")
     return demo

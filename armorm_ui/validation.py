@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from .errors import InputError
+from .explain import candidate_labels
 
 BIDI_CONTROLS = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
 """Embedding/override/isolate controls: they make text display in an order other than the one the model reads."""
@@ -71,8 +72,7 @@ def check_request(messages, candidates, limits: Limits) -> None:
         for i, m in enumerate(messages):
             if isinstance(m, dict) and "content" in m:
                 check_text(m["content"], field_name(str(m.get("role")), i, len(messages)), limits)
-    labels = [chr(65 + k) if k < 26 else str(k + 1) for k in range(len(candidates))]
-    for label, c in zip(labels, candidates):
+    for label, c in zip(candidate_labels(len(candidates)), candidates):
         check_text(c, f"Candidate {label}", limits)
     total = sum(len(c) for c in candidates) + sum(
         len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)

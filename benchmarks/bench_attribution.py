@@ -34,7 +34,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     model = build_model(args.shape, args.device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     scorer = Scorer.__new__(Scorer)
-    scorer.model, scorer.device, scorer.config, scorer._should_stop = model, device, ScorerConfig(), None
+    scorer.model, scorer.device, scorer.config = model, device, ScorerConfig()
     g = torch.Generator().manual_seed(0)
     prefix = [128000, 128006, 882, 128007] + torch.randint(0, 128000, (args.prompt - 8,), generator=g).tolist()
     prefix += [128009, 128006, 78191, 128007]

@@ -158,7 +158,7 @@ def main(argv=None) -> None:
     model = build_model(args.shape, args.device, dtype)
     params = sum(p.numel() for n, p in model.model.named_parameters() if "embed_tokens" not in n)
     scorer = Scorer.__new__(Scorer)  # the real scoring path without a tokenizer: ids are given directly
-    scorer.model, scorer.device, scorer.config, scorer._should_stop = model, device, ScorerConfig(), None
+    scorer.model, scorer.device, scorer.config = model, device, ScorerConfig()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"device {device} ({name}), shape {args.shape} ({params / 1e9:.3f} B non-embedding params), {dtype}, "

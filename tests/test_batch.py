@@ -139,7 +139,7 @@ def test_invalid_utf8_names_the_line(tmp_path):
 def test_row_limit(tmp_path):
     path = tmp_path / "big.csv"
     path.write_text("prompt,response_1\n" + "q,a\n" * 11, encoding="utf-8")
-    with pytest.raises(InputError, match="11 rows; the limit is 10"):
+    with pytest.raises(InputError, match="more than 10 rows; the limit is 10"):
         parse_items(path, Limits(), max_rows=10)
 
 

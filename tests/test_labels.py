@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -22,32 +23,116 @@ def result(scores, rewards=None) -> ScoreResult:
     return ScoreResult(scores, rewards, np.ones(19), np.ones(19), np.eye(19))
 
 
+KEY, OTHER_KEY = "team-key-0123456789", "another-team-key-99"
+
+
+def store_with_file(path, key=KEY, **quotas):
+    store = LabelStore(path, **quotas)
+    ana = store.sign_in(key, "ana", "ana-passcode")
+    store.add_file(ana.project, "f1", "items.csv", ITEMS)
+    return store, ana
+
+
 def test_labels_persist_and_resume(tmp_path):
     path = tmp_path / "labels.sqlite"
-    store = LabelStore(path)
-    store.add_file("f1", "items.csv", ITEMS)
-    assert store.next_position("f1", "ana") == 0
-    store.record("f1", ITEMS[0], 0, "ana", 1, None, "clear", result([0.1, 0.5, 0.2]))
-    store.record("f1", ITEMS[1], 1, "ana", 0, [0, 2, 1], "", result([0.1, 0.5, 0.2]))
+    store, ana = store_with_file(path)
+    assert store.next_position(ana, "f1") == 0
+    store.record(ana, "f1", ITEMS[0], 0, 1, None, "clear", result([0.1, 0.5, 0.2]))
+    store.record(ana, "f1", ITEMS[1], 1, 0, [0, 2, 1], "", result([0.1, 0.5, 0.2]))
     again = LabelStore(path)  # a new process sees everything recorded
-    assert again.next_position("f1", "ana") == 2
-    assert again.next_position("f1", "ben") == 0  # annotators are told apart
-    assert again.items("f1") == ITEMS
-    frame = again.frame("f1")
+    ana2 = again.sign_in(KEY, "ana", "ana-passcode")
+    assert again.next_position(ana2, "f1") == 2
+    ben = again.sign_in(KEY, "ben", "ben-passcode")
+    assert again.next_position(ben, "f1") == 0  # annotators are told apart
+    assert [again.item(ana.project, "f1", k) for k in range(4)] == ITEMS
+    frame = again.frame(ana.project, "f1")
     assert frame["note"].tolist() == ["clear", ""] and frame["choice"].tolist() == [1, 0]
-    store.record("f1", ITEMS[0], 0, "ana", 2, None, "changed my mind", result([0.1, 0.5, 0.2]))
-    assert len(again.frame("f1")) == 2  # replaced, not duplicated
+    store.record(ana, "f1", ITEMS[0], 0, 2, None, "changed my mind", result([0.1, 0.5, 0.2]))
+    assert len(again.frame(ana.project, "f1")) == 2  # replaced, not duplicated
 
 
 def test_record_refusals(tmp_path):
-    store = LabelStore(tmp_path / "l.sqlite")
-    store.add_file("f", "x.csv", ITEMS)
+    store, ana = store_with_file(tmp_path / "l.sqlite")
     with pytest.raises(InputError, match="Enter your name"):
-        store.record("f", ITEMS[0], 0, "  ", 0, None, "", result([1, 2, 3]))
+        store.sign_in(KEY, "  ", "ana-passcode")
     with pytest.raises(InputError, match="Choose one of the 3"):
-        store.record("f", ITEMS[0], 0, "ana", 5, None, "", result([1, 2, 3]))
-    with pytest.raises(InputError, match="not in the label database"):
-        store.items("nope")
+        store.record(ana, "f1", ITEMS[0], 0, 5, None, "", result([1, 2, 3]))
+    with pytest.raises(InputError, match="not in this project"):
+        store.count(ana.project, "nope")
+    with pytest.raises(InputError, match="The note is 2,001 characters long; the limit is 2,000"):
+        store.record(ana, "f1", ITEMS[0], 0, 0, None, "n" * 2001, result([1, 2, 3]))
+    with pytest.raises(InputError, match="Your name is 65 characters long; the limit is 64"):
+        store.sign_in(KEY, "a" * 65, "ana-passcode")
+    with pytest.raises(InputError, match="Your name contains a NUL"):
+        store.sign_in(KEY, "a\0b", "ana-passcode")
+
+
+def test_a_second_project_cannot_list_open_or_read_the_first(tmp_path):
+    store, ana = store_with_file(tmp_path / "l.sqlite")
+    store.record(ana, "f1", ITEMS[0], 0, 1, None, "private note", result([0.1, 0.5, 0.2]))
+    eve = store.sign_in(OTHER_KEY, "ana", "eve-passcode")  # same name, another project: another person
+    assert store.files(eve.project) == [] and store.files(ana.project) == [("f1", "items.csv")]
+    with pytest.raises(InputError, match="not in this project"):
+        store.count(eve.project, "f1")
+    with pytest.raises(InputError, match="not in this project"):
+        store.item(eve.project, "f1", 0)
+    assert store.frame(eve.project).empty and store.frame(eve.project, "f1").empty
+    assert store.labelled(eve, "f1") == 0
+    with pytest.raises(InputError, match="project key"):
+        store.sign_in("short", "ana", "ana-passcode")
+
+
+def test_a_name_is_claimed_by_its_passcode(tmp_path):
+    store, ana = store_with_file(tmp_path / "l.sqlite")
+    with pytest.raises(InputError, match="name is taken in this project"):
+        store.sign_in(KEY, "ana", "not-anas-passcode")
+    with pytest.raises(InputError, match="passcode"):
+        store.sign_in(KEY, "ana", "short")
+    assert store.sign_in(KEY, " ana ", "ana-passcode") == ana
+
+
+def test_quotas_and_expiry(tmp_path, monkeypatch):
+    store, ana = store_with_file(tmp_path / "l.sqlite", max_files=2, max_bytes=4000, max_age_days=1)
+    store.add_file(ana.project, "f1", "items.csv", ITEMS)  # the same file again: no new space taken
+    store.add_file(ana.project, "f2", "more.csv", ITEMS)
+    with pytest.raises(InputError, match="keeps 2 files, the limit"):
+        store.add_file(ana.project, "f3", "third.csv", ITEMS)
+    big = [Item(f"b{i}", [{"role": "user", "content": "x" * 500}], ["a", "b"], i) for i in range(8)]
+    other = store.sign_in(OTHER_KEY, "eve", "eve-passcode")
+    with pytest.raises(InputError, match="the limit is 0 MB per project"):
+        store.add_file(other.project, "big", "big.csv", big)
+    store.record(ana, "f1", ITEMS[0], 0, 1, None, "", result([0.1, 0.5, 0.2]))
+    later = time.time() + 2 * 86400
+    monkeypatch.setattr(time, "time", lambda: later)
+    store.add_file(other.project, "small", "small.csv", ITEMS[:1])  # any write removes what expired
+    assert store.files(ana.project) == []
+    with pytest.raises(InputError, match="expired"):
+        store.item(ana.project, "f1", 0)
+    assert len(store.frame(ana.project)) == 1  # the labels are kept
+    store.add_file(ana.project, "f1", "items.csv", ITEMS)  # uploading the file again brings it back
+    assert store.next_position(ana, "f1") == 1
+
+
+def test_labelling_one_item_reads_one_item(tmp_path):
+    many = [Item(f"q{i}", [{"role": "user", "content": f"question {i} " + "x" * 2000}], ["a", "b"], i) for i in
+            range(300)]  # fmt: skip
+    store = LabelStore(tmp_path / "l.sqlite")
+    ana = store.sign_in(KEY, "ana", "ana-passcode")
+    store.add_file(ana.project, "f", "many.csv", many)
+    read = []
+    real = store._connect
+
+    def traced():
+        db = real()
+        db.set_trace_callback(read.append)
+        return db
+
+    store._connect = traced
+    assert store.item(ana.project, "f", 123) == many[123]
+    store.record(ana, "f", many[123], 123, 0, None, "", result([1.0, 0.0]))
+    assert store.next_position(ana, "f") == 0
+    item_reads = [q for q in read if "data FROM project_items" in q]
+    assert len(item_reads) == 1 and item_reads[0].endswith("position = 123")  # one row, for item(); no whole-file read
 
 
 def test_parse_ranking():
@@ -60,16 +145,15 @@ def test_parse_ranking():
 
 
 def test_agreement_against_direct_computation(tmp_path):
-    store = LabelStore(tmp_path / "l.sqlite")
-    store.add_file("f", "x.csv", ITEMS)
+    store, ana = store_with_file(tmp_path / "l.sqlite")
     rng = np.random.default_rng(0)
     truth = []
     for i, (choice, ranking) in enumerate([(1, [1, 0, 2]), (0, None), (2, [2, 1, 0]), (1, None)]):
         rewards = rng.random((3, 19))
         scores = rng.random(3)
-        store.record("f", ITEMS[i], i, "ana", choice, ranking, "", result(scores, rewards))
+        store.record(ana, "f1", ITEMS[i], i, choice, ranking, "", result(scores, rewards))
         truth.append((choice, ranking, scores, rewards))
-    got = agreement(store.frame("f"))["ana"]
+    got = agreement(store.frame(ana.project, "f1"))["ana"]
     assert got["labels"] == 4
     assert got["model_top_agreement"] == pytest.approx(np.mean([np.argmax(s) == c for c, _, s, _ in truth]))
     for j, name in enumerate(NAMES):

@@ -151,7 +151,7 @@ def test_cache_skips_recomputation(demo_dir):
     s = load_scorer(str(demo_dir), device="cpu")
     calls = []
     real = s._forward
-    s._forward = lambda enc, ks, strategy: calls.append(list(ks)) or real(enc, ks, strategy)
+    s._forward = lambda enc, ks, strategy, request: calls.append(list(ks)) or real(enc, ks, strategy, request)
     msgs = [{"role": "user", "content": "hello"}]
     first = s.score(msgs, ["a", "b", "a"])
     assert calls == [[0, 1]]  # the duplicate is computed once
