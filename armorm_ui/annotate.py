@@ -77,7 +77,8 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     with gr.Row():
         upload = gr.File(label="Open a file (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
                          elem_id="annotate-upload")  # fmt: skip
-        stored = gr.Dropdown(label="or continue a file of this project", choices=[], elem_id="stored")
+        stored = gr.Dropdown(label="or continue a file of this project", choices=[], allow_custom_value=True,
+                             elem_id="stored")
         hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
     status = gr.Markdown("Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status")
     conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)

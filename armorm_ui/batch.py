@@ -121,7 +121,7 @@ def read_records(path: Path, limits: Limits, max_rows: int) -> tuple[list[str], 
         records = [(i + 1, r) for i, r in enumerate(table.to_pylist())]
     elif fmt == "csv":
         text = _decode(raw, name)
-        csv.field_size_limit(limits.max_chars + 1)  # a longer cell is refused as it is read
+        csv.field_size_limit(max(limits.max_chars, 2**17) + 1)  # a huge cell is refused as it is read
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         problems, records = [], []
         try:
@@ -269,7 +269,10 @@ def parse_items(path: Path, limits: Limits, max_rows: int = 5000) -> list[Item]:
                 problems.append(f"line {line}: {response_cols[cands.index(None)]} is empty between other responses")
             elif not cands:
                 problems.append(f"line {line}: no responses")
-            item_id = _item_id(rec.get("item_id"), line, problems) or str(row_number)
+            item_id = _item_id(rec.get("item_id"), line, problems)
+            if item_id is None and not _empty(rec.get("item_id")):
+                continue  # a bad id, reported above
+            item_id = item_id or str(row_number)
             if item_id in seen:
                 problems.append(f"line {line}: item_id {item_id!r} already used on line {seen[item_id]}")
             seen[item_id] = line

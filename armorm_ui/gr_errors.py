@@ -66,4 +66,5 @@ async def cancellable(fn, *args, **kwargs):
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         stop.set()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # its "stopped" error has no reader
         raise

@@ -9,10 +9,16 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+KEY = "team-key-0123456789"
+ANA = (KEY, "ana", "ana-passcode")
 
 
 def status_of(outputs) -> str:
@@ -32,27 +38,31 @@ def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch):
     proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
     try:
         client = Client(url, verbose=False)
-        out = client.predict(handle_file(str(items)), "ana", True, api_name="/annotate_open")
+        out = client.predict(handle_file(str(items)), *ANA, True, api_name="/annotate_open")
         assert "Item **1 of 6**" in status_of(out)
         for i, pick in enumerate(["A", "B", "A"]):
-            out = client.predict("ana", True, pick, "", f"note {i}", api_name="/annotate_save")
+            out = client.predict(*ANA, True, pick, "", f"note {i}", api_name="/annotate_save")
             assert f"Item **{i + 2} of 6**" in status_of(out)
     finally:
         proc.send_signal(signal.SIGKILL)  # no clean shutdown
         proc.wait(timeout=30)
 
     with sqlite3.connect(data / "labels.sqlite") as db:
-        labels = db.execute("SELECT item_id, annotator, choice, note FROM labels ORDER BY position").fetchall()
-        file_id = db.execute("SELECT file_id FROM files").fetchone()[0]
+        labels = db.execute("SELECT item_id, annotator, choice, note FROM project_labels ORDER BY position").fetchall()
+        file_id = db.execute("SELECT file_id FROM project_files").fetchone()[0]
     assert labels == [("q0", "ana", 0, "note 0"), ("q1", "ana", 1, "note 1"), ("q2", "ana", 0, "note 2")]
 
     proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
     try:
         client = Client(url, verbose=False)
-        out = client.predict(file_id, "ana", True, api_name="/annotate_resume")
+        out = client.predict(file_id, *ANA, True, api_name="/annotate_resume")
         assert "Item **4 of 6**" in status_of(out) and "3 labelled by ana" in status_of(out)
-        out = client.predict(file_id, "ben", True, api_name="/annotate_resume")
+        out = client.predict(file_id, KEY, "ben", "ben-passcode", True, api_name="/annotate_resume")
         assert "Item **1 of 6**" in status_of(out)  # another annotator starts at the beginning
+        with pytest.raises(AppError, match="name is taken"):  # nobody else can write as ana
+            client.predict(file_id, KEY, "ana", "guessed-passcode", True, api_name="/annotate_resume")
+        with pytest.raises(AppError, match="not in this project"):  # nor open her project's file with another key
+            client.predict(file_id, "someone-elses-key-123", "ana", "ana-passcode", True, api_name="/annotate_resume")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

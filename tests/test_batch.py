@@ -182,3 +182,150 @@ def test_any_file_gives_items_or_our_error(tmp_path, content, suffix):
         assert str(e)
         return
     assert items and all(i.candidates and i.messages[-1]["role"] == "user" for i in items)
+
+
+def finishes(fn, seconds: float = 20):
+    """Run fn in a thread; fail if it has not returned (or raised) within `seconds`: a hang guard, not a timing."""
+    import threading
+
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except Exception as e:  # handed to the caller below
+            outcome["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_wide_header_is_refused_before_the_rows_are_read(tmp_path, suffix):
+    path = tmp_path / f"wide{suffix}"
+    if suffix == ".csv":  # the 7.9 MB one-line file: a million columns
+        path.write_text("prompt," + ",".join(f"c{i}" for i in range(1, 1_000_000)) + "\n", encoding="utf-8")
+    elif suffix == ".jsonl":
+        path.write_text(json.dumps({f"c{i}": "x" for i in range(200_000)}) + "\n", encoding="utf-8")
+    else:
+        pd.DataFrame({f"c{i}": ["x"] for i in range(2_000)}).to_parquet(path)
+    with pytest.raises(InputError, match=r"columns; at most 21 are read"):
+        finishes(lambda: parse_items(path, Limits()))
+
+
+def test_a_repeated_column_is_named_once(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("prompt,response_1,response_1,prompt\nq,a,b,q\n", encoding="utf-8")
+    with pytest.raises(BatchError) as err:
+        parse_items(path, Limits())
+    assert err.value.problems == ["column 'prompt' appears 2 times in the header",
+                                  "column 'response_1' appears 2 times in the header"]  # fmt: skip
+
+
+BAD_IDS = [  # (JSON value of item_id, what the message says)
+    ('"\\ud800"', "unpaired surrogate"),
+    ('"a\\u0000b"', "NUL"),
+    ('{"a": 1}', "item_id is dict"),
+    ("[1, 2]", "item_id is list"),
+    ("true", "item_id is bool"),
+    ("2.5", "item_id is float"),
+    (json.dumps("x" * 201), "item_id is 201 characters long; the limit is 200"),
+]
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_every_item_id_is_checked_before_scoring(tmp_path, layout):
+    column = "response_1" if layout == "wide" else "response"
+    lines = [f'{{"item_id": {value}, "prompt": "q", "{column}": "a"}}' for value, _ in BAD_IDS]
+    lines.append(f'{{"item_id": 7, "prompt": "q", "{column}": "a"}}')  # a whole number is a fine id
+    path = tmp_path / "ids.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(BatchError) as err:
+        parse_items(path, Limits())
+    problems = [p for p in err.value.problems if "item_id is empty" not in p]
+    assert len(problems) == len(BAD_IDS)
+    for n, (problem, (_, match)) in enumerate(zip(problems, BAD_IDS), start=1):
+        assert problem.startswith(f"line {n}:") and match in problem, problem
+
+
+def test_deep_json_is_a_row_error(tmp_path):
+    deep = "[" * 200_000 + "]" * 200_000
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"prompt": "q", "response_1": "a"}\n' + deep + "\n", encoding="utf-8")
+    with pytest.raises(BatchError, match=r"line 2: not valid JSON \(nested too deeply\)"):
+        parse_items(path, Limits())
+    cell = tmp_path / "deep_cell.csv"
+    pd.DataFrame([{"prompt": "q", "response_1": "a", "conversation": deep}]).to_csv(cell, index=False)
+    with pytest.raises(BatchError, match=r"line 2: conversation is not valid JSON \(nested too deeply\)"):
+        parse_items(cell, Limits(max_chars=10**6))
+
+
+def test_a_huge_cell_names_the_limit_per_field(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("prompt,response_1\nq,ok\nq," + "x" * 400_000 + "\n", encoding="utf-8")
+    with pytest.raises(BatchError, match="line 3: a cell is longer than 32,000 characters, the limit per message"):
+        parse_items(path, Limits())
+
+
+def test_roles_are_checked_with_the_file(tmp_path):
+    path = tmp_path / "roles.csv"
+    turns = json.dumps([{"role": "robot", "content": "hi"}])
+    pd.DataFrame([{"prompt": "q", "response_1": "a", "conversation": turns}]).to_csv(path, index=False)
+    with pytest.raises(BatchError, match="line 2: Message 1 has role 'robot'"):
+        parse_items(path, Limits())
+
+
+FORMULA = ("=", "+", "-", "@", "\uff1d")
+
+
+def cells_as_a_spreadsheet_reads_them(text: str) -> list[str]:
+    """Any of CR, LF or CRLF outside quotes starts a new row, as spreadsheets do."""
+    import csv
+    import io
+
+    return [cell for row in csv.reader(io.StringIO(text, newline=None)) for cell in row]
+
+
+def test_every_csv_export_stays_inert(tmp_path, scorer):
+    from armorm_ui import annotate, tables, ui
+    from armorm_ui.labels import LabelStore
+
+    nasty = ["Looks fine\r=cmd|' /C calc'!A0", "ok\n@SUM(1+1)", "\r\n+1", "\uff1dHYPERLINK()", "-2+3"]
+    messages = [{"role": "user", "content": "q\r=1+1"}]
+    result = scorer.score(messages, nasty)
+    labels = [chr(65 + k) for k in range(len(nasty))]
+    state = {"result": result.to_dict(), "labels": labels, "responses": nasty, "messages": messages}
+    exports = {"page": open(ui.export_files(state)[0], encoding="utf-8").read()}
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"item_id": "=1\r=2", "prompt": "q", **{f"response_{k + 1}": t for k, t in
+                                                                   enumerate(nasty)}}) + "\n")  # fmt: skip
+    items = parse_items(src, Limits())
+    out = tmp_path / "out.csv"
+    write_results(results_frame(items, [scorer.score(i.messages, i.candidates) for i in items]), out)
+    exports["batch"] = out.read_text(encoding="utf-8")
+
+    store = LabelStore(tmp_path / "l.sqlite")
+    who = store.sign_in("team-key-0123456789", "=ana\r=1", "ana-passcode")
+    store.add_file(who.project, "f", "=x\r=y.csv", items)
+    store.record(who, "f", items[0], 0, 1, None, "fine\r=HYPERLINK(1)", result)
+    exports["labels"] = open(annotate.labels_export(store.frame(who.project))[0], encoding="utf-8").read()
+    exports["table"] = tables.to_csv(pd.DataFrame({"a": nasty}))
+    for name, text in exports.items():
+        cells = cells_as_a_spreadsheet_reads_them(text)
+        live = [c for c in cells if c.startswith(FORMULA) and not _number(c)]
+        assert not live, (name, live)
+        assert any("calc" in c or "HYPERLINK" in c for c in cells), name  # the text itself is kept
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False

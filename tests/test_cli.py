@@ -1,8 +1,10 @@
-"""The batch command line: a run killed half-way resumes and ends with the same output as an uninterrupted run;
-the Ray engine gives the same output as the single process."""
+"""The batch command line: a run killed half-way (kill -9 or Ctrl-C) resumes and ends with the same output as an
+uninterrupted run; what it would refuse later is refused before the model loads; the Ray engine gives the same output
+as the single process."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,3 +76,135 @@ def test_ray_engine_matches_single_process(tmp_path, demo_dir):
     proc = run_cli(inp, distributed, demo_dir, "--engine", "ray", "--workers", "2")
     assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(distributed), pd.read_parquet(single))
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if the model is loaded: these refusals must come before it."""
+    from armorm_ui.config import AppConfig
+
+    def refuse(self):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(AppConfig, "load_scorer", refuse)
+
+
+def cli_main(*argv) -> int:
+    from armorm_ui.cli import main
+
+    return main(["score", *map(str, argv), "--device", "cpu"])
+
+
+@pytest.mark.parametrize(
+    "output, match",
+    [
+        ("items.csv", "is the input file"),
+        ("out.txt", "unknown file type .txt"),
+        ("missing/out.csv", "does not exist"),
+        ("items.csv/out.csv", "does not exist"),
+    ],
+)
+def test_refused_before_the_model_loads(tmp_path, no_model, capsys, output, match):
+    inp = make_input(tmp_path / "items.csv", n=2)
+    before = inp.read_bytes()
+    assert cli_main(inp, "-o", tmp_path / output) == 2
+    assert match in capsys.readouterr().err
+    assert inp.read_bytes() == before
+
+
+def test_unwritable_folder_is_refused_before_the_model_loads(tmp_path, no_model, capsys, monkeypatch):
+    inp = make_input(tmp_path / "items.csv", n=2)
+    (tmp_path / "ro").mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("ro") else real(p, mode))
+    assert cli_main(inp, "-o", tmp_path / "ro" / "out.csv") == 2  # (root writes anywhere; the check is what counts)
+    assert "is not writable" in capsys.readouterr().err
+
+
+def partial_of(tmp_path, n: int, demo_dir, *extra) -> tuple[Path, Path, Path]:
+    """A run killed after its first item: (input, output, partial file)."""
+    inp = make_input(tmp_path / "items.csv", n=n)
+    out = tmp_path / "out.csv"
+    proc = run_cli(inp, out, demo_dir, *extra)
+    partial = tmp_path / "out.csv.partial.jsonl"
+    deadline = time.time() + 120
+    while not (partial.exists() and partial.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return inp, out, partial
+
+
+def test_resuming_with_other_options_is_refused_before_scoring(tmp_path, demo_dir, no_model, capsys):
+    inp = make_input(tmp_path / "items.csv", n=3)
+    out = tmp_path / "out.csv"
+    from armorm_ui.batch import file_digest
+
+    header = {"input_sha256": file_digest(inp), "input": "items.csv", "model": str(demo_dir), "revision": "",
+              "device": "cpu", "dtype": "", "attribute": False}  # fmt: skip
+    (tmp_path / "out.csv.partial.jsonl").write_text(json.dumps(header) + "\n")
+    assert cli_main(inp, "-o", out, "--model", tmp_path / "another-model") == 2
+    assert "was scored with model" in capsys.readouterr().err
+    assert cli_main(inp, "-o", out, "--model", demo_dir, "--attribute") == 2
+    assert "attribute False; this run has attribute True" in capsys.readouterr().err
+    assert cli_main(inp, "-o", out, "--model", demo_dir, "--dtype", "bfloat16") == 2
+    assert "dtype ''; this run has dtype 'bfloat16'" in capsys.readouterr().err
+
+
+def test_a_damaged_partial_file_is_recovered_or_reported(tmp_path, demo_dir, capsys):
+    inp, out, partial = partial_of(tmp_path, 8, demo_dir)
+    full = tmp_path / "full.csv"
+    assert cli_main(inp, "-o", full, "--model", demo_dir) == 0
+    lines = partial.read_text().splitlines()
+    partial.write_text("\n".join([lines[0], "{not json", '{"item_id": "nope", "result": {}}', *lines[1:]]) + '\n{"ite')
+    assert cli_main(inp, "-o", out, "--model", demo_dir) == 0
+    err = capsys.readouterr().err
+    assert "3 damaged line(s) dropped" in err and "resuming:" in err
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
+
+    partial.write_text("garbage\n")
+    assert cli_main(inp, "-o", tmp_path / "again.csv", "--model", demo_dir) == 0  # another output: no partial
+    (tmp_path / "third.csv.partial.jsonl").write_text("garbage\n")
+    assert cli_main(inp, "-o", tmp_path / "third.csv", "--model", demo_dir) == 2
+    assert "is damaged or not a partial results file" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_and_resumes(tmp_path, demo_dir):
+    inp = make_input(tmp_path / "items.csv", n=60)
+    out = tmp_path / "out.csv"
+    partial = tmp_path / "out.csv.partial.jsonl"
+    proc = run_cli(inp, out, demo_dir)
+    deadline = time.time() + 120
+    while not (partial.exists() and partial.read_text().count("\n") >= 4):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    err = proc.stderr.read()
+    assert "interrupted:" in err and "run the same command again to resume" in err and "Traceback" not in err
+    proc = run_cli(inp, out, demo_dir)
+    assert proc.wait(timeout=300) == 0 and "resuming:" in proc.stderr.read()
+    assert len(pd.read_csv(out)) == 180
+
+
+def test_settings_come_from_the_environment(tmp_path, demo_dir, monkeypatch, capsys):
+    inp = make_input(tmp_path / "items.csv", n=2)
+    monkeypatch.setenv("ARMORM_MAX_CHARS", "5")
+    assert cli_main(inp, "-o", tmp_path / "out.csv", "--model", demo_dir) == 2
+    assert "the limit is 5" in capsys.readouterr().err
+    monkeypatch.delenv("ARMORM_MAX_CHARS")
+    monkeypatch.setenv("ARMORM_MAX_TOKENS", "12")
+    assert cli_main(inp, "-o", tmp_path / "out.csv", "--model", demo_dir) == 2
+    assert "the limit is 12" in capsys.readouterr().err
+
+
+def test_many_candidates_are_labelled_past_z(tmp_path, demo_dir):
+    inp = tmp_path / "wide.csv"
+    pd.DataFrame([{"prompt": "Pick one.", **{f"response_{k + 1}": f"Answer {k}." for k in range(27)}}]).to_csv(
+        inp, index=False
+    )
+    out = tmp_path / "out.csv"
+    assert cli_main(inp, "-o", out, "--model", demo_dir) == 2  # the cap: 16 by default
+    assert cli_main(inp, "-o", out, "--model", demo_dir, "--max-candidates", "30") == 0
+    assert pd.read_csv(out)["candidate"].tolist()[-2:] == ["Z", "AA"]

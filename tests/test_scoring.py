@@ -1,0 +1,115 @@
+"""The one model slot: concurrent, cancelled and abandoned requests never run the model at once, and what belongs to
+a request stays in that request."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from armorm_ui import ScoringError, load_scorer
+from armorm_ui.batch_tab import score_file
+from armorm_ui.gr_errors import cancellable
+from armorm_ui.scoring import ScorerConfig
+from armorm_ui.validation import Limits
+
+USER = [{"role": "user", "content": "Explain the answer."}]
+
+
+@pytest.fixture
+def fresh(demo_dir):
+    """A scorer of its own (its peak concurrency starts at 0); small batches make many forward passes."""
+    return load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(strategy="prefix_cache", token_budget=64))
+
+
+def wait_idle(scorer, seconds: float = 30) -> None:
+    """Until no call holds the slot and none is left waiting for it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if scorer._slot.acquire(timeout=0.1):
+            scorer._slot.release()
+            time.sleep(0.3)  # a thread that was still waiting would take it now
+            if scorer._slot.acquire(blocking=False):
+                scorer._slot.release()
+                return
+    raise AssertionError("the model slot stayed busy")
+
+
+def test_a_stopped_request_does_not_stop_another(fresh):
+    """The stop flag is the request's own: a cancelled request running beside another leaves the other alone."""
+    results, errors = {}, {}
+
+    def run(name, should_stop):
+        try:
+            results[name] = fresh.score(USER, [f"{name} answer " * 40, "short", "other " * 20], should_stop=should_stop)
+        except ScoringError as e:
+            errors[name] = str(e)
+
+    keep = threading.Thread(target=run, args=("kept", lambda: False))
+    stop = threading.Thread(target=run, args=("stopped", lambda: True))
+    keep.start()
+    stop.start()
+    keep.join(60)
+    stop.join(60)
+    assert "kept" in results and results["kept"].n == 3
+    assert "cancelled" in errors["stopped"]
+    assert fresh.peak_concurrency == 1
+
+
+def test_six_cancelled_batches_never_run_at_once(fresh, tmp_path):
+    path = tmp_path / "batch.csv"
+    rows = [{"prompt": f"Question {i}: " + "why? " * 20, "response_1": "Because " * 30, "response_2": f"No {i}."}
+            for i in range(40)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(path, index=False)
+    scored = []  # when each item's scoring returned
+    cancelled_at = []
+    real = fresh.score
+
+    def counting(*args, **kwargs):
+        out = real(*args, **kwargs)
+        scored.append(time.monotonic())
+        return out
+
+    fresh.score = counting
+
+    async def main():
+        tasks = [asyncio.create_task(cancellable(score_file, fresh, str(path), "CSV", Limits(), 100))
+                 for _ in range(6)]  # fmt: skip
+        await asyncio.sleep(0.5)
+        cancelled_at.append(time.monotonic())
+        for task in tasks:
+            task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+    asyncio.run(main())
+    wait_idle(fresh)
+    assert fresh.peak_concurrency == 1
+    after = sum(t > cancelled_at[0] for t in scored)
+    assert after <= 6, f"{after} items were scored after the cancel"  # at most the one in flight in each batch
+
+
+def test_a_request_cancelled_while_waiting_never_runs(fresh):
+    started = threading.Event()
+    release = threading.Event()
+    ran = []
+    real = fresh._run
+
+    def slow_run(enc, ks, request):
+        ran.append(len(ks))
+        started.set()
+        release.wait(10)
+        return real(enc, ks, request)
+
+    fresh._run = slow_run
+    first = threading.Thread(target=fresh.score, args=(USER, ["first"]))
+    first.start()
+    assert started.wait(10)
+    with pytest.raises(ScoringError, match="cancelled while waiting"):
+        fresh.score(USER, ["second"], should_stop=lambda: True)
+    release.set()
+    first.join(30)
+    assert ran == [1]  # only the first request reached the model
