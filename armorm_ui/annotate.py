@@ -61,6 +61,13 @@ def labels_export(frame: pd.DataFrame) -> tuple[str, str]:
     return str(csv_path), str(json_path)
 
 
+def opened_item(st) -> tuple[str, int] | None:
+    """(file_id, position) of the session's open file, or None when no file is open."""
+    if isinstance(st, dict) and isinstance(st.get("file_id"), str) and isinstance(st.get("position"), int):
+        return st["file_id"], max(st["position"], 0)
+    return None
+
+
 def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     letters = explain.candidate_labels(MAX_SHOWN)
     state = gr.State({})  # {"file_id", "position"} for this browser session
@@ -77,8 +84,9 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     with gr.Row():
         upload = gr.File(label="Open a file (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
                          elem_id="annotate-upload")  # fmt: skip
-        stored = gr.Dropdown(label="or continue a file of this project", choices=[], allow_custom_value=True,
-                             elem_id="stored")
+        stored = gr.Dropdown(
+            label="or continue a file of this project", choices=[], allow_custom_value=True, elem_id="stored"
+        )
         hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
     status = gr.Markdown("Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status")
     conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
@@ -135,7 +143,7 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
 
     async def opened(path, key_text, name, code, hide_scores):
         who = store.sign_in(key_text, name, code)
-        if not path:
+        if not path or not isinstance(path, str):
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
         file_id = open_file(store, who.project, path, config.limits(), config.max_rows)
         out = await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
@@ -143,43 +151,53 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
 
     async def resumed(file_id, key_text, name, code, hide_scores):
         who = store.sign_in(key_text, name, code)
-        if not file_id:
+        if not file_id or not isinstance(file_id, str):
             return {status: "Choose a file of this project, or open one."}
         return await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
 
     async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text):
         who = store.sign_in(key_text, name, code)
-        if not st or not st.get("file_id"):
+        if opened_item(st) is None:
             raise gr.Error("Open a file first.")
-        total = store.count(who.project, st["file_id"])
-        if st["position"] >= total:
+        file_id, position = opened_item(st)
+        total = store.count(who.project, file_id)
+        if position >= total:
             raise gr.Error("Every item of this file is labelled.")
-        item = store.item(who.project, st["file_id"], st["position"])
-        if not picked:
+        item = store.item(who.project, file_id, position)
+        if not isinstance(picked, str) or not picked:
             raise gr.Error("Pick the preferred response (A, B, ...) before saving.")
+        if ranking_text is not None and not isinstance(ranking_text, str):
+            raise gr.Error("The ranking must be text, like 'B > A > C'.")
         order = parse_ranking(ranking_text, len(item.candidates))
-        pick = explain.candidate_index(picked)
+        try:
+            pick = explain.candidate_index(picked)
+        except ValueError:
+            pick = -1
+        if not 0 <= pick < len(item.candidates):
+            raise gr.Error(f"Pick one of {', '.join(letters[: len(item.candidates)])}.")
         if order and order[0] != pick:
             raise gr.Error(f"The ranking puts {explain.candidate_label(order[0])} first but the preferred response "
                            f"is {html.escape(picked)}.")  # fmt: skip
+        if note_text is not None and not isinstance(note_text, str):
+            raise gr.Error("The note must be text.")
         result = await cancellable(scorer.score, item.messages, item.candidates)
-        store.record(who, st["file_id"], item, st["position"], pick, order, note_text, result)
-        nxt = store.next_position(who, st["file_id"])
+        store.record(who, file_id, item, position, pick, order, note_text, result)
+        nxt = store.next_position(who, file_id)
         gr.Info(f"Saved: {html.escape(picked)} for item {html.escape(item.item_id)}. "
                 f"The model preferred {letters[int(result.scores.argmax())]}.")  # fmt: skip
-        position = nxt if nxt > st["position"] else st["position"] + 1
-        return await cancellable(show, who, st["file_id"], position, hide_scores)
+        return await cancellable(show, who, file_id, nxt if nxt > position else position + 1, hide_scores)
 
     async def moved(st, key_text, name, code, hide_scores, step):
         who = store.sign_in(key_text, name, code)
-        if not st or not st.get("file_id"):
+        if opened_item(st) is None:
             return {status: "Open a file first: there is no item to move to yet."}
-        total = store.count(who.project, st["file_id"])
-        return await cancellable(show, who, st["file_id"], min(max(st["position"] + step, 0), total), hide_scores)
+        file_id, position = opened_item(st)
+        total = store.count(who.project, file_id)
+        return await cancellable(show, who, file_id, min(max(position + step, 0), total), hide_scores)
 
     def computed(st, key_text):
         project = project_id(key_text)
-        file_id = st.get("file_id") if st else None
+        file_id = opened_item(st)[0] if opened_item(st) else None
         frame = store.frame(project, file_id)
         if frame.empty:
             raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")

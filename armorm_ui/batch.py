@@ -103,7 +103,10 @@ def _json(text: str):
 
 def read_records(path: Path, limits: Limits, max_rows: int) -> tuple[list[str], list[tuple[int, dict]]]:
     """(columns, [(line, record)]) from any supported file; structural problems raise BatchError."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path.name} could not be read ({e.strerror}); upload it again.") from e
     fmt = file_format(path, raw[:4])
     name = path.name
     if fmt == "parquet":

@@ -20,7 +20,7 @@ OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
 def score_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None, should_stop=None):
     """Validate the whole file, score every item, write the results; returns (output path, summary).
     `should_stop` is polled between items (and by the scorer between forward passes)."""
-    if fmt not in OUTPUT_FORMATS:
+    if not isinstance(fmt, str) or fmt not in OUTPUT_FORMATS:
         raise InputError(f"Results format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}.")
     items = parse_items(Path(path), limits, max_rows)
     results = []

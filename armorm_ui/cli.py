@@ -59,7 +59,7 @@ def run_header(digest: str, inp: Path, config: AppConfig, attribute: bool) -> di
 def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tuple[ScoreResult, list | None]]:
     """Results already scored for this input with these options. Damaged lines (a torn last line after a kill, or
     anything unreadable) are dropped and the file is rewritten without them, so appending continues cleanly."""
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:  # an empty file: killed before its header was written
         return {}
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     try:

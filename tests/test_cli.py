@@ -208,3 +208,38 @@ def test_many_candidates_are_labelled_past_z(tmp_path, demo_dir):
     assert cli_main(inp, "-o", out, "--model", demo_dir) == 2  # the cap: 16 by default
     assert cli_main(inp, "-o", out, "--model", demo_dir, "--max-candidates", "30") == 0
     assert pd.read_csv(out)["candidate"].tolist()[-2:] == ["Z", "AA"]
+
+
+HEADER = {"input_sha256": "abc", "input": "items.csv", "model": "m", "revision": "", "device": "cpu", "dtype": "",
+          "attribute": False}  # fmt: skip
+
+
+def test_any_partial_file_resumes_or_is_refused_clearly(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from armorm_ui.cli import load_partial
+    from armorm_ui.errors import InputError
+
+    good_row = json.dumps({"item_id": "q1", "result": {"scores": [0.1], "rewards": [[0.0] * 19],
+                                                        "gating_output": [0.0] * 19, "coefficients": [0.0] * 19,
+                                                        "reward_transform_matrix": [[0.0] * 19] * 19}})  # fmt: skip
+    line = (st.text(max_size=40) | st.just(json.dumps(HEADER)) | st.just(good_row)
+            | st.dictionaries(st.sampled_from(["item_id", "result", "attribution", "input_sha256"]),
+                              st.none() | st.integers() | st.text(max_size=5) | st.just("q1"), max_size=4).map(json.dumps))  # fmt: skip
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(lines=st.lists(line, max_size=6), raw=st.binary(max_size=60), torn=st.booleans())
+    def check(lines, raw, torn):
+        path = tmp_path / "out.csv.partial.jsonl"
+        path.write_bytes(("\n".join(lines) + ("" if torn else "\n")).encode("utf-8", "surrogatepass") + raw)
+        try:
+            done = load_partial(path, HEADER, {"q1", "q2"})
+        except InputError as e:
+            assert str(e)
+            return
+        assert set(done) <= {"q1", "q2"}
+        assert path.read_bytes().endswith(b"\n")  # ready for the next row to be appended
+        assert load_partial(path, HEADER, {"q1", "q2"}).keys() == done.keys()  # and reads back the same
+
+    check()

@@ -145,3 +145,59 @@ def test_scratch_folders_are_cleaned(tmp_path, monkeypatch):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     fresh = scratch.scratch_folder("export-")
     assert fresh.exists() and not old.exists()
+
+
+def public_endpoints(demo) -> dict:
+    """api_name -> (handler, number of inputs) for every event a program can call."""
+    return {f.api_name: (f.fn, len(f.inputs)) for f in demo.fns.values()
+            if f.fn is not None and f.api_name and f.api_visibility != "private"}  # fmt: skip
+
+
+def test_the_page_form_is_not_an_api(scorer):
+    demo = ui.build_demo(scorer, AppConfig.from_env())
+    assert set(public_endpoints(demo)) == {"score", "attribute", "score_file", "annotate_open", "annotate_resume",
+                                           "annotate_save", "annotate_agreement"}  # fmt: skip
+
+
+def any_json(max_leaves=6):
+    from hypothesis import strategies as st
+
+    leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    return st.recursive(leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                        max_leaves=max_leaves)  # fmt: skip
+
+
+ROLES = ["user", "assistant", "system", "robot", None, 3]
+
+
+def test_every_endpoint_takes_any_arguments(scorer, tmp_path):
+    """Whatever a caller sends, of any type, each public endpoint answers with a result or a gr.Error."""
+    import asyncio
+    import inspect
+
+    import gradio as gr
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    demo = ui.build_demo(scorer, AppConfig(data_dir=str(tmp_path / "data")))
+    endpoints = public_endpoints(demo)
+    good_file = tmp_path / "items.csv"
+    good_file.write_text("prompt,response_1,response_2\nq,a,b\n", encoding="utf-8")
+    message = st.fixed_dictionaries({"role": st.sampled_from(ROLES), "content": st.text(max_size=20) | any_json(2)})
+    value = (any_json() | st.lists(message, max_size=3) | st.just(str(good_file)) | st.sampled_from(["A", "CSV", "ana"])
+             | st.text(min_size=16, max_size=20))  # fmt: skip
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(name=st.sampled_from(sorted(endpoints)), data=st.data())
+    def check(name, data):
+        fn, n = endpoints[name]
+        args = [data.draw(value) for _ in range(n)]
+        try:
+            out = fn(*args)
+            if inspect.isawaitable(out):
+                asyncio.run(out)
+        except gr.Error as e:
+            assert e.message
+        # anything else (TypeError, KeyError, a Gradio internal) fails the test
+
+    check()

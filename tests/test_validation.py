@@ -106,7 +106,9 @@ def test_out_of_memory_splits_then_names_the_candidate(demo_dir):
 
     s._forward = tight
     np.testing.assert_allclose(s.score(USER, ["a", "bb", "ccc", "dddd"]).scores, reference, atol=1e-6)
-    s._forward = lambda enc, ks, strategy, request: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    s._forward = lambda enc, ks, strategy, request: (_ for _ in ()).throw(
+        torch.cuda.OutOfMemoryError("CUDA out of memory")
+    )
     with pytest.raises(ScoringError, match="Out of GPU memory scoring candidate 1 .* alone"):
         s.score(USER, ["zzz"])
     s._forward = real
