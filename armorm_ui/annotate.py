@@ -77,8 +77,10 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         "nobody else can. Your **name** is claimed in the project by the passcode you give the first time."
     )
     with gr.Row():
-        key = gr.Textbox(label="Project key", placeholder="paste your team's key, or make one", elem_id="project-key")
-        new_key = gr.Button("New project", size="sm", elem_id="new-project")
+        with gr.Column(min_width=240):
+            key = gr.Textbox(label="Project key", placeholder="paste your team's key, or make one",
+                             elem_id="project-key")  # fmt: skip
+            new_key = gr.Button("New project", size="sm", elem_id="new-project")
         annotator = gr.Textbox(label="Your name", max_length=64, elem_id="annotator")
         passcode = gr.Textbox(label="Your passcode", type="password", max_length=256, elem_id="passcode")
     with gr.Row():
@@ -127,7 +129,7 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         n = len(item.candidates)
         return {
             state: {"file_id": file_id, "position": position},
-            status: f"Item **{position + 1} of {total}** · id `{html.escape(item.item_id)}` · {done} labelled by "
+            status: f"Item **{position + 1} of {total}** · id {as_text(item.item_id)} · {done} labelled by "
             f"{name}" + (" · already labelled (saving replaces it)" if labelled else ""),
             conversation: gr.update(value=conversation_text(item.messages), visible=len(item.messages) > 1),
             prompt: item.messages[-1]["content"],
@@ -188,9 +190,9 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         return await cancellable(show, who, file_id, nxt if nxt > position else position + 1, hide_scores)
 
     async def moved(st, key_text, name, code, hide_scores, step):
-        who = store.sign_in(key_text, name, code)
         if opened_item(st) is None:
             return {status: "Open a file first: there is no item to move to yet."}
+        who = store.sign_in(key_text, name, code)
         file_id, position = opened_item(st)
         total = store.count(who.project, file_id)
         return await cancellable(show, who, file_id, min(max(position + step, 0), total), hide_scores)
@@ -223,16 +225,17 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         return gr.update(value=new_project_key()), gr.update(choices=[], value=None)
 
     opened, resumed, saved, moved, computed = map(friendly, (opened, resumed, saved, moved, computed))
+    quiet = {"show_progress": "hidden"}  # a refusal is one pop-up, not an error mark over every field
     new_key.click(made, None, [key, stored], api_visibility="private")
     upload.upload(opened, [upload, *who_inputs, hide], [*item_outputs, stored], api_name="annotate_open",
-                  concurrency_id="model")  # fmt: skip
+                  concurrency_id="model", **quiet)  # fmt: skip
     stored.input(resumed, [stored, *who_inputs, hide], item_outputs, api_name="annotate_resume",
-                 concurrency_id="model")  # fmt: skip
+                 concurrency_id="model", **quiet)  # fmt: skip
     save.click(saved, [state, *who_inputs, hide, choice, ranking, note], item_outputs, api_name="annotate_save",
-               concurrency_id="model")  # fmt: skip
+               concurrency_id="model", **quiet)  # fmt: skip
     for button, step in ((prev, -1), (skip, +1)):
         button.click(functools.partial(moved, step=step), [state, *who_inputs, hide], item_outputs,
-                     api_visibility="private", concurrency_id="model")  # fmt: skip
+                     api_visibility="private", concurrency_id="model", **quiet)  # fmt: skip
     refresh.click(computed, [state, key], [agreement_text, agreement_plot, labels_csv, agreement_json],
-                  api_name="annotate_agreement")  # fmt: skip
+                  api_name="annotate_agreement", **quiet)  # fmt: skip
     gr.on([stored.focus, key.change], listed, key, stored, api_visibility="private", show_progress="hidden")

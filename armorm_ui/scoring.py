@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -39,6 +40,7 @@ from .objectives import NUM_OBJECTIVES
 from .results import ScoreResult
 from .validation import Limits, check_request
 
+log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -107,6 +109,8 @@ class Scorer:
                 raise ScoringError("The request was cancelled while waiting for the model.")
         self._inside += 1
         self.peak_concurrency = max(self.peak_concurrency, self._inside)
+        if self._inside > 1:  # cannot happen while the lock is held; said loudly if it ever does
+            log.error("model slot: %d calls at once", self._inside)
         return Request(should_stop, self.config.deadline)
 
     def _release(self) -> None:

@@ -225,7 +225,9 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                     with gr.Accordion("Which parts of a response drive its score", open=False):
                         with gr.Row():
                             seg_pick = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
-                            seg_what = gr.Dropdown(["score", *LABELS], value="score", label="Effect on")
+                            seg_what = gr.Dropdown(
+                                ["score", *LABELS], value="score", label="Effect on", elem_id="seg-what"
+                            )
                             seg_run = gr.Button("Find out (scores every leave-one-out variant)", elem_id="seg-run")
                         seg_html = gr.HTML(elem_id="seg-html")
                         with gr.Row():
@@ -243,7 +245,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                                     gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=150)
                                     for o in OBJECTIVES[start : start + 4]
                                 ]
-                        reset = gr.Button("Reset weights to the model's", size="sm")
+                        reset = gr.Button("Reset weights to the model's", size="sm", elem_id="reset-weights")
                     with gr.Accordion("Details: rewards by candidate, top objectives, transform matrix", open=True):
                         bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
                         top = gr.Dataframe(label="Top objectives per candidate", interactive=False)

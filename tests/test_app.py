@@ -70,3 +70,30 @@ def test_attribute_endpoint(client, demo_dir):
                        CARD_RESPONSES[1])  # fmt: skip
     assert out["segments"] == direct.segments
     np.testing.assert_allclose(out["effects"], direct.effects, atol=1e-6)
+
+
+def test_a_wide_header_does_not_hold_the_model(client, tmp_path):
+    """The 7.9 MB one-line file: refused with a message, and the model is free for the next call right after."""
+    from gradio_client import handle_file
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text("prompt," + ",".join(f"c{i}" for i in range(1, 1_000_000)) + "\n", encoding="utf-8")
+    with pytest.raises(Exception, match="1,000,000 columns; at most 21 are read"):
+        client.predict(handle_file(str(wide)), "CSV", api_name="/score_file")
+    out = client.predict([{"role": "user", "content": "hi"}], ["hello", "bye"], api_name="/score")
+    assert len(out["scores"]) == 2
+
+
+def test_attribute_refusals_are_clear(client):
+    user = [{"role": "user", "content": "Say something."}]
+    with pytest.raises(Exception, match="must be text, got int"):
+        client.predict(user, 42, api_name="/attribute")
+    many = " ".join(f"Point {i}." for i in range(700))  # a long answer of short sentences (within 4,096 tokens)
+    out = client.predict(user, many, api_name="/attribute")
+    assert len(out["segments"]) <= 48 and "".join(out["segments"]) == many
+
+
+def test_the_page_form_cannot_be_called_as_an_api(client):
+    assert "/score_form" not in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    with pytest.raises(Exception):  # noqa: B017 - any refusal: the endpoint does not exist
+        client.predict("", [], "q", 2, api_name="/score_form")

@@ -91,6 +91,24 @@ def test_score_the_card_example(browser, app_url):
     assert not errors, errors
 
 
+def test_buttons_before_there_is_anything_to_act_on(browser, app_url):
+    """Reset weights, 'Effect on', Previous and Skip pressed on a fresh page: nothing breaks, nothing is claimed."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.click("#reset-weights")
+    page.get_by_text("Which parts of a response drive its score").click()
+    page.click("#seg-what input")
+    page.get_by_role("option", name="Correctness").first.click()
+    page.get_by_role("tab", name="Annotate").click()
+    page.click("#annotate-skip")
+    page.wait_for_selector("#annotate-status:has-text('Open a file first')", timeout=30_000)
+    page.click("#annotate-prev")
+    page.wait_for_timeout(1500)
+    body = page.inner_text("body")
+    assert "didn't return enough output values" not in body and "Error" not in body, body[:2000]
+
+
 def test_bad_input_keeps_what_was_typed(browser, app_url):
     page = browser.new_page()
     page.goto(app_url)
@@ -104,19 +122,35 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
 
 
 def test_annotation_flow(browser, app_url, tmp_path):
+    """Label three items; everything a user typed or uploaded (responses, item ids, names, file contents quoted in a
+    refusal) is shown as text: no markup renders, no script runs, and no image is fetched."""
     import pandas as pd
 
     xss = '<img src=x onerror="window.__xss = 1"> **not bold**'
-    rows = [{"item_id": f"q{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": xss}
-            for i in range(4)]  # fmt: skip
+    img = "<img src=/pwned-{}.png>"
+    rows = [{"item_id": f"q{i}" + (img.format("id") if i == 0 else ""), "prompt": f"Question {i}?",
+             "response_1": f"Answer {i}.", "response_2": xss} for i in range(4)]  # fmt: skip
     items = tmp_path / "items.csv"
     pd.DataFrame(rows).to_csv(items, index=False)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame([{"item_id": img.format("dup"), "prompt": "q", "response_1": "a"}] * 2).to_csv(bad, index=False)
+    name = "ana " + img.format("name")
     page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "pwned" in r.url else None)
     page.goto(app_url)
     page.get_by_role("tab", name="Annotate").click()
-    page.fill("#annotator input, #annotator textarea", "browser-annotator")
+    page.fill("#project-key input, #project-key textarea", "browser-test-project-key")
+    page.fill("#annotator input, #annotator textarea", name)
+    page.fill("#passcode input", "browser-passcode")
+    page.set_input_files("#annotate-upload input[type=file]", str(bad))  # refused: its message quotes the id
+    page.wait_for_selector("text=already used on line 2", timeout=60_000)
+    assert "<img src=/pwned-dup.png>" in page.inner_text("body")
+    page.click("#annotate-upload button[aria-label=Clear]")
     page.set_input_files("#annotate-upload input[type=file]", str(items))
     page.wait_for_selector("#annotate-status:has-text('Item 1 of 4')", timeout=60_000)
+    status = page.inner_text("#annotate-status")
+    assert "q0<img src=/pwned-id.png>" in status and "<img src=/pwned-name.png>" in status, status
     # response text is shown literally, never rendered or executed
     assert page.input_value("#annotate-B textarea") == xss
     assert page.evaluate("window.__xss") is None
@@ -127,12 +161,22 @@ def test_annotation_flow(browser, app_url, tmp_path):
     page.get_by_text("Agreement with the model, and export").click()
     page.click("#agreement-button")
     page.wait_for_selector("#plot-agreement .js-plotly-plot .main-svg", timeout=60_000)
+    assert name in page.inner_text("#agreement-text")
     with page.expect_download() as download:
         page.click("#labels-csv")
     labels = pd.read_csv(download.value.path())
-    assert labels["item_id"].tolist() == ["q0", "q1", "q2"]
-    assert labels["choice"].tolist() == ["A", "B", "A"] and set(labels["annotator"]) == {"browser-annotator"}
+    assert labels["item_id"].tolist() == ["q0<img src=/pwned-id.png>", "q1", "q2"]
+    assert labels["choice"].tolist() == ["A", "B", "A"] and set(labels["annotator"]) == {name}
+    assert page.locator("img[src*=pwned]").count() == 0 and fetched == []
     page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
+
+    other = browser.new_page()  # another team: sees none of it
+    other.goto(app_url)
+    other.get_by_role("tab", name="Annotate").click()
+    other.fill("#project-key input, #project-key textarea", "another-teams-project-key")
+    other.click("#stored")
+    other.wait_for_timeout(500)
+    assert "items.csv" not in other.inner_text("body")
 
 
 def test_shaded_segments_render(browser, app_url):

@@ -40,3 +40,23 @@ def test_concurrent_users_get_a_result_or_a_clear_refusal(demo_dir):
     assert summary["result"] >= 1
     for message in summary["refusal_messages"]:
         assert "Queue is full" in message or "empty" in message
+
+
+def test_cancels_never_put_two_calls_in_the_model(demo_dir, tmp_path):
+    """Calls and whole batch files cancelled by their clients at random moments: the scorer never sees two model
+    calls at once (its own count, from the server log), and everything else still ends in a result or a refusal."""
+    import load_test
+
+    log = tmp_path / "server.log"
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir), log=log)
+    try:
+        outcomes = load_test.run(url, users=6, requests=4, timeout=60, seed=7, cancel_rate=0.5, batch_share=0.5)
+        outcomes = outcomes["outcomes"]
+        after = load_test.run(url, users=1, requests=1, timeout=60, seed=1)["outcomes"]  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    summary = load_test.summarise(outcomes)
+    assert summary["cancelled"] >= 4 and summary["failed"] == summary["hung"] == summary["wrong"] == 0, summary
+    assert after[0]["kind"] in ("result", "refused")
+    assert "Traceback" not in log.read_text() and load_test.overlaps(log) == []
