@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -102,8 +103,10 @@ class Scorer:
         self._inside = 0  # calls holding the slot now; `peak_concurrency` records the most ever seen
         self.peak_concurrency = 0
 
-    def _hold(self, should_stop: Callable[[], bool] | None) -> Request:
-        """Wait for the model slot, giving up if the caller goes away while waiting; the deadline starts here."""
+    @contextmanager
+    def _holding(self, should_stop: Callable[[], bool] | None):
+        """Hold the model slot for one request, yielding its Request. Waiting gives up if the caller goes away
+        first; the deadline counts from when the slot is held."""
         while not self._slot.acquire(timeout=0.05):
             if should_stop is not None and should_stop():
                 raise ScoringError("The request was cancelled while waiting for the model.")
@@ -111,11 +114,11 @@ class Scorer:
         self.peak_concurrency = max(self.peak_concurrency, self._inside)
         if self._inside > 1:  # cannot happen while the lock is held; said loudly if it ever does
             log.error("model slot: %d calls at once", self._inside)
-        return Request(should_stop, self.config.deadline)
-
-    def _release(self) -> None:
-        self._inside -= 1
-        self._slot.release()
+        try:
+            yield Request(should_stop, self.config.deadline)
+        finally:
+            self._inside -= 1
+            self._slot.release()
 
     def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
         """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
@@ -134,8 +137,7 @@ class Scorer:
             h = conv.copy()
             h.update(b"\0" + c.encode("utf-8", "surrogatepass"))
             keys.append(h.digest())
-        request = self._hold(should_stop)
-        try:  # the cache is shared too: read and written only inside the slot
+        with self._holding(should_stop) as request:  # the cache is shared too: used only inside the slot
             todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
             for k, c in enumerate(candidates):
                 if keys[k] not in self._cache:
@@ -146,8 +148,6 @@ class Scorer:
                 for row, k in zip(rewards, ks):
                     self._remember(keys[k], (row, gating, len(enc.candidate_ids[k])))
             rows = [self._recall(key) for key in keys]
-        finally:
-            self._release()
         return self._result(np.stack([r[0] for r in rows]), rows[0][1], len(enc.prefix_ids), [r[2] for r in rows])
 
     def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:
@@ -159,11 +159,8 @@ class Scorer:
         derived = replace(self.config.limits, max_candidates=len(candidates), max_request_chars=2**62)
         check_request(messages, candidates, derived)  # variants are cut from `base`: only `base` was sent
         enc = self.encoder.encode(messages, candidates)
-        request = self._hold(should_stop)
-        try:
+        with self._holding(should_stop) as request:
             rewards, gating = self._variants(enc, request)
-        finally:
-            self._release()
         return self._result(rewards, gating, len(enc.prefix_ids), [len(c) for c in enc.candidate_ids])
 
     def _result(self, rewards: np.ndarray, gating: np.ndarray, prompt_tokens: int, tokens: list[int]) -> ScoreResult:
@@ -222,7 +219,8 @@ class Scorer:
     def self_check(self) -> str:
         """Score a two-candidate probe: the head must give finite outputs (start-up check, before serving)."""
         probe = self.score([{"role": "user", "content": "Say hello."}], ["Hello!", "Goodbye."])
-        self._cache.clear()
+        with self._holding(None):
+            self._cache.clear()
         return f"self-check passed: {self.source} gives finite scores {np.round(probe.scores, 4).tolist()}"
 
     def _remember(self, key, value) -> None:
