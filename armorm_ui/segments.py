@@ -61,6 +61,8 @@ def segment(text: str) -> list[str]:
     for i in range(len(merged) - 1, 0, -1):  # a segment of only whitespace joins the one before
         if not merged[i].strip():
             merged[i - 1] += merged.pop(i)
+    if len(merged) > 1 and not merged[0].strip():  # leading whitespace alone joins the segment after it
+        merged[1] = merged.pop(0) + merged[0]
     return merged
 
 
