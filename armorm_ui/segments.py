@@ -62,7 +62,8 @@ def segment(text: str) -> list[str]:
         if not merged[i].strip():
             merged[i - 1] += merged.pop(i)
     if len(merged) > 1 and not merged[0].strip():  # leading whitespace alone joins the segment after it
-        merged[1] = merged.pop(0) + merged[0]
+        lead = merged.pop(0)
+        merged[0] = lead + merged[0]
     return merged
 
 
