@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from armorm_ui.attribution import attribute
@@ -21,6 +21,7 @@ CODE = "Use slicing:\n\n```python\nitems = [1, 2, 3]\nrev = items[::-1]\nprint(r
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab .!?\n\t-*1`é東🙂")), max_size=200) | st.text(max_size=200))
+@example("\n \n1")  # whitespace alone before the first segment
 def test_segments_round_trip(text):
     segs = segment(text)
     assert "".join(segs) == text
