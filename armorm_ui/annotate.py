@@ -12,6 +12,7 @@ import functools
 import html
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -25,6 +26,7 @@ from .labels import Annotator, LabelStore, agreement, new_project_key, parse_ran
 from .scratch import scratch_folder
 
 MAX_SHOWN = 16
+"""Candidate boxes in the tab: a file with more candidates per item is refused when it is opened."""
 
 
 def open_file(store: LabelStore, project: str, path: str, limits, max_rows: int) -> str:
@@ -147,7 +149,8 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         who = store.sign_in(key_text, name, code)
         if not path or not isinstance(path, str):
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
-        file_id = open_file(store, who.project, path, config.limits(), config.max_rows)
+        limits = replace(config.limits(), max_candidates=min(config.api_candidates, MAX_SHOWN))  # boxes on the page
+        file_id = open_file(store, who.project, path, limits, config.max_rows)
         out = await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
         return {**out, stored: gr.update(choices=file_choices(who.project), value=file_id)}
 

@@ -66,3 +66,19 @@ def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_an_item_with_more_candidates_than_boxes_is_refused_when_opened(tmp_path, scorer):
+    import gradio as gr
+
+    from armorm_ui.config import AppConfig
+    from armorm_ui.ui import build_demo
+
+    demo = build_demo(scorer, AppConfig(api_candidates=30, data_dir=str(tmp_path / "data")))
+    opened = next(f.fn for f in demo.fns.values() if f.api_name == "annotate_open")
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame([{"prompt": "q", **{f"response_{k + 1}": f"a{k}" for k in range(20)}}]).to_csv(wide, index=False)
+    import asyncio
+
+    with pytest.raises(gr.Error, match="20 candidates; the limit is 16"):
+        asyncio.run(opened(str(wide), *ANA, True))
