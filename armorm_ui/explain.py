@@ -81,6 +81,61 @@ def pairwise(result: ScoreResult, a: int, b: int) -> np.ndarray:
     return (result.rewards[a] - result.rewards[b]) * result.coefficients
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Who wins and why: the winner's lead over the runner-up split by objective (pairwise), largest parts named."""
+
+    winner: int
+    runner_up: int | None
+    """None when only one candidate was scored."""
+    margin: float
+    """scores[winner] - scores[runner_up]: exactly the sum of `deltas`."""
+    deltas: np.ndarray
+    """(19,) pairwise(result, winner, runner_up)."""
+    reasons: list[int]
+    """Objectives that favour the winner most, largest first (at most k, each > 0)."""
+    against: list[int]
+    """The objective that favours the runner-up most, if any."""
+
+    @property
+    def rest(self) -> float:
+        """What the objectives not named add to the margin."""
+        named = self.reasons + self.against
+        return float(self.margin - self.deltas[named].sum())
+
+
+def verdict(result: ScoreResult, k: int = 2) -> Verdict:
+    order = np.argsort(-result.scores, kind="stable")
+    winner = int(order[0])
+    if result.n < 2:
+        return Verdict(winner, None, 0.0, np.zeros(len(NAMES)), [], [])
+    runner_up = int(order[1])
+    deltas = pairwise(result, winner, runner_up)
+    by_size = np.argsort(-deltas, kind="stable")
+    reasons = [int(i) for i in by_size[:k] if deltas[i] > 0]
+    against = [int(by_size[-1])] if deltas[by_size[-1]] < 0 else []
+    return Verdict(winner, runner_up, float(result.scores[winner] - result.scores[runner_up]), deltas, reasons, against)
+
+
+def verdict_text(v: Verdict, labels: list[str]) -> str:
+    """The verdict in words (Markdown), every figure taken from the decomposition that adds up to the margin."""
+    w = labels[v.winner]
+    if v.runner_up is None:
+        return f"**{w}** is the only candidate scored."
+    r = labels[v.runner_up]
+    if v.margin == 0:
+        return f"**{w}** and **{r}** tie."
+    names = [f"{OBJECTIVES[i].label} ({v.deltas[i]:+.4g})" for i in v.reasons]
+    text = f"**{w} beats {r}** by {v.margin:.4g}"
+    if names:
+        text += ", mostly on " + " and ".join(names)
+    if v.against:
+        i = v.against[0]
+        text += f"; {r} does better on {OBJECTIVES[i].label} ({v.deltas[i]:+.4g})"
+    others = len(NAMES) - len(v.reasons) - len(v.against)
+    return text + f"; the other {others} objectives add {v.rest:+.4g}."
+
+
 def what_if(result: ScoreResult, weights: np.ndarray) -> np.ndarray:
     """(N,) scores with each objective's coefficient multiplied by a user weight (1 = the model's own)."""
     weights = np.asarray(weights, dtype=float)

@@ -115,12 +115,7 @@ def views(state: dict, weights=None, a: int = 0, b: int = 1) -> dict:
     weights = what_if_weights(weights)
     weighted = explain.what_if(result, weights)
     b = b if result.n > 1 else a
-    winner = labels[int(np.argmax(result.scores))]
-    summary = (
-        f"**Preferred: candidate {winner}** (score {result.scores.max():+.5f}"
-        + (f", {explain.margin(result.scores):.5f} ahead of the next)" if result.n > 1 else ")")
-        + f" · conversation {result.prompt_tokens} tokens · gating weights sum to {result.gating_output.sum():.4f}"
-    )
+    summary = explain.verdict_text(explain.verdict(result), labels)
     return {
         "summary": summary,
         "ranking": tables.ranking(result, labels),

@@ -99,3 +99,29 @@ def test_result_round_trips_json():
     back = ScoreResult.from_dict(r.to_dict())
     np.testing.assert_allclose(back.rewards, r.rewards)
     np.testing.assert_allclose(back.scores, r.scores)
+
+
+def test_the_verdict_adds_up_to_the_score_difference():
+    import re
+
+    from armorm_ui.results import ScoreResult
+
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 8):
+        rewards = rng.normal(size=(n, 19))
+        gating = rng.random(19)
+        T = np.eye(19) + 0.05 * rng.normal(size=(19, 19))
+        result = ScoreResult((rewards @ T) @ gating, rewards, gating, gating @ T.T, T)
+        v = explain.verdict(result)
+        order = np.argsort(-result.scores)
+        assert (v.winner, v.runner_up) == (order[0], order[1])
+        assert v.margin == pytest.approx(result.scores[order[0]] - result.scores[order[1]], abs=1e-12)
+        assert v.deltas.sum() == pytest.approx(v.margin, abs=1e-12)
+        assert all(v.deltas[i] > 0 for i in v.reasons) and all(v.deltas[i] < 0 for i in v.against)
+        text = explain.verdict_text(v, explain.candidate_labels(n))
+        numbers = [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text.split("by ", 1)[1])]
+        margin, parts = numbers[0], numbers[1:-2] + numbers[-1:]  # drop the count of other objectives
+        assert margin == pytest.approx(v.margin, rel=1e-3)
+        assert sum(parts) == pytest.approx(v.margin, rel=1e-2, abs=1e-3), text
+    single = ScoreResult(np.array([0.5]), np.zeros((1, 19)), np.ones(19), np.ones(19), np.eye(19))
+    assert explain.verdict_text(explain.verdict(single), ["A"]) == "**A** is the only candidate scored."
