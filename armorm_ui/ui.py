@@ -70,6 +70,8 @@ def conversation_from_form(system: str, turns, prompt: str) -> list[dict]:
 
 
 def candidates_from_form(count: int, boxes: list[str]) -> list[str]:
+    """The filled candidate boxes among the first `count`: empty ones at the end are ignored; at least two to
+    compare, and no empty box between filled ones (the letters would no longer match the boxes)."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(boxes):
         raise InputError(f"The number of candidate boxes must be a whole number from 1 to {len(boxes)}.")
     texts = list(boxes[:count])
@@ -77,10 +79,13 @@ def candidates_from_form(count: int, boxes: list[str]) -> list[str]:
     for label, text in zip(labels, texts):
         if text is not None and not isinstance(text, str):
             raise InputError(f"Candidate {label} must be text, got {type(text).__name__}.")
+    while texts and not (texts[-1] or "").strip():
+        texts.pop()
+    for label, text in zip(labels, texts):
         if not text or not text.strip():
             raise InputError(f"Candidate {label} is empty: write a response or remove the box.")
-    if not texts:
-        raise InputError("Add at least one candidate response.")
+    if len(texts) < 2:
+        raise InputError("Fill in at least two candidates to compare (one is filled).")
     return texts
 
 

@@ -116,9 +116,14 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     page.fill("#prompt textarea", "A prompt I spent time on")
     page.fill("#candidate-A textarea", "first answer")
     page.click("#score-button")  # B and C are empty
-    page.wait_for_selector("text=Candidate B is empty", timeout=30_000)
+    page.wait_for_selector("text=Fill in at least two candidates", timeout=30_000)
     assert page.input_value("#prompt textarea") == "A prompt I spent time on"
     assert page.input_value("#candidate-A textarea") == "first answer"
+    page.fill("#candidate-B textarea", "second answer")  # C stays empty: two filled boxes are scored
+    page.click("#score-button")
+    page.wait_for_selector("#summary:has-text('beats')", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.locator("#plot-scores g.point").count() == 2  # A and B, no empty C
 
 
 def test_annotation_flow(browser, app_url, tmp_path):

@@ -116,6 +116,9 @@ def test_form_helpers():
     with pytest.raises(InputError, match="Candidate B is empty"):
         ui.candidates_from_form(3, ["a", " ", "c", "hidden box"])
     assert ui.candidates_from_form(2, ["a", "b", "c"]) == ["a", "b"]
+    assert ui.candidates_from_form(3, ["a", "b", "  ", "hidden box"]) == ["a", "b"]  # an empty last box is ignored
+    with pytest.raises(InputError, match="at least two candidates"):
+        ui.candidates_from_form(3, ["a", "", None])
 
 
 def test_config_env_and_flags():
