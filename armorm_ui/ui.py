@@ -139,6 +139,22 @@ def views(state: dict, weights=None, a: int = 0, b: int = 1) -> dict:
     }
 
 
+def pair(state: dict, a_label, b_label) -> tuple[int, int]:
+    """The two candidates of the "why A over B" view: by default the winner and the runner-up; never one
+    candidate with itself (B then becomes the best-scored other one)."""
+    labels = state["labels"]
+    order = [int(k) for k in np.argsort(-np.asarray(state["result"]["scores"]), kind="stable")]
+    a = labels.index(a_label) if a_label in labels else order[0]
+    b = labels.index(b_label) if b_label in labels else None
+    if b is None or b == a:
+        b = next((k for k in order if k != a), a)
+    return a, b
+
+
+def pair_heading(labels: list[str], a: int, b: int) -> str:
+    return f"### Why {labels[a]} over {labels[b]}?"
+
+
 def export_files(state: dict) -> tuple[str, str]:
     """Write the results table as CSV and JSON into a private temp folder; return the two paths."""
     result = ScoreResult.from_dict(state["result"])
@@ -218,9 +234,11 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                     helpsteer_table = gr.Dataframe(label="HelpSteer scale (0-4)", interactive=False)
                     with gr.Row():
                         with gr.Column(min_width=240):
-                            gr.Markdown("### Why A over B?")
-                            pick_a = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
-                            pick_b = gr.Dropdown(letters[:3], value="B", label="compared with", interactive=True)
+                            pair_title = gr.Markdown("### Why A over B?", elem_id="pair-title")
+                            pick_a = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True,
+                                                 elem_id="pick-a")  # fmt: skip
+                            pick_b = gr.Dropdown(letters[1:3], value="B", label="compared with", interactive=True,
+                                                 elem_id="pick-b")  # fmt: skip
                         pairwise = gr.Plot(label="Score difference by objective", elem_id="plot-pairwise")
                     with gr.Accordion("Which parts of a response drive its score", open=False):
                         with gr.Row():
@@ -297,13 +315,15 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 gr.Warning(f"Candidates {letters[a]} and {letters[b]} are identical: they get the same score.")
             state = await cancellable(analyse, scorer, messages, responses)
             labels = state["labels"]
-            out = views(state, weights, 0, min(1, len(labels) - 1))
+            a, b = pair(state, None, None)  # the winner and the runner-up
+            out = views(state, weights, a, b)
             csv_path, json_path = export_files(state)
             return {
                 analysis: state,
                 **{view_outputs[k]: v for k, v in out.items()},
-                pick_a: gr.update(choices=labels, value=labels[0]),
-                pick_b: gr.update(choices=labels, value=labels[min(1, len(labels) - 1)]),
+                pair_title: pair_heading(labels, a, b),
+                pick_a: gr.update(choices=labels, value=labels[a]),
+                pick_b: gr.update(choices=[x for x in labels if x != labels[a]], value=labels[b]),
                 seg_pick: gr.update(choices=labels, value=labels[0]),
                 csv_file: gr.update(value=csv_path, interactive=True),
                 json_file: gr.update(value=json_path, interactive=True),
@@ -312,7 +332,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         scoring = run.click(
             score_form,
             [system, turns, prompt, count, *boxes, *sliders],
-            [analysis, *view_outputs.values(), pick_a, pick_b, seg_pick, csv_file, json_file],
+            [analysis, *view_outputs.values(), pair_title, pick_a, pick_b, seg_pick, csv_file, json_file],
             api_visibility="private",  # the page's own form; programs use /score
             concurrency_id="model",
         )
@@ -320,25 +340,27 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         stop.click(None, None, None, cancels=[scoring], api_visibility="private")
 
         @friendly
-        def redraw(state, a, b, *weights):
+        def redraw(state, a_label, b_label, *weights):
             if not state:
                 return {what_if_table: gr.skip()}  # nothing scored yet: nothing to redraw
-            idx = {label: i for i, label in enumerate(state["labels"])}
-            out = views(state, weights, idx.get(a, 0), idx.get(b, 0))
+            labels = state["labels"]
+            a, b = pair(state, a_label, b_label)
+            out = views(state, weights, a, b)
             keep = ("pairwise", "what_if", "what_if_table")
-            return {view_outputs[k]: out[k] for k in keep}
+            return {**{view_outputs[k]: out[k] for k in keep}, pair_title: pair_heading(labels, a, b),
+                    pick_b: gr.update(choices=[x for x in labels if x != labels[a]], value=labels[b])}  # fmt: skip
 
         gr.on(
             [pick_a.change, pick_b.change, *[s.release for s in sliders]],
             redraw,
             [analysis, pick_a, pick_b, *sliders],
-            [pairwise, what_if, what_if_table],
+            [pairwise, what_if, what_if_table, pair_title, pick_b],
             api_visibility="private",
             concurrency_limit=None,  # arithmetic on cached rewards: never waits for the model
             show_progress="hidden",
         )
         reset.click(lambda: [1.0] * len(sliders), None, sliders, api_visibility="private").then(
-            redraw, [analysis, pick_a, pick_b, *sliders], [pairwise, what_if, what_if_table],
+            redraw, [analysis, pick_a, pick_b, *sliders], [pairwise, what_if, what_if_table, pair_title, pick_b],
             api_visibility="private", concurrency_limit=None,
         )  # fmt: skip
 

@@ -84,6 +84,15 @@ def test_score_the_card_example(browser, app_url):
     order = np.argsort(-np.asarray(api["scores"]), kind="stable")
     assert [r[1] for r in rows] == ["ABC"[k] for k in order], rows
     np.testing.assert_allclose([float(r[2]) for r in rows], np.asarray(api["scores"])[order], atol=2e-6)
+    # the pairwise view starts at winner vs runner-up; its heading follows the selection, never A over A
+    abc = ["ABC"[k] for k in order]
+    assert page.inner_text("#pair-title").strip() == f"Why {abc[0]} over {abc[1]}?"
+    page.click("#pick-a input")
+    page.get_by_role("option", name=abc[2], exact=True).click()
+    page.wait_for_selector(f"#pair-title:has-text('Why {abc[2]} over {abc[1]}?')", timeout=30_000)
+    page.click("#pick-b input")
+    assert page.get_by_role("option", name=abc[2], exact=True).count() == 0  # not offered against itself
+    page.keyboard.press("Escape")
     page.screenshot(path=str(ARTIFACTS / "app-desktop.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)

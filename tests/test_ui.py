@@ -204,3 +204,12 @@ def test_every_endpoint_takes_any_arguments(scorer, tmp_path):
         # anything else (TypeError, KeyError, a Gradio internal) fails the test
 
     check()
+
+
+def test_the_pair_defaults_to_winner_and_runner_up_and_never_itself(state):
+    labels = state["labels"]
+    order = np.argsort(-np.asarray(state["result"]["scores"]), kind="stable")
+    assert ui.pair(state, None, None) == (order[0], order[1])
+    assert ui.pair(state, "A", "A") == (0, next(k for k in order if k != 0))
+    assert ui.pair(state, "C", "B") == (2, 1)
+    assert ui.pair_heading(labels, 2, 1) == "### Why C over B?"
