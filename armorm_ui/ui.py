@@ -18,8 +18,8 @@ from . import explain, figures, tables
 from .annotate import build_annotate_tab
 from .attribution import attribute
 from .batch_tab import build_batch_tab
-from .errors import InputError
-from .gr_errors import cancellable, friendly
+from .errors import ArmoRMError, InputError
+from .gr_errors import as_text, cancellable, friendly
 from .labels import LabelStore
 from .objectives import LABELS, OBJECTIVES
 from .results import ScoreResult
@@ -27,6 +27,11 @@ from .scratch import scratch_folder
 from .validation import duplicates
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+STALE_JS = (
+    "() => { const r = document.getElementById('results'); if (r && r.dataset.scored) r.classList.add('stale'); }"
+)
+FRESH_JS = """(message) => { const r = document.getElementById('results');
+  if (r && !message) { r.classList.remove('stale'); r.dataset.scored = '1'; } }"""
 TURN_ROLES = ("user", "assistant")
 
 
@@ -215,8 +220,9 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                     with gr.Row():
                         run = gr.Button("Score candidates", variant="primary", elem_id="score-button", scale=3)
                         stop = gr.Button("Stop", elem_id="stop-button", scale=1)
+                    form_message = gr.Markdown("", elem_id="form-message")
 
-                with gr.Column(scale=5, min_width=320):
+                with gr.Column(scale=5, min_width=320, elem_id="results"):
                     summary = gr.Markdown(
                         "Enter a prompt and candidates, then press **Score candidates**.",
                         elem_id="summary",
@@ -304,8 +310,14 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         add.click(lambda n: shown(min(n + 1, n_boxes)), count, [count, *boxes], api_visibility="private")
         remove.click(lambda n: shown(max(n - 1, 2)), count, [count, *boxes], api_visibility="private")
 
-        @friendly
         async def score_form(system_text, turn_rows, prompt_text, n, *rest):
+            """A refusal is one message beside the form; the results on screen stay (marked stale if edited)."""
+            try:
+                return await scored_form(system_text, turn_rows, prompt_text, n, *rest)
+            except ArmoRMError as e:
+                return {form_message: f"**Not scored:** {as_text(e)}"}
+
+        async def scored_form(system_text, turn_rows, prompt_text, n, *rest):
             if len(rest) != n_boxes + len(OBJECTIVES):
                 raise InputError(f"Expected {n_boxes} candidate boxes and {len(OBJECTIVES)} weights.")
             texts, weights = rest[:n_boxes], rest[n_boxes:]
@@ -320,6 +332,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
             csv_path, json_path = export_files(state)
             return {
                 analysis: state,
+                form_message: "",
                 **{view_outputs[k]: v for k, v in out.items()},
                 pair_title: pair_heading(labels, a, b),
                 pick_a: gr.update(choices=labels, value=labels[a]),
@@ -332,10 +345,15 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         scoring = run.click(
             score_form,
             [system, turns, prompt, count, *boxes, *sliders],
-            [analysis, *view_outputs.values(), pair_title, pick_a, pick_b, seg_pick, csv_file, json_file],
+            [analysis, form_message, *view_outputs.values(), pair_title, pick_a, pick_b, seg_pick, csv_file,
+             json_file],
             api_visibility="private",  # the page's own form; programs use /score
             concurrency_id="model",
-        )
+        )  # fmt: skip
+        # results on screen answer the inputs they were scored from: any edit marks them stale until scored again
+        scoring.success(None, [form_message], None, js=FRESH_JS)
+        gr.on([system.change, turns.change, prompt.change, *[b.change for b in boxes], add.click, remove.click],
+              None, form_message, form_message, js=STALE_JS)  # fmt: skip
 
         stop.click(None, None, None, cancels=[scoring], api_visibility="private")
 

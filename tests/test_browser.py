@@ -125,7 +125,7 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     page.fill("#prompt textarea", "A prompt I spent time on")
     page.fill("#candidate-A textarea", "first answer")
     page.click("#score-button")  # B and C are empty
-    page.wait_for_selector("text=Fill in at least two candidates", timeout=30_000)
+    page.wait_for_selector("#form-message:has-text('Fill in at least two candidates')", timeout=30_000)
     assert page.input_value("#prompt textarea") == "A prompt I spent time on"
     assert page.input_value("#candidate-A textarea") == "first answer"
     page.fill("#candidate-B textarea", "second answer")  # C stays empty: two filled boxes are scored
@@ -133,6 +133,18 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     page.wait_for_selector("#summary:has-text('beats')", timeout=60_000)
     page.wait_for_timeout(500)
     assert page.locator("#plot-scores g.point").count() == 2  # A and B, no empty C
+    assert "stale" not in page.get_attribute("#results", "class")
+    page.fill("#prompt textarea", "A prompt I changed")  # an edit marks the results stale
+    page.wait_for_selector("#results.stale", timeout=10_000)
+    page.fill("#candidate-B textarea", "")
+    page.click("#score-button")  # a refusal: one message by the form, the old results stay on screen
+    page.wait_for_selector("#form-message:has-text('Not scored')", timeout=30_000)
+    assert page.locator("#plot-scores g.point").count() == 2 and page.locator("#results.stale").count() == 1
+    assert page.locator("#results .error").count() == 0 and page.locator(".toast-body").count() == 0
+    page.fill("#candidate-B textarea", "second answer")
+    page.click("#score-button")
+    page.wait_for_function("!document.getElementById('results').classList.contains('stale')", timeout=60_000)
+    assert page.inner_text("#form-message").strip() == ""
 
 
 def test_annotation_flow(browser, app_url, tmp_path):
