@@ -33,12 +33,14 @@ def ranking(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
 
 def top_objectives(result: ScoreResult, labels: list[str], k: int = 3) -> pd.DataFrame:
     """Per candidate, the k objectives that move its score most; plus the card's top-k coefficients."""
-    rows = [
-        {"candidate": "all (coefficients)", **{f"#{i + 1}": f"{n}: {v:+.5f}" for i, (n, v) in enumerate(items)}}
-        for items in [explain.top_k(result.coefficients, k)]
-    ]
+    label_of = {o.name: o.label for o in OBJECTIVES}  # labels, as every chart shows them
+
+    def cells(items):
+        return {f"#{i + 1}": f"{label_of[n]}: {v:+.5f}" for i, (n, v) in enumerate(items)}
+
+    rows = [{"candidate": "all (coefficients)", **cells(explain.top_k(result.coefficients, k))}]
     for label, items in zip(labels, explain.top_k_contributions(result, k)):
-        rows.append({"candidate": label, **{f"#{i + 1}": f"{n}: {v:+.5f}" for i, (n, v) in enumerate(items)}})
+        rows.append({"candidate": label, **cells(items)})
     return pd.DataFrame(rows)
 
 

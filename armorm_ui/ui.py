@@ -337,7 +337,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 pair_title: pair_heading(labels, a, b),
                 pick_a: gr.update(choices=labels, value=labels[a]),
                 pick_b: gr.update(choices=[x for x in labels if x != labels[a]], value=labels[b]),
-                seg_pick: gr.update(choices=labels, value=labels[0]),
+                seg_pick: gr.update(choices=labels, value=labels[a]),  # attribution starts with the winner
                 csv_file: gr.update(value=csv_path, interactive=True),
                 json_file: gr.update(value=json_path, interactive=True),
             }

@@ -84,6 +84,14 @@ def test_score_the_card_example(browser, app_url):
     order = np.argsort(-np.asarray(api["scores"]), kind="stable")
     assert [r[1] for r in rows] == ["ABC"[k] for k in order], rows
     np.testing.assert_allclose([float(r[2]) for r in rows], np.asarray(api["scores"])[order], atol=2e-6)
+    # chart toolbars stay out of the way until the chart is hovered
+    opacity = "id => getComputedStyle(document.querySelector('#' + id + ' .modebar-container')).opacity"
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(300)
+    assert page.evaluate(opacity, "plot-heatmap") == "0"
+    page.hover("#plot-heatmap .js-plotly-plot")
+    page.wait_for_timeout(300)
+    assert page.evaluate(opacity, "plot-heatmap") == "1"
     # the pairwise view starts at winner vs runner-up; its heading follows the selection, never A over A
     abc = ["ABC"[k] for k in order]
     assert page.inner_text("#pair-title").strip() == f"Why {abc[0]} over {abc[1]}?"

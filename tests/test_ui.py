@@ -213,3 +213,13 @@ def test_the_pair_defaults_to_winner_and_runner_up_and_never_itself(state):
     assert ui.pair(state, "A", "A") == (0, next(k for k in order if k != 0))
     assert ui.pair(state, "C", "B") == (2, 1)
     assert ui.pair_heading(labels, 2, 1) == "### Why C over B?"
+
+
+def test_top_objectives_name_objectives_by_their_labels(state):
+    from armorm_ui.objectives import LABELS, NAMES
+
+    result = ScoreResult.from_dict(state["result"])
+    table = tables.top_objectives(result, state["labels"])
+    cells = [c for col in table.columns if col.startswith("#") for c in table[col]]
+    assert cells and all(c.rsplit(": ", 1)[0] in LABELS for c in cells)
+    assert not any(name in c for name in NAMES for c in cells)
