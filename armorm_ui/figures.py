@@ -45,19 +45,24 @@ def _figure(traces: list, title: str, height: int = 380, xaxis=None, yaxis=None,
 
 
 def scores(result: ScoreResult, labels: list[str]) -> go.Figure:
-    """Preference scores, best first, winner marked with its margin over the runner-up."""
+    """Preference scores, best first, winner marked with its margin over the runner-up. Scores are often all
+    negative, so bars start below the lowest score rather than at 0, where the winner would get the shortest bar."""
     order = np.argsort(-result.scores, kind="stable")
     text = [f"{result.scores[k]:+.4f}" for k in order]
     if result.n > 1:
         text[0] += f"  ★ winner, +{explain.margin(result.scores):.4f}"
+    lo, hi = float(result.scores.min()), float(result.scores.max())
+    base = lo - 0.25 * ((hi - lo) or abs(lo) or 1.0)  # bars grow from just below the lowest score: longest wins
     bar = go.Bar(
-        x=result.scores[order],
+        x=result.scores[order] - base,
+        base=base,
         y=[labels[k] for k in order],
         orientation="h",
         marker_color=[colour(k) for k in order],
         text=text,
         textposition="auto",
-        hovertemplate="Candidate %{y}<br>score %{x:.5f}<extra></extra>",
+        customdata=result.scores[order],
+        hovertemplate="Candidate %{y}<br>score %{customdata:.5f}<extra></extra>",
         name="score",
     )
     return _figure(

@@ -223,3 +223,15 @@ def test_top_objectives_name_objectives_by_their_labels(state):
     cells = [c for col in table.columns if col.startswith("#") for c in table[col]]
     assert cells and all(c.rsplit(": ", 1)[0] in LABELS for c in cells)
     assert not any(name in c for name in NAMES for c in cells)
+
+
+def test_the_winner_has_the_longest_score_bar(state):
+    from armorm_ui import figures
+
+    result = ScoreResult.from_dict(state["result"])
+    bar = figures.scores(result, state["labels"]).data[0]
+    ends = np.asarray(bar.x) + bar.base
+    order = np.argsort(-result.scores, kind="stable")
+    np.testing.assert_allclose(ends, result.scores[order])  # each bar ends at its score
+    assert np.argmax(bar.x) == 0 and np.all(np.asarray(bar.x) > 0)  # the winner's bar is the longest
+    np.testing.assert_allclose(bar.customdata, result.scores[order])  # hover shows the score itself
