@@ -191,7 +191,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=320):
                     example = gr.Dropdown([e["name"] for e in examples], label="Start from an example", value=None)
-                    with gr.Accordion("System message and earlier turns (optional)", open=False):
+                    with gr.Accordion("System message and earlier turns (optional)", open=False) as context:
                         system = gr.Textbox(label="System message", lines=2)
                         turns = gr.Dataframe(
                             headers=["role", "content"],
@@ -224,7 +224,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
 
                 with gr.Column(scale=5, min_width=320, elem_id="results"):
                     summary = gr.Markdown(
-                        "Enter a prompt and candidates, then press **Score candidates**.",
+                        asset("how_to.md"),
                         elem_id="summary",
                         elem_classes="winner-line",
                     )
@@ -297,16 +297,18 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         def load_example(name):
             ex = next((e for e in examples if e["name"] == name), None)
             if ex is None:
-                return {}
+                return {example: gr.skip()}
             values = ex["candidates"][:n_boxes] + [""] * (n_boxes - len(ex["candidates"][:n_boxes]))
             rows = [[t["role"], t["content"]] for t in ex["turns"]] or [["", ""]]
             n = max(2, min(len(ex["candidates"]), n_boxes))
             return {
                 system: ex["system"], turns: rows, prompt: ex["prompt"], count: n,
+                context: gr.update(open=bool(ex["turns"] or ex["system"])),  # an example's context is shown
                 **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(boxes, values))},
             }  # fmt: skip
 
-        example.input(load_example, example, [system, turns, prompt, count, *boxes], api_visibility="private")
+        example.input(load_example, example, [example, system, turns, prompt, count, context, *boxes],
+                      api_visibility="private")  # fmt: skip
         add.click(lambda n: shown(min(n + 1, n_boxes)), count, [count, *boxes], api_visibility="private")
         remove.click(lambda n: shown(max(n - 1, 2)), count, [count, *boxes], api_visibility="private")
 

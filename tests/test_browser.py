@@ -257,3 +257,7 @@ def test_example_and_candidate_boxes(browser, app_url):
     page.get_by_role("button", name="+ Add candidate").click()
     page.wait_for_selector("#candidate-C textarea", state="visible")
     assert page.input_value("#candidate-C textarea").startswith("Python lists cannot")  # a removed box kept its text
+    # a multi-turn example shows its earlier turns
+    page.get_by_label("Start from an example").click()
+    page.get_by_role("option", name="Follow-up question (multi-turn)").click()
+    page.wait_for_selector("text=Capital of Australia?", state="visible", timeout=30_000)

@@ -26,7 +26,7 @@ def test_views_values_match_the_math(state):
     v = ui.views(state)
     # scores chart: ranked, values equal the scores
     bar = v["scores"].data[0]
-    np.testing.assert_allclose(sorted(bar.x, reverse=True), np.sort(result.scores)[::-1])
+    np.testing.assert_allclose(sorted(np.asarray(bar.x) + bar.base, reverse=True), np.sort(result.scores)[::-1])
     assert list(bar.y) == [state["labels"][k] for k in np.argsort(-result.scores)]
     assert "winner" in bar.text[0]
     # heatmap: candidates x 19
