@@ -118,30 +118,30 @@ def what_if_weights(weights) -> np.ndarray:
     return values
 
 
-def views(state: dict, weights=None, a: int = 0, b: int = 1) -> dict:
-    """Every chart and table for one analysis, keyed by view name."""
+def views(state: dict, weights=None, a: int = 0, b: int = 1, only: tuple[str, ...] | None = None) -> dict:
+    """The charts and tables of one analysis, keyed by view name: every view, or `only` those named (a what-if
+    or pair change redraws three views, not fourteen)."""
     result = ScoreResult.from_dict(state["result"])
     labels = state["labels"]
-    weights = what_if_weights(weights)
-    weighted = explain.what_if(result, weights)
+    weighted = explain.what_if(result, what_if_weights(weights))
     b = b if result.n > 1 else a
-    summary = explain.verdict_text(explain.verdict(result), labels)
-    return {
-        "summary": summary,
-        "ranking": tables.ranking(result, labels),
-        "scores": figures.scores(result, labels),
-        "heatmap": figures.rewards_heatmap(result, labels),
-        "bars": figures.rewards_bars(result, labels),
-        "gating": figures.gating(result),
-        "contributions": figures.contributions(result, labels),
-        "helpsteer": figures.helpsteer(result, labels),
-        "helpsteer_table": tables.helpsteer(result, labels),
-        "pairwise": figures.pairwise(result, a, b, labels),
-        "top": tables.top_objectives(result, labels),
-        "transform": figures.transform(result),
-        "what_if": figures.what_if(result, weighted, labels),
-        "what_if_table": tables.weights_ranking(result, weighted, labels),
+    build = {
+        "summary": lambda: explain.verdict_text(explain.verdict(result), labels),
+        "ranking": lambda: tables.ranking(result, labels),
+        "scores": lambda: figures.scores(result, labels),
+        "heatmap": lambda: figures.rewards_heatmap(result, labels),
+        "bars": lambda: figures.rewards_bars(result, labels),
+        "gating": lambda: figures.gating(result),
+        "contributions": lambda: figures.contributions(result, labels),
+        "helpsteer": lambda: figures.helpsteer(result, labels),
+        "helpsteer_table": lambda: tables.helpsteer(result, labels),
+        "pairwise": lambda: figures.pairwise(result, a, b, labels),
+        "top": lambda: tables.top_objectives(result, labels),
+        "transform": lambda: figures.transform(result),
+        "what_if": lambda: figures.what_if(result, weighted, labels),
+        "what_if_table": lambda: tables.weights_ranking(result, weighted, labels),
     }
+    return {name: make() for name, make in build.items() if only is None or name in only}
 
 
 def pair(state: dict, a_label, b_label) -> tuple[int, int]:
@@ -266,7 +266,15 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                         for start in range(0, len(OBJECTIVES), 4):  # rows of four keep 19 sliders compact
                             with gr.Row():
                                 sliders += [
-                                    gr.Slider(0, 3, value=1, step=0.1, label=o.label, min_width=150)
+                                    gr.Slider(
+                                        0,
+                                        3,
+                                        value=1,
+                                        step=0.1,
+                                        label=o.label,
+                                        min_width=150,
+                                        elem_id=f"weight-{o.name}",
+                                    )
                                     for o in OBJECTIVES[start : start + 4]
                                 ]
                         reset = gr.Button("Reset weights to the model's", size="sm", elem_id="reset-weights")
@@ -365,13 +373,12 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 return {what_if_table: gr.skip()}  # nothing scored yet: nothing to redraw
             labels = state["labels"]
             a, b = pair(state, a_label, b_label)
-            out = views(state, weights, a, b)
-            keep = ("pairwise", "what_if", "what_if_table")
-            return {**{view_outputs[k]: out[k] for k in keep}, pair_title: pair_heading(labels, a, b),
+            out = views(state, weights, a, b, only=("pairwise", "what_if", "what_if_table"))
+            return {**{view_outputs[k]: v for k, v in out.items()}, pair_title: pair_heading(labels, a, b),
                     pick_b: gr.update(choices=[x for x in labels if x != labels[a]], value=labels[b])}  # fmt: skip
 
         gr.on(
-            [pick_a.change, pick_b.change, *[s.release for s in sliders]],
+            [pick_a.change, pick_b.change, *[s.input for s in sliders]],  # drag, arrow keys, a typed value
             redraw,
             [analysis, pick_a, pick_b, *sliders],
             [pairwise, what_if, what_if_table, pair_title, pick_b],

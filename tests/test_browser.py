@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -261,3 +262,29 @@ def test_example_and_candidate_boxes(browser, app_url):
     page.get_by_label("Start from an example").click()
     page.get_by_role("option", name="Follow-up question (multi-turn)").click()
     page.wait_for_selector("text=Capital of Australia?", state="visible", timeout=30_000)
+
+
+def test_what_if_updates_on_keys_and_enter(browser, app_url):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", CARD_PROMPT)
+    for letter, text in zip("ABC", CARD_RESPONSES):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    page.wait_for_selector("#plot-what-if .js-plotly-plot .main-svg", timeout=60_000)
+
+    yours_js = "JSON.stringify(document.querySelector('#plot-what-if .js-plotly-plot').calcdata[1].map(c => c.s))"
+
+    def yours():  # the "your score" bars of the re-ranking chart, as plotly.js drew them
+        return page.evaluate(yours_js)
+
+    before = yours()
+    number = page.locator("#weight-helpsteer-verbosity input[type=number]")
+    number.fill("3")
+    number.press("Enter")
+    page.wait_for_function(f"{yours_js} !== {json.dumps(before)}", timeout=30_000)
+    after_enter = yours()
+    page.locator("#weight-helpsteer-correctness input[type=range]").focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"{yours_js} !== {json.dumps(after_enter)}", timeout=30_000)

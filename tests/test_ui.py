@@ -235,3 +235,13 @@ def test_the_winner_has_the_longest_score_bar(state):
     np.testing.assert_allclose(ends, result.scores[order])  # each bar ends at its score
     assert np.argmax(bar.x) == 0 and np.all(np.asarray(bar.x) > 0)  # the winner's bar is the longest
     np.testing.assert_allclose(bar.customdata, result.scores[order])  # hover shows the score itself
+
+
+def test_views_builds_only_what_is_asked(state, monkeypatch):
+    from armorm_ui import figures
+
+    calls = []
+    monkeypatch.setattr(figures, "transform", lambda *a: calls.append("transform"))
+    out = ui.views(state, None, 0, 1, only=("pairwise", "what_if", "what_if_table"))
+    assert set(out) == {"pairwise", "what_if", "what_if_table"} and calls == []
+    assert "transform" in ui.views(state) and calls == ["transform"]
