@@ -229,6 +229,12 @@ def agreement(summary: dict) -> go.Figure:
                    xaxis={"tickangle": -45}, yaxis={"range": [0, 1], "tickformat": ".0%"}, barmode="group")  # fmt: skip
 
 
+def short(text: str, chars: int = 28) -> str:
+    """The start of a segment for an axis label, on one line."""
+    flat = html.escape(" ".join(text.split()))
+    return flat if len(flat) <= chars else flat[: chars - 1] + "…"
+
+
 def segment_effects(segments: list[str], effects: np.ndarray, what: str, top: int = 12) -> go.Figure:
     """The segments that move `what` (the score, or one objective's reward) most when left out."""
     finite = np.where(np.isfinite(effects), effects, 0.0)
@@ -236,7 +242,7 @@ def segment_effects(segments: list[str], effects: np.ndarray, what: str, top: in
     snippet = [html.escape(" ".join(segments[i].split())[:80]) for i in order]
     bar = go.Bar(
         x=finite[order],
-        y=[f"segment {i + 1}" for i in order],
+        y=[f"[{i + 1}] {short(segments[i])}" for i in order],  # the number in the shaded text, and how it starts
         orientation="h",
         customdata=snippet,
         marker_color=["#2f9e5b" if v >= 0 else "#d1495b" for v in finite[order]],

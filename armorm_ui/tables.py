@@ -124,8 +124,9 @@ def to_json(result: ScoreResult, labels: list[str], messages: list[dict], respon
 
 
 def shaded_html(segments: list[str], effects, what: str) -> str:
-    """The response with each segment shaded by its effect (green raises, red lowers), numbers on hover.
-    Text is escaped: nothing a response contains is rendered as HTML."""
+    """The response with each segment numbered (a CSS counter from data-n, so the text itself is unchanged) and
+    shaded by its effect (green raises, red lowers), under a colour key; values on hover. Text is escaped: nothing
+    a response contains is rendered as HTML."""
     import html
 
     finite = np.where(np.isfinite(effects), effects, 0.0)
@@ -138,7 +139,14 @@ def shaded_html(segments: list[str], effects, what: str) -> str:
             tip = f"segment {i + 1}: {what} {value:+.5f} when left out"
         else:
             colour, tip = "transparent", f"segment {i + 1}: cannot be left out (it is the whole response)"
+        body = text.lstrip()  # the separator before a segment stays outside it, so its number starts the line
         spans.append(
-            f'<span class="seg" style="background:{colour}" title="{html.escape(tip)}">{html.escape(text)}</span>'
+            html.escape(text[: len(text) - len(body)])
+            + f'<span class="seg" data-n="{i + 1}" style="background:{colour}" title="{html.escape(tip)}">'
+            + f"{html.escape(body)}</span>"
         )
-    return '<div class="shaded-response" style="white-space: pre-wrap; line-height: 1.6">' + "".join(spans) + "</div>"
+    key = (f'<div class="seg-key"><span class="seg-up">raises the {html.escape(what)}</span> '
+           f'<span class="seg-down">lowers it</span> (the effect of each numbered segment: the {html.escape(what)} '
+           "with it minus without it; numbers match the chart; hover for values)</div>")  # fmt: skip
+    body = '<div class="shaded-response" style="white-space: pre-wrap; line-height: 1.8">' + "".join(spans) + "</div>"
+    return key + body

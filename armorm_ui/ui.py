@@ -248,7 +248,9 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                         pairwise = gr.Plot(label="Score difference by objective", elem_id="plot-pairwise")
                     with gr.Accordion("Which parts of a response drive its score", open=False):
                         with gr.Row():
-                            seg_pick = gr.Dropdown(letters[:3], value="A", label="Candidate", interactive=True)
+                            seg_pick = gr.Dropdown(
+                                letters[:3], value="A", label="Candidate", interactive=True, elem_id="seg-pick"
+                            )
                             seg_what = gr.Dropdown(
                                 ["score", *LABELS], value="score", label="Effect on", elem_id="seg-what"
                             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -228,16 +229,32 @@ def test_shaded_segments_render(browser, app_url):
     page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
     page.get_by_text("Which parts of a response drive its score").click()
     page.locator("#seg-html").scroll_into_view_if_needed()
+    api = Client(app_url, verbose=False).predict(
+        [{"role": "user", "content": CARD_PROMPT}], responses, api_name="/score"
+    )
+    winner = "ABC"[int(np.argmax(api["scores"]))]
+    assert page.input_value("#seg-pick input") == winner  # attribution starts with the winner
+    page.click("#seg-pick input")
+    page.get_by_role("option", name="A", exact=True).click()
     page.click("#seg-run")
     page.wait_for_selector("#seg-html .seg", timeout=60_000)
     spans = page.locator("#seg-html .seg")
     assert spans.count() == len(segment(responses[0])) > 10
     assert "score" in spans.first.get_attribute("title") and "when left out" in spans.first.get_attribute("title")
     assert "rgba(" in spans.first.get_attribute("style")  # shaded
-    assert page.inner_text("#seg-html").split() == responses[0].split()
+    assert page.inner_text("#seg-html .shaded-response").split() == responses[0].split()  # numbers are not text
+    numbers = spans.evaluate_all("els => els.map(e => getComputedStyle(e, '::before').content)")
+    assert numbers == [f'"{i + 1}"' for i in range(spans.count())]  # each segment shows its number
+    assert "raises the score" in page.inner_text("#seg-html .seg-key")  # and the colours have a key
     page.wait_for_selector("#plot-segments .js-plotly-plot .main-svg")
+    labels = page.evaluate("() => [...document.querySelector('#plot-segments .js-plotly-plot').data[0].y]")
+    assert labels and all(re.match(r"\[\d+\] \S", x) for x in labels), labels  # "[7] 5. Pretty": number, start
     page.wait_for_selector("#plot-length .js-plotly-plot .main-svg")
-    page.screenshot(path=str(ARTIFACTS / "segments.png"), full_page=True)
+    top, bottom = page.locator("#seg-pick").bounding_box(), page.locator("#plot-length").bounding_box()
+    height = bottom["y"] + bottom["height"] - top["y"] + 40
+    page.screenshot(path=str(ARTIFACTS / "segments.png"), full_page=True,
+                    clip={"x": 0, "y": top["y"] - 20 + page.evaluate("window.scrollY"), "width": 1300,
+                          "height": height})  # fmt: skip
 
 
 def test_example_and_candidate_boxes(browser, app_url):
