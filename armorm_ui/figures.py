@@ -127,34 +127,38 @@ def gating(result: ScoreResult) -> go.Figure:
     )  # fmt: skip
 
 
+GROUP_COLOURS = {"HelpSteer": "#1d4ed8", "UltraFeedback": "#7c3aed", "Safety": "#b91c1c", "Judges": "#b45309",
+                 "Code": "#047857"}  # fmt: skip
+"""Tick-label colours that tell the objective groups apart in charts with one bar colour per candidate."""
+
+
 def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
-    """Each score split into rewards * coefficients: stacked segments per candidate; the ◆ marks the total."""
+    """Each score split into rewards * coefficients, as diverging bars: one colour per candidate (best first), the
+    objectives sorted by what they give the winner, their labels coloured by group. Each candidate's bars add up to
+    its score (in the legend)."""
     contrib = explain.contributions(result)
+    ranked = np.argsort(-result.scores, kind="stable")
+    rows = np.argsort(-contrib[ranked[0]], kind="stable")  # largest gain for the winner on top
+    ticks = [f'<span style="color:{GROUP_COLOURS.get(OBJECTIVES[i].group, "#334155")}">{OBJECTIVES[i].label}</span>'
+             for i in rows]  # fmt: skip
+    key = " · ".join(f'<span style="color:{c}">{g}</span>' for g, c in GROUP_COLOURS.items())
+    title = f"Each objective's contribution to each score<br><sub>label colours: {key}</sub>"
     traces = [
         go.Bar(
-            y=labels,
-            x=contrib[:, o.index],
-            name=o.label,
+            y=ticks,
+            x=contrib[k, rows],
+            name=f"{labels[k]} (score {result.scores[k]:+.4f})",
             orientation="h",
-            marker_color=qualitative.Alphabet[o.index % len(qualitative.Alphabet)],
-            hovertemplate=f"Candidate %{{y}}<br>{o.label}: %{{x:+.5f}}<extra></extra>",
+            marker_color=colour(k),
+            customdata=[OBJECTIVES[i].label for i in rows],
+            hovertemplate=f"Candidate {labels[k]}<br>%{{customdata}}: %{{x:+.5f}}<extra></extra>",
         )
-        for o in OBJECTIVES
+        for k in ranked
     ]
-    traces.append(
-        go.Scatter(
-            y=labels,
-            x=contrib.sum(1),
-            mode="markers",
-            name="score (sum)",
-            marker={"symbol": "diamond", "size": 12, "color": "black"},
-            hovertemplate="Candidate %{y}<br>score %{x:+.5f}<extra></extra>",
-        )
-    )
     return _figure(
-        traces, "What each objective contributes to each score", max(520, 400 + 34 * result.n),
-        yaxis={"autorange": "reversed", "type": "category"}, barmode="relative",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "font": {"size": 10}},  # 20 entries: below
+        traces, title, max(420, 120 + 19 * (10 + 6 * min(result.n, 6))),
+        yaxis={"autorange": "reversed", "type": "category"}, barmode="group",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.05, "x": 0, "font": {"size": 11}},
     )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ PLOTS = {  # elem_id: (trace count, points in the first trace)
     "plot-scores": (1, 3),
     "plot-heatmap": (1, 19),
     "plot-gating": (2, 19),
-    "plot-contributions": (20, 3),
+    "plot-contributions": (3, 19),
     "plot-helpsteer": (3, 5),
     "plot-pairwise": (1, 19),
     "plot-what-if": (2, 3),

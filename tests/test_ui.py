@@ -31,12 +31,14 @@ def test_views_values_match_the_math(state):
     assert "winner" in bar.text[0]
     # heatmap: candidates x 19
     assert np.asarray(v["heatmap"].data[0].z).shape == (19, 3)
-    # contributions: 19 stacked traces whose sums are the scores shown in the score chart
+    # contributions: one trace per candidate, best first, whose bars add up to its score; objectives sorted by
+    # what they give the winner, the same order for every candidate
     contrib = v["contributions"].data
-    assert len(contrib) == 20
-    stacked = np.sum([np.asarray(t.x) for t in contrib[:19]], axis=0)
-    np.testing.assert_allclose(stacked, result.scores, atol=1e-9)
-    np.testing.assert_allclose(contrib[19].x, result.scores, atol=1e-9)
+    ranked = np.argsort(-result.scores, kind="stable")
+    assert [t.name.split(" ")[0] for t in contrib] == [state["labels"][k] for k in ranked]
+    np.testing.assert_allclose([np.sum(t.x) for t in contrib], result.scores[ranked], atol=1e-9)
+    assert all(list(t.y) == list(contrib[0].y) for t in contrib)
+    assert list(contrib[0].x) == sorted(contrib[0].x, reverse=True)
     # HelpSteer: rewards * 5 - 0.5
     for k, trace in enumerate(v["helpsteer"].data):
         np.testing.assert_allclose(trace.y, result.rewards[k, :5] * 5 - 0.5)
