@@ -232,10 +232,9 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                         ranking = gr.Dataframe(label="Ranking", elem_id="ranking", interactive=False)
                         scores = gr.Plot(label="Scores", elem_id="plot-scores")
                     with gr.Row():
-                        heatmap = gr.Plot(label="Objective rewards", elem_id="plot-heatmap")
-                        gating = gr.Plot(label="Gating and coefficients", elem_id="plot-gating")
-                    with gr.Row():
                         contributions = gr.Plot(label="Contributions", elem_id="plot-contributions")
+                        heatmap = gr.Plot(label="Objective rewards", elem_id="plot-heatmap")
+                    with gr.Row():
                         helpsteer = gr.Plot(label="HelpSteer scale", elem_id="plot-helpsteer")
                     helpsteer_table = gr.Dataframe(label="HelpSteer scale (0-4)", interactive=False)
                     with gr.Row():
@@ -280,8 +279,11 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                                     for o in OBJECTIVES[start : start + 4]
                                 ]
                         reset = gr.Button("Reset weights to the model's", size="sm", elem_id="reset-weights")
-                    with gr.Accordion("Details: rewards by candidate, top objectives, transform matrix", open=True):
-                        bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
+                    with gr.Accordion("Model internals: gating and coefficients, raw rewards, transform matrix",
+                                      open=True, elem_id="internals"):  # fmt: skip
+                        with gr.Row():
+                            gating = gr.Plot(label="Gating and coefficients", elem_id="plot-gating")
+                            bars = gr.Plot(label="Rewards by candidate", elem_id="plot-bars")
                         top = gr.Dataframe(label="Top objectives per candidate", interactive=False)
                         transform = gr.Plot(label="Transform matrix", elem_id="plot-transform")
                     with gr.Row():
