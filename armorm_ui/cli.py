@@ -61,7 +61,8 @@ def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tupl
     anything unreadable) are dropped and the file is rewritten without them, so appending continues cleanly."""
     if not path.exists() or path.stat().st_size == 0:  # an empty file: killed before its header was written
         return {}
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    raw = path.read_bytes()
+    lines = raw.decode("utf-8", errors="replace").splitlines()
     try:
         found = json.loads(lines[0]) if lines else None
     except json.JSONDecodeError:
@@ -86,7 +87,7 @@ def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tupl
             done[row["item_id"]] = (ScoreResult.from_dict(row["result"]), row.get("attribution"))
         except (ValueError, KeyError, TypeError):
             damaged += 1
-    if damaged or (lines and not path.read_bytes().endswith(b"\n")):
+    if damaged or not raw.endswith(b"\n"):
         if damaged:
             print(f"{path}: {damaged} damaged line(s) dropped; those items are scored again", file=sys.stderr)
         tmp = path.with_name(path.name + ".tmp")
