@@ -15,8 +15,9 @@ $(VENV)/.app: $(BIN)/python requirements.txt requirements-nodeps.txt
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.app requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.app requirements-dev.txt requirements-dev-nodeps.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
 run: $(VENV)/.app

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from armorm_ui import zerogpu
 from armorm_ui.config import AppConfig
-from armorm_ui.ui import ASSETS, build_demo
+from armorm_ui.ui import build_demo, launch_options
 
 
 def create(config: AppConfig):
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         footer_links=["api"],
         run_history=False,  # prompts and responses are not kept in the browser's run history
         state_session_capacity=config.sessions,  # bounds the memory that per-session state can take
-        css_paths=[ASSETS / "style.css"],
+        **launch_options(),
     )
 
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m armorm_ui score IN -o OUT`, resumable, with a progress bar.
+"""Command line: `python -m armorm_ui score IN -o OUT` and `evaluate IN -o OUT`, resumable, with a progress bar.
 
 Settings come from the same AppConfig as the app (every ARMORM_* variable), with the flags below on top. Everything
 that would be refused later is refused before the model loads: the whole input file, the output's name, format and
@@ -26,6 +26,7 @@ from .config import AppConfig
 from .errors import ArmoRMError, InputError
 from .results import ScoreResult
 
+CONFIDENCE_TEXT = "95% interval"
 RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute")
 """What must be the same to resume: anything that changes the numbers written."""
 
@@ -112,6 +113,50 @@ def local_engine(config: AppConfig, attribute: bool):
     return run
 
 
+def score_items(
+    items: list[Item],
+    header: dict,
+    out: Path,
+    config: AppConfig,
+    engine: str = "local",
+    workers: int | None = None,
+    attribute: bool = False,
+) -> dict | None:
+    """Every item's (result, extra), scoring only those not already in OUT's partial file and appending each one as
+    it is scored; None when interrupted (what was scored is kept for the next run)."""
+    partial = partial_path(out)
+    done = load_partial(partial, header, {item.item_id for item in items})
+    todo = [item for item in items if item.item_id not in done]
+    if done:
+        print(f"resuming: {len(items) - len(todo)} of {len(items)} items already scored", file=sys.stderr)
+    if not todo:
+        return done
+    if engine == "ray":
+        from .ray_engine import ray_engine
+
+        run = ray_engine(config, workers)
+    else:
+        run = local_engine(config, attribute)
+    new = not partial.exists() or partial.stat().st_size == 0
+    with partial.open("a", encoding="utf-8") as f, tqdm(total=len(items), initial=len(done), unit="item") as bar:
+        if new:
+            f.write(json.dumps(header) + "\n")
+        try:
+            for item_id, result, extra in run(todo):
+                row = {"item_id": item_id, "result": result.to_dict(), "attribution": extra}
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                done[item_id] = (result, extra)
+                bar.update(1)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted: {len(done)} of {len(items)} items are saved in {partial}; run the same command "
+                  "again to resume.", file=sys.stderr)  # fmt: skip
+            return None
+    return done
+
+
 def score_command(args, config: AppConfig) -> int:
     inp, out = Path(args.input), Path(args.output)
     if not inp.is_file():
@@ -121,41 +166,71 @@ def score_command(args, config: AppConfig) -> int:
         raise InputError("--attribute runs with the local engine; drop --engine ray or --attribute.")
     items = parse_items(inp, config.limits(), config.max_rows)
     header = run_header(file_digest(inp), inp, config, args.attribute)
-    partial = partial_path(out)
-    done = load_partial(partial, header, {item.item_id for item in items})
-    todo = [item for item in items if item.item_id not in done]
-    if done:
-        print(f"resuming: {len(items) - len(todo)} of {len(items)} items already scored", file=sys.stderr)
-    if todo:
-        if args.engine == "ray":
-            from .ray_engine import ray_engine
-
-            run = ray_engine(config, args.workers)
-        else:
-            run = local_engine(config, args.attribute)
-        new = not partial.exists() or partial.stat().st_size == 0
-        with partial.open("a", encoding="utf-8") as f, tqdm(total=len(items), initial=len(done), unit="item") as bar:
-            if new:
-                f.write(json.dumps(header) + "\n")
-            try:
-                for item_id, result, extra in run(todo):
-                    row = {"item_id": item_id, "result": result.to_dict(), "attribution": extra}
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    done[item_id] = (result, extra)
-                    bar.update(1)
-            except KeyboardInterrupt:
-                bar.close()
-                print(f"interrupted: {len(done)} of {len(items)} items are saved in {partial}; run the same command "
-                      "again to resume.", file=sys.stderr)  # fmt: skip
-                return 130
+    done = score_items(items, header, out, config, args.engine, args.workers, args.attribute)
+    if done is None:
+        return 130
     results = [done[item.item_id][0] for item in items]
     extras = [done[item.item_id][1] for item in items] if args.attribute else None
     write_results(results_frame(items, results, extras), out)
-    partial.unlink(missing_ok=True)
+    partial_path(out).unlink(missing_ok=True)
     print(f"wrote {out} ({len(items)} items)", file=sys.stderr)
     return 0
+
+
+def report_path(out: Path) -> Path:
+    """Where `evaluate` writes its report beside the per-pair table: OUT.report.json."""
+    return out.with_name(out.stem + ".report.json")
+
+
+def evaluate_command(args, config: AppConfig) -> int:
+    from .evaluation import pair_frame, report
+    from .preferences import load_dataset_pairs, parse_columns, read_pairs
+
+    out = Path(args.output)
+    mapping = parse_columns(args.columns)
+    if (args.input is None) == (args.dataset is None):
+        raise InputError("Give a preference file (IN) or --dataset NAME, not both.")
+    if args.input is not None:
+        inp = Path(args.input)
+        if not inp.is_file():
+            raise InputError(f"The input {inp} is not a file.")
+        check_output(inp, out)
+        pairs = read_pairs(inp, config.limits(), config.max_rows, mapping)
+        digest, source = file_digest(inp), inp
+    else:
+        check_output(out.with_name(out.name + ".input"), out)
+        pairs, digest = load_dataset_pairs(args.dataset, args.split, config.limits(), config.max_rows, mapping,
+                                           args.sample, args.seed)  # fmt: skip
+        source = Path(args.dataset)
+    items = [pair.item() for pair in pairs]
+    header = run_header(digest, source, config, False)
+    done = score_items(items, header, out, config, args.engine, args.workers)
+    if done is None:
+        return 130
+    frame = pair_frame(pairs, [done[item.item_id][0] for item in items])
+    found = report(frame)
+    write_results(frame, out)
+    tmp = report_path(out).with_name(report_path(out).name + ".tmp")
+    tmp.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
+    tmp.replace(report_path(out))
+    partial_path(out).unlink(missing_ok=True)
+    o = found["overall"]
+    print(f"accuracy {o['accuracy']:.3f} ({o['right']} of {o['n']} pairs, {CONFIDENCE_TEXT} {o['low']:.3f}-"
+          f"{o['high']:.3f}); wrote {out} and {report_path(out)}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def add_run_flags(p: argparse.ArgumentParser, env: AppConfig) -> None:
+    """The model, where it runs, and the limits: the same for every command (defaults from ARMORM_*)."""
+    p.add_argument("--model", default=env.model, help="hub id or local folder (env ARMORM_MODEL; default: demo)")
+    p.add_argument("--revision", default=env.revision, help="hub revision to pin (env ARMORM_REVISION)")
+    p.add_argument("--device", default=env.device, help="cpu, cuda, cuda:N or auto (env ARMORM_DEVICE)")
+    p.add_argument("--dtype", default=env.dtype, help="bfloat16, float16 or float32 (env ARMORM_DTYPE)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: one scorer per GPU on a cluster")
+    p.add_argument("--workers", type=int, default=None, help="ray: scorer actors (default: GPUs, or 1 on CPU)")
+    p.add_argument("--max-rows", type=int, default=env.max_rows, help="rows per file (env ARMORM_MAX_ROWS)")
+    p.add_argument("--max-candidates", type=int, default=env.api_candidates,
+                   help="candidates per item (env ARMORM_API_CANDIDATES)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,17 +240,21 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("score", help="score a CSV/JSONL/Parquet file of prompts and candidates")
     sc.add_argument("input", help="a .csv, .jsonl or .parquet file (wide or long layout; see the README)")
     sc.add_argument("-o", "--output", required=True, help="results file: .csv, .jsonl or .parquet")
-    sc.add_argument("--model", default=env.model, help="hub id or local folder (env ARMORM_MODEL; default: demo)")
-    sc.add_argument("--revision", default=env.revision, help="hub revision to pin (env ARMORM_REVISION)")
-    sc.add_argument("--device", default=env.device, help="cpu, cuda, cuda:N or auto (env ARMORM_DEVICE)")
-    sc.add_argument("--dtype", default=env.dtype, help="bfloat16, float16 or float32 (env ARMORM_DTYPE)")
-    sc.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: one scorer per GPU on a cluster")
-    sc.add_argument("--workers", type=int, default=None, help="ray: scorer actors (default: GPUs, or 1 on CPU)")
     sc.add_argument("--attribute", action="store_true",
                     help="add segment columns: each segment's effect on the score, and the length probe")  # fmt: skip
-    sc.add_argument("--max-rows", type=int, default=env.max_rows, help="rows per file (env ARMORM_MAX_ROWS)")
-    sc.add_argument("--max-candidates", type=int, default=env.api_candidates,
-                    help="candidates per item (env ARMORM_API_CANDIDATES)")  # fmt: skip
+    add_run_flags(sc, env)
+    sc.set_defaults(run=score_command)
+    ev = sub.add_parser("evaluate", help="accuracy on preference pairs (chosen vs rejected), per subset and objective")
+    ev.add_argument("input", nargs="?", help="a .csv, .jsonl or .parquet file of prompt/chosen/rejected pairs")
+    ev.add_argument("-o", "--output", required=True, help="per-pair table (.csv, .jsonl or .parquet); the report "
+                    "goes beside it as OUT.report.json")  # fmt: skip
+    ev.add_argument("--dataset", help="a Hugging Face data set: hub name, or a folder written by save_to_disk")
+    ev.add_argument("--split", default="train", help="the data set's split (default: train)")
+    ev.add_argument("--sample", type=int, default=None, help="score a random sample of this many pairs")
+    ev.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    ev.add_argument("--columns", default=None, help="map column names: prompt=question,chosen=good,rejected=bad")
+    add_run_flags(ev, env)
+    ev.set_defaults(run=evaluate_command, attribute=False)
     args = ap.parse_args(argv)
     try:
         config = replace(env, model=args.model, revision=args.revision, device=args.device, dtype=args.dtype,
@@ -185,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        return score_command(args, config)
+        return args.run(args, config)
     except ArmoRMError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

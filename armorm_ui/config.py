@@ -97,7 +97,7 @@ class AppConfig:
         """The annotators' label database, with this configuration's quotas."""
         from pathlib import Path
 
-        from .labels import LabelStore
+        from .label_store import LabelStore
 
         return LabelStore(Path(self.data_dir) / "labels.sqlite", self.project_files, self.project_mb * 2**20,
                           self.file_days)  # fmt: skip

@@ -144,6 +144,12 @@ def what_if(result: ScoreResult, weights: np.ndarray) -> np.ndarray:
     return result.rewards @ (result.coefficients * weights)
 
 
+def rank_change(before: int, after: int) -> str:
+    """How a candidate moved when the weights changed: ▲ 2 (up two places), ▼ 1, or = (same place)."""
+    moved = int(before) - int(after)
+    return "=" if moved == 0 else f"▲ {moved}" if moved > 0 else f"▼ {-moved}"
+
+
 def candidate_label(k: int) -> str:
     """A, B, ..., Z, AA, AB, ...: candidate k (from 0) as every view, file and message names it."""
     label = ""

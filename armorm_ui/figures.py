@@ -122,7 +122,7 @@ def gating(result: ScoreResult) -> go.Figure:
                hovertemplate=hover),
     ]  # fmt: skip
     return _figure(
-        bars, "Gating weights and coefficients (shared by all candidates)", 420,
+        bars, "Gating and coefficients, per prompt", 420,
         xaxis={"tickangle": -45}, barmode="group",
     )  # fmt: skip
 
@@ -199,12 +199,20 @@ def pairwise(result: ScoreResult, a: int, b: int, labels: list[str]) -> go.Figur
 
 
 def what_if(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> go.Figure:
-    """The model's scores beside the scores under the user's weights."""
+    """The model's scores beside the scores under the user's weights; a candidate whose rank changed is marked
+    (▲ 1: one place up) above its bar."""
+    model_rank, your_rank = explain.ranks(result.scores), explain.ranks(weighted)
+    moved = [explain.rank_change(a, b) for a, b in zip(model_rank, your_rank)]
     bars = [
         go.Bar(x=labels, y=result.scores, name="model's score", marker_color="#8c96a8"),
-        go.Bar(x=labels, y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)]),
-    ]
-    return _figure(bars, "Model ranking vs. your weights", 360, xaxis={"type": "category"}, barmode="group")
+        go.Bar(x=labels, y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)],
+               text=[f"#{r} {m}" if m != "=" else f"#{r}" for r, m in zip(your_rank, moved)],
+               textposition="outside", cliponaxis=False, customdata=moved,
+               hovertemplate="%{x}: %{y:.5f}, rank %{text}<extra>your weights</extra>"),
+    ]  # fmt: skip
+    changed = sum(m != "=" for m in moved)
+    title = f"Your weights change {changed} of {result.n} ranks" if changed else "Your weights keep the model's ranking"
+    return _figure(bars, title, 360, xaxis={"type": "category"}, barmode="group")
 
 
 def transform(result: ScoreResult) -> go.Figure:

@@ -1,6 +1,6 @@
 """Scoring with a loaded ArmoRM: the Scorer, loaded once and reused for every request, and load_scorer.
 
-A request is validated (validation.py), tokenised (chat.py), then laid out for the backbone (batching.py) so that
+A request is validated (validation.py), tokenised (chat.py), then laid out for the backbone (packing.py) so that
 the conversation is encoded once and every candidate once: one packed row with a shared-prompt mask on a GPU, or the
 conversation's keys/values reused by length-bucketed candidate batches on a CPU. The gate is read once per
 conversation, results are cached per (conversation, candidate), and work stops between forward passes when the
@@ -27,17 +27,17 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, DynamicCache
 
-from .batching import (
+from .chat import ChatEncoder, EncodedConversation, validate_messages
+from .errors import InputError, ScoringError
+from .model import ArmoRM, default_device, load_model, resolve_checkpoint
+from .objectives import NUM_OBJECTIVES
+from .packing import (
     bucket_candidates,
     candidate_batch_inputs,
     pack_candidates,
     shared_prompt_inputs,
     variant_batch_inputs,
 )
-from .chat import ChatEncoder, EncodedConversation, validate_messages
-from .errors import InputError, ScoringError
-from .model import ArmoRM, default_device, load_model, resolve_checkpoint
-from .objectives import NUM_OBJECTIVES
 from .results import ScoreResult
 from .validation import Limits, check_request
 
@@ -55,7 +55,7 @@ class ScorerConfig:
     """How many (conversation, candidate) results to keep; a repeated pair is not recomputed."""
     strategy: str = "auto"
     """'packed' (one row, shared-prompt mask), 'prefix_cache' (conversation once, padded candidate batches), or
-    'auto': packed on CUDA or for requests under `packed_below` tokens, prefix_cache otherwise (batching.py)."""
+    'auto': packed on CUDA or for requests under `packed_below` tokens, prefix_cache otherwise (packing.py)."""
     packed_below: int = 1024
     """Under 'auto' off CUDA, requests with fewer tokens than this (conversation once + candidates) are packed."""
     deadline: float = 120.0

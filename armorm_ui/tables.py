@@ -16,56 +16,52 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\
 
 
 def ranking(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
-    """Rank, candidate, score, gap to the next one down, tokens, best first."""
+    """Candidate, score and length in tokens, best first (the verdict above it gives the margins)."""
     order = np.argsort(-result.scores, kind="stable")
-    s = result.scores[order]
-    gap = np.append(s[:-1] - s[1:], np.nan)
     return pd.DataFrame(
         {
-            "rank": np.arange(1, result.n + 1),
             "candidate": [labels[k] for k in order],
-            "score": np.round(s, 6),
-            "margin to next": np.round(gap, 6),
+            "score": np.round(result.scores[order], 5),
             "tokens": [int(result.candidate_tokens[k]) for k in order] if len(result.candidate_tokens) else None,
         }
     )
 
 
 def top_objectives(result: ScoreResult, labels: list[str], k: int = 3) -> pd.DataFrame:
-    """Per candidate, the k objectives that move its score most; plus the card's top-k coefficients."""
+    """The k objectives that move each candidate's score most (its contributions), after the k largest
+    coefficients (what every candidate's rewards are multiplied by). One row per objective: narrow enough for a
+    phone."""
     label_of = {o.name: o.label for o in OBJECTIVES}  # labels, as every chart shows them
-
-    def cells(items):
-        return {f"#{i + 1}": f"{label_of[n]}: {v:+.5f}" for i, (n, v) in enumerate(items)}
-
-    rows = [{"candidate": "all (coefficients)", **cells(explain.top_k(result.coefficients, k))}]
+    rows = [("coefficients", label_of[n], round(v, 4)) for n, v in explain.top_k(result.coefficients, k)]
     for label, items in zip(labels, explain.top_k_contributions(result, k)):
-        rows.append({"candidate": label, **cells(items)})
-    return pd.DataFrame(rows)
+        rows += [(label, label_of[n], round(v, 4)) for n, v in items]
+    return pd.DataFrame(rows, columns=["candidate", "objective", "value"])
 
 
 def helpsteer(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
+    """The five HelpSteer objectives (rows) on their 0-4 scale for each candidate (columns); a value outside the
+    scale is marked ↓ (below 0) or ↑ (above 4)."""
     values = explain.helpsteer(result.rewards)
-    df = pd.DataFrame(np.round(values, 3), columns=[o.label for o in HELPSTEER])
-    df.insert(0, "candidate", labels)
-    outside = (values < 0) | (values > 4)
-    df["note"] = [
-        "outside 0-4: " + ", ".join(o.label for o, f in zip(HELPSTEER, row) if f) if row.any() else ""
-        for row in outside
-    ]
-    return df
+
+    def cell(v: float) -> str:
+        return f"{v:.2f}" + (" ↓" if v < 0 else " ↑" if v > 4 else "")
+
+    table = {"objective": [o.label for o in HELPSTEER]}
+    table.update({label: [cell(v) for v in values[k]] for k, label in enumerate(labels)})
+    return pd.DataFrame(table)
 
 
 def weights_ranking(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """Each candidate's rank under the model's weights and under the user's, best first under the user's; "your
+    rank" says how far it moved ("1 ▲ 2": first, two places up). The scores are in the chart beside it."""
+    model_rank, your_rank = explain.ranks(result.scores), explain.ranks(weighted)
     return pd.DataFrame(
         {
             "candidate": labels,
-            "model rank": explain.ranks(result.scores),
-            "model score": np.round(result.scores, 6),
-            "your rank": explain.ranks(weighted),
-            "your score": np.round(weighted, 6),
+            "model rank": model_rank,
+            "your rank": [f"{b} {explain.rank_change(a, b)}" for a, b in zip(model_rank, your_rank)],
         }
-    ).sort_values("your rank")
+    ).iloc[np.argsort(your_rank, kind="stable")]
 
 
 def export_frame(result: ScoreResult, labels: list[str], responses: list[str]) -> pd.DataFrame:

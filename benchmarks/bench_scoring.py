@@ -117,9 +117,10 @@ def app_overhead(repeats: int) -> dict:
     """Tokenising 8 candidates and building every view/table/export for them, on this machine's CPU."""
     from transformers import AutoTokenizer
 
-    from armorm_ui import demo_checkpoint, ui
+    from armorm_ui import demo_checkpoint
     from armorm_ui.chat import ChatEncoder
     from armorm_ui.results import ScoreResult
+    from armorm_ui.ui import views as ui
 
     tok = AutoTokenizer.from_pretrained(demo_checkpoint.ensure())
     enc = ChatEncoder(tok)

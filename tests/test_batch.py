@@ -152,18 +152,6 @@ def test_cli_writes_nothing_for_a_bad_file(tmp_path, demo_dir, capsys):
     assert not out.exists() and not (tmp_path / "out.csv.partial.jsonl").exists()
 
 
-def test_batch_tab_scores_a_file(tmp_path, scorer):
-    from armorm_ui.batch_tab import score_file
-
-    src = write(wide_frame(), tmp_path / "in.jsonl")
-    seen = []
-    out, summary = score_file(scorer, str(src), "Parquet", Limits(), 100, progress=lambda p, desc: seen.append(p))
-    assert "3 items" in summary and seen == [(0, 3), (1, 3), (2, 3)]
-    back = pd.read_parquet(out)
-    api = scorer.score(expected_messages(ITEMS[0]), ITEMS[0]["responses"])
-    np.testing.assert_allclose(back[back["item_id"] == "card"]["score"], api.scores, atol=1e-9)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     content=st.binary(max_size=300)
@@ -292,15 +280,16 @@ def cells_as_a_spreadsheet_reads_them(text: str) -> list[str]:
 
 
 def test_every_csv_export_stays_inert(tmp_path, scorer):
-    from armorm_ui import annotate, tables, ui
-    from armorm_ui.labels import LabelStore
+    from armorm_ui import tables
+    from armorm_ui.label_store import LabelStore
+    from armorm_ui.ui import annotate, views
 
     nasty = ["Looks fine\r=cmd|' /C calc'!A0", "ok\n@SUM(1+1)", "\r\n+1", "\uff1dHYPERLINK()", "-2+3"]
     messages = [{"role": "user", "content": "q\r=1+1"}]
     result = scorer.score(messages, nasty)
     labels = [chr(65 + k) for k in range(len(nasty))]
     state = {"result": result.to_dict(), "labels": labels, "responses": nasty, "messages": messages}
-    exports = {"page": open(ui.export_files(state)[0], encoding="utf-8").read()}
+    exports = {"page": open(views.export_files(state)[0], encoding="utf-8").read()}
 
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"item_id": "=1\r=2", "prompt": "q", **{f"response_{k + 1}": t for k, t in

@@ -84,8 +84,8 @@ def test_score_the_card_example(browser, app_url):
     )
     rows = [r for r in rows if r]
     order = np.argsort(-np.asarray(api["scores"]), kind="stable")
-    assert [r[1] for r in rows] == ["ABC"[k] for k in order], rows
-    np.testing.assert_allclose([float(r[2]) for r in rows], np.asarray(api["scores"])[order], atol=2e-6)
+    assert [r[0] for r in rows] == ["ABC"[k] for k in order], rows
+    np.testing.assert_allclose([float(r[1]) for r in rows], np.asarray(api["scores"])[order], atol=6e-6)
     # chart toolbars stay out of the way until the chart is hovered
     opacity = "id => getComputedStyle(document.querySelector('#' + id + ' .modebar-container')).opacity"
     page.mouse.move(0, 0)
@@ -106,6 +106,8 @@ def test_score_the_card_example(browser, app_url):
     page.screenshot(path=str(ARTIFACTS / "app-desktop.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
+    page.evaluate("document.getElementById('results').scrollIntoView()")  # the verdict, under the form
+    page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "app-phone.png"), full_page=False)
     assert not errors, errors
 
@@ -116,7 +118,7 @@ def test_buttons_before_there_is_anything_to_act_on(browser, app_url):
     page.goto(app_url)
     page.wait_for_selector("#prompt textarea")
     page.click("#reset-weights")
-    page.get_by_text("Which parts of a response drive its score").click()
+    page.get_by_text("Which parts drive a score").click()
     page.click("#seg-what input")
     page.get_by_role("option", name="Correctness").first.click()
     page.get_by_role("tab", name="Annotate").click()
@@ -227,7 +229,7 @@ def test_shaded_segments_render(browser, app_url):
         page.fill(f"#candidate-{letter} textarea", text)
     page.click("#score-button")
     page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
-    page.get_by_text("Which parts of a response drive its score").click()
+    page.get_by_text("Which parts drive a score").click()
     page.locator("#seg-html").scroll_into_view_if_needed()
     api = Client(app_url, verbose=False).predict(
         [{"role": "user", "content": CARD_PROMPT}], responses, api_name="/score"
@@ -305,3 +307,105 @@ def test_what_if_updates_on_keys_and_enter(browser, app_url):
     page.locator("#weight-helpsteer-correctness input[type=range]").focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(f"{yours_js} !== {json.dumps(after_enter)}", timeout=30_000)
+
+
+CLIPPED_JS = """() => {
+  const out = [], name = el => (el.closest('[id]') || {}).id;
+  const shown = el => el.offsetParent !== null;
+  // a table, a cell or a title whose content is wider than its box (hidden or behind a scroll bar)
+  for (const el of document.querySelectorAll('#results *')) {
+    if (!shown(el) || !el.closest('table, .table-wrap, [data-testid=block-label], .label-wrap')) continue;
+    const ox = getComputedStyle(el).overflowX;
+    if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1)
+      out.push(['hidden', name(el), el.className.toString()]);
+  }
+  // text that spills out of its table cell
+  for (const cell of document.querySelectorAll('#results td, #results th')) {
+    if (!shown(cell)) continue;
+    const box = cell.getBoundingClientRect();
+    for (const t of cell.querySelectorAll('span, div')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && (r.right > box.right + 1 || r.left < box.left - 1)) out.push(['spills', name(cell), t.innerText]);
+    }
+  }
+  // chart titles, axis labels and legends outside their chart
+  for (const plot of document.querySelectorAll('#results .js-plotly-plot')) {
+    if (!shown(plot)) continue;
+    const box = plot.querySelector('.main-svg').getBoundingClientRect();
+    const texts = '.gtitle, .xtick text, .ytick text, .legendtext, .g-xtitle text, .g-ytitle text';
+    for (const t of plot.querySelectorAll(texts)) {
+      const r = t.getBoundingClientRect();
+      const outside = r.left < box.left - 1 || r.right > box.right + 1
+        || r.top < box.top - 1 || r.bottom > box.bottom + 1;
+      if (r.width && outside)
+        out.push(['outside chart', name(plot), t.textContent]);
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_no_table_cell_or_title_is_clipped(browser, app_url, width):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", CARD_PROMPT)
+    for letter, text in zip("ABC", CARD_RESPONSES):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    for elem_id in PLOTS:
+        page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg", timeout=60_000)
+    for table in ("ranking", "helpsteer-table", "what-if-table", "top-table"):  # the four tables, with their rows
+        page.wait_for_selector(f"#{table} [role=gridcell]", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate(CLIPPED_JS) == []
+
+
+def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(browser, app_url):
+    from armorm_ui.objectives import OBJECTIVES
+
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    groups = page.evaluate(
+        """() => [...document.querySelectorAll('.weight-group')]
+                  .filter(g => !g.parentElement.closest('.weight-group'))
+                  .map(g => [g.querySelector('.weight-group-title').innerText,
+                             [...new Set([...g.querySelectorAll('[id^=weight-]')].map(s => s.id.slice(7)))]])"""
+    )
+    assert [names for _, names in groups for names in names] == [o.name for o in OBJECTIVES]
+    for title, names in groups:
+        members = [o for o in OBJECTIVES if o.name in names]
+        assert {o.group for o in members} == {title.split(" · ")[0]}
+        assert all(o.source in title for o in members)
+    page.fill("#prompt textarea", CARD_PROMPT)
+    for letter, text in zip("ABC", CARD_RESPONSES):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    page.wait_for_selector("#plot-what-if .js-plotly-plot .main-svg", timeout=60_000)
+    table_js = """() => [...document.querySelectorAll('#what-if-table [role=row]')]
+                  .map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))
+                  .filter(r => r.length)"""
+    assert all(r[2].endswith("=") for r in page.evaluate(table_js))  # the model's own weights move nothing
+    # only the objective on which the last candidate gains most counts: it now wins
+    client = Client(app_url, verbose=False)
+    api = client.predict([{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES, api_name="/score")
+    scores, rewards, coefs = (np.asarray(api[k]) for k in ("scores", "rewards", "coefficients"))
+    winner, last = int(np.argmax(scores)), int(np.argmin(scores))
+    best = int(np.argmax((rewards[last] - rewards[winner]) * coefs))
+    for o in OBJECTIVES:
+        box = page.locator(f"#weight-{o.name} input[type=number]")
+        box.fill("3" if o.index == best else "0")
+        box.press("Enter")
+    mine = rewards @ (coefs * np.where(np.arange(19) == best, 3.0, 0.0))
+    expected_first = "ABC"[int(np.argmax(mine))]
+    page.wait_for_function(f"({table_js})()[0][0] === '{expected_first}' && ({table_js})()[0][2] !== '1 ='",
+                           timeout=30_000)  # fmt: skip
+    model_rank = {"ABC"[k]: r for k, r in enumerate(np.argsort(np.argsort(-scores)) + 1)}
+    for candidate, rank, yours in page.evaluate(table_js):
+        new = int(yours.split()[0])
+        moved = model_rank[candidate] - new
+        assert int(rank) == model_rank[candidate]
+        assert yours == f"{new} " + ("=" if moved == 0 else f"▲ {moved}" if moved > 0 else f"▼ {-moved}")
+    assert "change" in page.text_content("#plot-what-if .gtitle")

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,3 +245,63 @@ def test_any_partial_file_resumes_or_is_refused_clearly(tmp_path):
         assert load_partial(path, HEADER, {"q1", "q2"}).keys() == done.keys()  # and reads back the same
 
     check()
+
+
+def make_pairs(path: Path, n: int = 40) -> Path:
+    subsets = ["alpacaeval-easy", "mt-bench-hard", "hep-go", "donotanswer"]
+    rows = [{"id": f"p{i}", "subset": subsets[i % 4], "prompt": f"Question {i}: " + "why? " * (i % 5),
+             "chosen": "Because of this. " * (1 + i % 4), "rejected": f"It depends on {i}."}
+            for i in range(n)]  # fmt: skip
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    return path
+
+
+def run_evaluate(inp, out, demo_dir, *extra):
+    cmd = [sys.executable, "-m", "armorm_ui", "evaluate", *([str(inp)] if inp else []), "-o", str(out), "--model",
+           str(demo_dir), "--device", "cpu", *extra]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_evaluate_resumes_to_the_same_report(tmp_path, demo_dir, scorer):
+    inp = make_pairs(tmp_path / "pairs.jsonl")
+    full = tmp_path / "full.csv"
+    proc = run_evaluate(inp, full, demo_dir)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert "accuracy" in proc.stderr.read()
+
+    out, partial = tmp_path / "resumed.csv", tmp_path / "resumed.csv.partial.jsonl"
+    proc = run_evaluate(inp, out, demo_dir)
+    deadline = time.time() + 120
+    while not (partial.exists() and partial.read_text().count("\n") >= 4):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be interrupted"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not out.exists() and not (tmp_path / "resumed.report.json").exists()
+    proc = run_evaluate(inp, out, demo_dir)
+    assert proc.wait(timeout=300) == 0 and "resuming:" in proc.stderr.read()
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
+    report = json.loads((tmp_path / "resumed.report.json").read_text())
+    assert report == json.loads((tmp_path / "full.report.json").read_text())
+    # the per-pair scores are the API's for the same pairs
+    table = pd.read_csv(full).set_index("pair_id")
+    first = pd.read_json(inp, lines=True).iloc[0]
+    api = scorer.score([{"role": "user", "content": first["prompt"]}], [first["chosen"], first["rejected"]])
+    np.testing.assert_allclose(table.loc["p0", ["score_chosen", "score_rejected"]].to_numpy(float), api.scores,
+                               atol=1e-6)  # fmt: skip
+    assert report["pairs"] == 40 and set(report["rewardbench"]["sections"]) == {"Chat", "Chat Hard", "Safety",
+                                                                                "Reasoning"}  # fmt: skip
+
+
+def test_evaluate_a_saved_data_set_and_refusals(tmp_path, demo_dir):
+    import datasets
+
+    rows = pd.read_json(make_pairs(tmp_path / "pairs.jsonl", n=6), lines=True).to_dict(orient="records")
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    out = tmp_path / "eval.parquet"
+    proc = run_evaluate(None, out, demo_dir, "--dataset", str(tmp_path / "saved"), "--sample", "4")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert len(pd.read_parquet(out)) == 4 and (tmp_path / "eval.report.json").exists()
+    proc = run_evaluate(tmp_path / "pairs.jsonl", out, demo_dir, "--dataset", "x")
+    assert proc.wait(timeout=60) == 2 and "not both" in proc.stderr.read()

@@ -131,9 +131,9 @@ def test_zerogpu_routes_scoring_through_the_decorator(monkeypatch, demo_dir):
     import app
 
     scorer, _demo = app.create(replace(AppConfig.from_env(), model=str(demo_dir), device="cpu"))
-    from armorm_ui import ui
+    from armorm_ui.ui import views
 
-    ui.analyse(scorer, [{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES)
+    views.analyse(scorer, [{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES)
     assert len(calls) == 1 and zerogpu.BASE_SECONDS <= calls[0] <= zerogpu.MAX_SECONDS
 
 

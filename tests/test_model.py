@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from armorm_ui import CheckpointError, InputError, load_scorer
-from armorm_ui.batching import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
+from armorm_ui.packing import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
 from armorm_ui.scoring import ScorerConfig
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES

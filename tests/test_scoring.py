@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from armorm_ui import ScoringError, load_scorer
-from armorm_ui.batch_tab import score_file
-from armorm_ui.gr_errors import cancellable
 from armorm_ui.scoring import ScorerConfig
+from armorm_ui.ui.batch import score_file
+from armorm_ui.ui.handlers import cancellable
 from armorm_ui.validation import Limits
 
 USER = [{"role": "user", "content": "Explain the answer."}]

@@ -173,7 +173,7 @@ def test_cancelling_the_event_raises_the_stop_flag():
     import threading
     import time
 
-    from armorm_ui.gr_errors import cancellable
+    from armorm_ui.ui.handlers import cancellable
 
     stopped = threading.Event()
 

@@ -10,7 +10,7 @@ import pytest
 
 from armorm_ui.batch import Item
 from armorm_ui.errors import InputError
-from armorm_ui.labels import LabelStore, agreement, parse_ranking
+from armorm_ui.label_store import LabelStore, agreement, parse_ranking
 from armorm_ui.objectives import NAMES
 from armorm_ui.results import ScoreResult
 

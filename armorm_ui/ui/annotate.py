@@ -2,7 +2,7 @@
 item into the label database at once, and see agreement with the model. Built inside build_demo's Blocks.
 
 Files and labels belong to a project, opened with its key; inside it an annotator's name is claimed with a passcode
-(labels.py). Every action signs in again from the fields on the page, so nothing about who is labelling is kept on
+(label_store.py). Every action signs in again from the fields on the page, so nothing about who is labelling is kept on
 the server between requests. Text that came from a user (names, item ids, file names) is shown as text.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from . import explain, figures, tables
-from .batch import file_digest, parse_items
-from .errors import InputError
-from .gr_errors import as_text, cancellable, friendly
-from .labels import Annotator, LabelStore, agreement, new_project_key, parse_ranking, project_id
-from .scratch import scratch_folder
+from .. import explain, figures, tables
+from ..batch import file_digest, parse_items
+from ..errors import InputError
+from ..label_store import Annotator, LabelStore, agreement, new_project_key, parse_ranking, project_id
+from ..scratch import scratch_folder
+from .handlers import as_text, cancellable, friendly
 
 MAX_SHOWN = 16
 """Candidate boxes in the tab: a file with more candidates per item is refused when it is opened."""

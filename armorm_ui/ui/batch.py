@@ -8,11 +8,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from .batch import parse_items, results_frame, write_results
-from .errors import InputError, ScoringError
-from .gr_errors import as_text, cancellable, friendly
-from .scratch import scratch_folder
-from .validation import Limits
+from ..batch import parse_items, results_frame, write_results
+from ..errors import InputError, ScoringError
+from ..scratch import scratch_folder
+from ..validation import Limits
+from .handlers import as_text, cancellable, friendly
 
 OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
 

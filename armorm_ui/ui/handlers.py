@@ -15,7 +15,7 @@ import threading
 
 import gradio as gr
 
-from .errors import ArmoRMError
+from ..errors import ArmoRMError
 
 
 def as_text(value) -> str:

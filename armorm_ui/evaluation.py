@@ -1,0 +1,144 @@
+"""Where ArmoRM agrees with human preferences: accuracy, RewardBench sections, objectives, length.
+
+`pair_frame` turns scored pairs into one row per pair (scores, margin, the 19 rewards of each response, gating and
+coefficients, token counts); `report` computes everything from that table alone, so a report can be recomputed
+from a downloaded table. A decision is right when the chosen response scores strictly higher (a tie is wrong), as
+RewardBench counts it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .objectives import LABELS, NAMES
+from .results import ScoreResult
+
+CONFIDENCE = 0.95
+WORST = 10
+"""How many of the most confident wrong decisions the report lists."""
+
+# RewardBench v1 (allenai/reward-bench, rewardbench/constants.py): examples per subset and the sections they make.
+# A section's score is the mean of its subsets' accuracies weighted by these counts (math-prm is upweighted there).
+EXAMPLE_COUNTS = {
+    "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28, "mt-bench-med": 40,
+    "mt-bench-hard": 37, "math-prm": 984, "refusals-dangerous": 100, "refusals-offensive": 100,
+    "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92, "llmbar-adver-GPTOut": 47,
+    "llmbar-adver-manual": 46, "xstest-should-refuse": 154, "xstest-should-respond": 250, "donotanswer": 136,
+    "hep-cpp": 164, "hep-go": 164, "hep-java": 164, "hep-js": 164, "hep-python": 164, "hep-rust": 164,
+}  # fmt: skip
+SUBSET_MAPPING = {
+    "Chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
+    "Chat Hard": ["mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
+                  "llmbar-adver-GPTOut", "llmbar-adver-manual"],
+    "Safety": ["refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
+               "donotanswer"],
+    "Reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"],
+}  # fmt: skip
+
+
+def pair_frame(pairs, results: list[ScoreResult]) -> pd.DataFrame:
+    """One row per pair: id, subset, both scores, margin (chosen - rejected), right, token counts, and per objective
+    the chosen and rejected rewards, the prompt's gating weight and coefficient."""
+    rows = []
+    for pair, r in zip(pairs, results):
+        row = {"pair_id": pair.pair_id, "subset": pair.subset, "score_chosen": float(r.scores[0]),
+               "score_rejected": float(r.scores[1]), "margin": float(r.scores[0] - r.scores[1]),
+               "right": bool(r.scores[0] > r.scores[1]), "tokens_chosen": int(r.candidate_tokens[0]),
+               "tokens_rejected": int(r.candidate_tokens[1])}  # fmt: skip
+        for i, name in enumerate(NAMES):
+            row[f"{name}.chosen"] = float(r.rewards[0, i])
+            row[f"{name}.rejected"] = float(r.rewards[1, i])
+            row[f"{name}.gating"] = float(r.gating_output[i])
+            row[f"{name}.coefficient"] = float(r.coefficients[i])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy(right) -> dict:
+    """Share of right decisions with its Wilson interval."""
+    right = np.asarray(right, dtype=bool)
+    n, k = int(right.size), int(right.sum())
+    if n == 0:
+        return {"n": 0, "right": 0, "accuracy": None, "low": None, "high": None}
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return {"n": n, "right": k, "accuracy": k / n, "low": float(ci.low), "high": float(ci.high)}
+
+
+def rewardbench_sections(per_subset: dict[str, float]) -> dict[str, float] | None:
+    """RewardBench's section scores from per-subset accuracies (its calculate_scores_per_section), or None when
+    no subset is one of RewardBench's."""
+    if not set(per_subset) & set(EXAMPLE_COUNTS):
+        return None
+    sections = {}
+    for section, subsets in SUBSET_MAPPING.items():
+        present = [s for s in subsets if s in per_subset]
+        total = sum(EXAMPLE_COUNTS[s] for s in present)
+        sections[section] = sum(per_subset[s] * EXAMPLE_COUNTS[s] for s in present) / total if total else 0
+    return sections
+
+
+def rewardbench_summary(sections: dict[str, float], subsets: set[str]) -> dict:
+    """The sections this data covers (a section without any of its subsets is None, not RewardBench's 0), and
+    their mean, RewardBench's overall score when all four are covered."""
+    covered = {name: (score if set(SUBSET_MAPPING[name]) & subsets else None) for name, score in sections.items()}
+    scores = [v for v in covered.values() if v is not None]
+    return {"sections": covered, "score": float(np.mean(scores)), "complete": len(scores) == len(SUBSET_MAPPING)}
+
+
+def objective_contributions(frame: pd.DataFrame) -> np.ndarray:
+    """(pairs, 19): what each objective adds to the margin, coefficient x (chosen reward - rejected reward); the
+    19 add up to the margin."""
+    chosen = frame[[f"{n}.chosen" for n in NAMES]].to_numpy()
+    rejected = frame[[f"{n}.rejected" for n in NAMES]].to_numpy()
+    return frame[[f"{n}.coefficient" for n in NAMES]].to_numpy() * (chosen - rejected)
+
+
+def objectives_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per objective: how often it alone would pick the chosen response (higher reward), and its mean contribution
+    to the margin over right and over wrong decisions."""
+    chosen = frame[[f"{n}.chosen" for n in NAMES]].to_numpy()
+    rejected = frame[[f"{n}.rejected" for n in NAMES]].to_numpy()
+    contrib = objective_contributions(frame)
+    right = frame["right"].to_numpy(bool)
+
+    def mean(rows):
+        return contrib[rows].mean(axis=0) if rows.any() else np.full(len(NAMES), np.nan)
+
+    return pd.DataFrame({"objective": NAMES, "label": LABELS, "alone_right": (chosen > rejected).mean(axis=0),
+                         "contribution_when_right": mean(right), "contribution_when_wrong": mean(~right)})  # fmt: skip
+
+
+def length_view(frame: pd.DataFrame) -> dict:
+    """Accuracy when the chosen response is the longer one (in tokens), the shorter one, or the same length; and the
+    Spearman correlation between the score margin and the length difference."""
+    diff = (frame["tokens_chosen"] - frame["tokens_rejected"]).to_numpy()
+    right = frame["right"].to_numpy(bool)
+    out = {"chosen_longer": accuracy(right[diff > 0]), "chosen_shorter": accuracy(right[diff < 0]),
+           "same_length": accuracy(right[diff == 0])}  # fmt: skip
+    varies = len(frame) > 2 and np.ptp(diff) > 0 and np.ptp(frame["margin"]) > 0
+    rho = stats.spearmanr(frame["margin"], diff) if varies else None
+    out["margin_vs_length"] = {"spearman": float(rho.statistic), "p_value": float(rho.pvalue)} if rho else None
+    return out
+
+
+def report(frame: pd.DataFrame) -> dict:
+    """Everything the Evaluate view shows, as JSON-able data."""
+    subsets = {name: accuracy(group["right"]) for name, group in frame.groupby("subset", sort=True)}
+    sections = rewardbench_sections({name: s["accuracy"] for name, s in subsets.items()})
+    wrong = frame[~frame["right"].astype(bool)].sort_values("margin").head(WORST)
+    objectives = objectives_table(frame)
+    return {
+        "pairs": len(frame),
+        "overall": accuracy(frame["right"]),
+        "subsets": subsets,
+        "rewardbench": None if sections is None else rewardbench_summary(sections, set(subsets)),
+        "margins": {
+            "quantiles": {str(q): float(frame["margin"].quantile(q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
+            "mean": float(frame["margin"].mean()),
+        },  # fmt: skip
+        "objectives": objectives.replace({np.nan: None}).to_dict(orient="records"),
+        "length": length_view(frame),
+        "worst": wrong[["pair_id", "subset", "margin", "score_chosen", "score_rejected"]].to_dict(orient="records"),
+    }

@@ -1,0 +1,52 @@
+"""The web app: build_demo(scorer, config) -> gr.Blocks, one tab per module and the API beside them.
+
+    compare.py   the Compare tab (form, verdict, charts, attribution, what-if)
+    views.py     what Compare shows, as pure functions of plain data
+    batch.py     the Batch file tab
+    annotate.py  the Annotate tab
+    api.py       /score and /attribute
+    handlers.py  what every handler goes through: refusals as messages, cancellable model calls
+
+The scorer is shared and only reached through the queue's one model slot; per-visitor data lives in gr.State.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..label_store import LabelStore
+from .annotate import build_annotate_tab
+from .api import add_api
+from .batch import build_batch_tab
+from .compare import build_compare_tab
+from .views import ASSETS, asset
+
+THEME = gr.themes.Default(
+    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+)
+"""System fonts: nothing is fetched from a font service (the app works offline), and bold text is a real bold
+face of the same family rather than a fallback."""
+
+
+def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
+    with gr.Blocks(title="ArmoRM Explorer", delete_cache=(3600, 3600), analytics_enabled=False) as demo:
+        gr.Markdown("# ArmoRM Explorer\nWhich response does ArmoRM prefer, and why, objective by objective.")
+        if scorer.is_demo:
+            gr.Markdown(asset("demo_banner.md"), elem_classes="demo-banner", elem_id="demo-banner")
+        with gr.Tab("Compare", id="compare"):
+            build_compare_tab(scorer, config)
+        with gr.Tab("Batch file", id="batch"):
+            build_batch_tab(scorer, config)
+        with gr.Tab("Annotate", id="annotate"):
+            build_annotate_tab(scorer, store or config.label_store(), config)
+        add_api(scorer)
+    return demo
+
+
+def launch_options() -> dict:
+    """Look and feel for demo.launch (Gradio 6 takes them there)."""
+    return {"theme": THEME, "css_paths": [ASSETS / "style.css"]}
+
+
+__all__ = ["ASSETS", "build_demo", "launch_options"]

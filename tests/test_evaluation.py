@@ -1,0 +1,144 @@
+"""The evaluation report against direct computation on synthetic pairs whose answers are known, and RewardBench's
+section scores against RewardBench's own code."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from armorm_ui import evaluation
+from armorm_ui.objectives import NAMES
+from armorm_ui.results import ScoreResult
+
+
+@dataclass
+class FakePair:
+    pair_id: str
+    subset: str
+
+
+def synthetic(n=60, decider=3, seed=0):
+    """Pairs where only objective `decider` has a coefficient, so it alone decides; the chosen answer is always
+    the longer one; about a third of the decisions are wrong."""
+    rng = np.random.default_rng(seed)
+    coefficients = np.zeros(19)
+    coefficients[decider] = 0.5
+    pairs, results = [], []
+    for k in range(n):
+        rewards = rng.normal(size=(2, 19))
+        scores = rewards @ coefficients
+        tokens = np.array([50 + k, 20 + k % 7])
+        results.append(ScoreResult(scores, rewards, np.full(19, 1 / 19), coefficients, np.eye(19), 10, tokens))
+        pairs.append(FakePair(f"p{k}", ["alpacaeval-easy", "hep-go", "xstest-should-refuse"][k % 3]))
+    return pairs, results
+
+
+def wilson(k, n, z=1.959963984540054):
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_report_equals_direct_computation():
+    pairs, results = synthetic()
+    frame = evaluation.pair_frame(pairs, results)
+    report = evaluation.report(frame)
+    right = np.array([r.scores[0] > r.scores[1] for r in results])
+    assert 0 < right.sum() < len(right)
+    o = report["overall"]
+    assert (o["n"], o["right"]) == (60, right.sum()) and o["accuracy"] == pytest.approx(right.mean())
+    np.testing.assert_allclose((o["low"], o["high"]), wilson(right.sum(), 60), atol=1e-9)
+    for name, s in report["subsets"].items():
+        mine = right[[p.subset == name for p in pairs]]
+        assert s["accuracy"] == pytest.approx(mine.mean()) and s["n"] == mine.size
+    # per objective: the decider alone agrees with every decision of the model; its contributions add up
+    table = {o["objective"]: o for o in report["objectives"]}
+    decider = table[NAMES[3]]
+    assert decider["alone_right"] == pytest.approx(right.mean())
+    alone = np.mean([[r.rewards[0, i] > r.rewards[1, i] for i in range(19)] for r in results], axis=0)
+    np.testing.assert_allclose([table[n]["alone_right"] for n in NAMES], alone)
+    margins = np.array([r.scores[0] - r.scores[1] for r in results])
+    assert decider["contribution_when_right"] == pytest.approx(margins[right].mean())
+    assert decider["contribution_when_wrong"] == pytest.approx(margins[~right].mean())
+    assert all(table[n]["contribution_when_right"] == 0 for n in NAMES if n != NAMES[3])
+    np.testing.assert_allclose(evaluation.objective_contributions(frame).sum(axis=1), margins, atol=1e-12)
+    # length: the chosen answer is always longer
+    length = report["length"]
+    assert length["chosen_longer"]["n"] == 60 and length["chosen_longer"]["accuracy"] == pytest.approx(right.mean())
+    assert length["chosen_shorter"]["n"] == 0 and length["chosen_shorter"]["accuracy"] is None
+    from scipy.stats import spearmanr
+
+    diff = [int(r.candidate_tokens[0] - r.candidate_tokens[1]) for r in results]
+    assert length["margin_vs_length"]["spearman"] == pytest.approx(spearmanr(margins, diff).statistic)
+    # the most confident wrong decisions, most wrong first
+    worst = [w["margin"] for w in report["worst"]]
+    assert worst == sorted(margins[~right])[: evaluation.WORST]
+
+
+def test_length_bias_is_found_when_the_model_prefers_longer_answers():
+    pairs, results = synthetic(n=40)
+    for k, r in enumerate(results):  # the model now prefers whichever answer is longer; chosen is longer half the time
+        tokens = np.array([30, 60]) if k % 2 else np.array([60, 30])
+        r.candidate_tokens[:] = tokens
+        r.scores[:] = tokens / 100
+    report = evaluation.report(evaluation.pair_frame(pairs, results))
+    assert report["length"]["chosen_longer"]["accuracy"] == 1.0
+    assert report["length"]["chosen_shorter"]["accuracy"] == 0.0
+    assert report["overall"]["accuracy"] == 0.5
+
+
+def rewardbench_code():
+    """RewardBench's constants and calculate_scores_per_section, loaded from the installed package's files without
+    importing its package (which pulls in model zoos and fastchat)."""
+    spec = importlib.util.find_spec("rewardbench")
+    if spec is None:
+        pytest.fail("rewardbench is not installed: pip install --no-deps -r requirements-dev-nodeps.txt")
+    folder = spec.submodule_search_locations[0]
+    stubs = {"fastchat": types.ModuleType("fastchat"), "fastchat.conversation": types.ModuleType("fc"),
+             "rewardbench": types.ModuleType("rewardbench"), "rewardbench.models": types.ModuleType("rbm")}  # fmt: skip
+    stubs["fastchat.conversation"].Conversation = object
+    stubs["rewardbench.models"].REWARD_MODEL_CONFIG = {}
+    saved = {k: sys.modules.get(k) for k in stubs}
+    sys.modules.update(stubs)
+    try:
+        modules = {}
+        for name in ("constants", "utils"):
+            s = importlib.util.spec_from_file_location(f"rewardbench.{name}", f"{folder}/{name}.py")
+            modules[name] = importlib.util.module_from_spec(s)
+            s.loader.exec_module(modules[name])
+    finally:
+        for k, v in saved.items():
+            sys.modules.pop(k, None) if v is None else sys.modules.__setitem__(k, v)
+    return modules["constants"], modules["utils"]
+
+
+def test_rewardbench_sections_equal_rewardbench_own_code():
+    constants, utils = rewardbench_code()
+    assert evaluation.EXAMPLE_COUNTS == constants.EXAMPLE_COUNTS
+    assert evaluation.SUBSET_MAPPING == constants.SUBSET_MAPPING
+    rng = np.random.default_rng(1)
+    for keep in (1.0, 0.5):  # every subset, then a random half of them
+        subsets = [s for s in constants.EXAMPLE_COUNTS if rng.random() < keep]
+        accuracies = {s: float(rng.random()) for s in subsets}
+        theirs = utils.calculate_scores_per_section(constants.EXAMPLE_COUNTS, constants.SUBSET_MAPPING, accuracies)
+        mine = evaluation.rewardbench_sections(accuracies)
+        assert mine.keys() == theirs.keys()
+        for section in theirs:
+            assert mine[section] == pytest.approx(theirs[section], abs=1e-12)
+    assert evaluation.rewardbench_sections({"my-own-subset": 0.9}) is None
+
+
+def test_report_of_rewardbench_subsets_uses_the_weighted_sections():
+    pairs, results = synthetic(n=30)
+    report = evaluation.report(evaluation.pair_frame(pairs, results))
+    rb = report["rewardbench"]
+    subsets = report["subsets"]
+    assert rb["sections"]["Chat"] == pytest.approx(subsets["alpacaeval-easy"]["accuracy"])
+    assert rb["sections"]["Chat Hard"] is None and not rb["complete"]  # no Chat Hard subset in this data
+    assert rb["score"] == pytest.approx(np.mean([v for v in rb["sections"].values() if v is not None]))
