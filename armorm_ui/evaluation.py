@@ -8,6 +8,8 @@ RewardBench counts it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -38,21 +40,35 @@ SUBSET_MAPPING = {
 }  # fmt: skip
 
 
+def _row(pair_id: str, subset: str, r: ScoreResult, chosen: int = 0, rejected: int = 1) -> dict:
+    row = {"pair_id": pair_id, "subset": subset, "score_chosen": float(r.scores[chosen]),
+           "score_rejected": float(r.scores[rejected]), "margin": float(r.scores[chosen] - r.scores[rejected]),
+           "right": bool(r.scores[chosen] > r.scores[rejected]), "tokens_chosen": int(r.candidate_tokens[chosen]),
+           "tokens_rejected": int(r.candidate_tokens[rejected])}  # fmt: skip
+    for i, name in enumerate(NAMES):
+        row[f"{name}.chosen"] = float(r.rewards[chosen, i])
+        row[f"{name}.rejected"] = float(r.rewards[rejected, i])
+        row[f"{name}.gating"] = float(r.gating_output[i])
+        row[f"{name}.coefficient"] = float(r.coefficients[i])
+    return row
+
+
 def pair_frame(pairs, results: list[ScoreResult]) -> pd.DataFrame:
     """One row per pair: id, subset, both scores, margin (chosen - rejected), right, token counts, and per objective
     the chosen and rejected rewards, the prompt's gating weight and coefficient."""
+    return pd.DataFrame([_row(pair.pair_id, pair.subset, r) for pair, r in zip(pairs, results)])
+
+
+def label_pairs(labels: pd.DataFrame) -> pd.DataFrame:
+    """Annotation labels as preference pairs, so they share this analysis: an item where an annotator chose one
+    of N candidates gives N - 1 pairs (the chosen one against each other), with the annotator as the subset."""
     rows = []
-    for pair, r in zip(pairs, results):
-        row = {"pair_id": pair.pair_id, "subset": pair.subset, "score_chosen": float(r.scores[0]),
-               "score_rejected": float(r.scores[1]), "margin": float(r.scores[0] - r.scores[1]),
-               "right": bool(r.scores[0] > r.scores[1]), "tokens_chosen": int(r.candidate_tokens[0]),
-               "tokens_rejected": int(r.candidate_tokens[1])}  # fmt: skip
-        for i, name in enumerate(NAMES):
-            row[f"{name}.chosen"] = float(r.rewards[0, i])
-            row[f"{name}.rejected"] = float(r.rewards[1, i])
-            row[f"{name}.gating"] = float(r.gating_output[i])
-            row[f"{name}.coefficient"] = float(r.coefficients[i])
-        rows.append(row)
+    for label in labels.itertuples():
+        result = ScoreResult.from_dict(json.loads(label.result) if isinstance(label.result, str) else label.result)
+        for k in range(result.n):
+            if k != label.choice:
+                pair_id = f"{getattr(label, 'file_id', '')}/{label.item_id}/{k}"
+                rows.append(_row(pair_id, str(label.annotator), result, int(label.choice), k))
     return pd.DataFrame(rows)
 
 

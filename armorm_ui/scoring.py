@@ -142,12 +142,14 @@ class Scorer:
             for k, c in enumerate(candidates):
                 if keys[k] not in self._cache:
                     todo.setdefault(c, k)
+            fresh = {}  # computed now: kept here too, as a small cache (or none) may already have let them go
             if todo:
                 ks = list(todo.values())
                 rewards, gating = self._run(enc, ks, request)
                 for row, k in zip(rewards, ks):
-                    self._remember(keys[k], (row, gating, len(enc.candidate_ids[k])))
-            rows = [self._recall(key) for key in keys]
+                    fresh[keys[k]] = (row, gating, len(enc.candidate_ids[k]))
+                    self._remember(keys[k], fresh[keys[k]])
+            rows = [fresh[key] if key in fresh else self._recall(key) for key in keys]
         return self._result(np.stack([r[0] for r in rows]), rows[0][1], len(enc.prefix_ids), [r[2] for r in rows])
 
     def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:

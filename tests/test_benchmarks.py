@@ -26,3 +26,10 @@ def test_bench_attribution_runs_and_agrees():
 
     figures = bench_attribution.main(["--shape", "tiny", "--device", "cpu", "--repeats", "1"])
     assert figures["max_score_diff"] < 1e-4 and figures["ours_tokens"] < figures["card_tokens"]
+
+
+def test_bench_evaluate_runs_and_agrees(tmp_path):
+    import bench_evaluate
+
+    figures = bench_evaluate.main(["--pairs", "3", "--repeats", "1", "--json", str(tmp_path / "e.json")])
+    assert figures["max_score_difference"] < 1e-4 and figures["pairs_per_s"] > 0 and figures["ratio"] > 0

@@ -409,3 +409,49 @@ def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(bro
         assert int(rank) == model_rank[candidate]
         assert yours == f"{new} " + ("=" if moved == 0 else f"▲ {moved}" if moved > 0 else f"▼ {-moved}")
     assert "change" in page.text_content("#plot-what-if .gtitle")
+
+
+def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, tmp_path):
+    rows = [
+        {
+            "id": f"p{i}",
+            "subset": ["alpacaeval-easy", "hep-go"][i % 2],
+            "prompt": f"Question {i}?",
+            "chosen": f"A careful answer to {i}. " * (1 + i % 3),
+            "rejected": f"Maybe {i}.",
+        }
+        for i in range(6)
+    ]
+    rows += [{**r, "id": r["id"] + "-swapped", "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
+    path = tmp_path / "pairs.jsonl"  # each pair and its swap: at least half of the decisions are wrong
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")  # fmt: skip
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.set_input_files("#eval-upload input[type=file]", str(path))
+    page.click("#eval-run")
+    for plot in (
+        "plot-eval-subsets",
+        "plot-eval-margins",
+        "plot-eval-objectives",
+        "plot-eval-decisions",
+        "plot-eval-length",
+    ):
+        page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg", timeout=120_000)
+    summary = page.inner_text("#eval-summary")
+    assert "of 12 pairs" in summary and "RewardBench sections" in summary
+    assert plot_data(page, "plot-eval-subsets") == [3]  # all pairs, and the two subsets
+    assert plot_data(page, "plot-eval-objectives") == [19]
+    page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
+    # the first wrong decision opens in Compare, scored: the rejected answer (B) beats the chosen one (A)
+    page.click("#eval-open")
+    page.wait_for_selector("#candidate-A textarea", state="visible", timeout=30_000)
+    picked = page.input_value("#eval-wrong input").split(" ")[0]
+    pair = next(r for r in rows if r["id"] == picked)
+    assert page.input_value("#prompt textarea") == pair["prompt"]
+    assert page.input_value("#candidate-A textarea") == pair["chosen"]
+    assert page.input_value("#candidate-B textarea") == pair["rejected"]
+    page.wait_for_selector("#summary:has-text('B beats A')", timeout=60_000)
+    assert not errors, errors

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -113,3 +114,13 @@ def test_a_request_cancelled_while_waiting_never_runs(fresh):
     release.set()
     first.join(30)
     assert ran == [1]  # only the first request reached the model
+
+
+def test_scores_are_the_same_with_the_result_cache_off(demo_dir, scorer):
+    from armorm_ui.scoring import ScorerConfig
+
+    uncached = load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(cache_size=0))
+    messages = [{"role": "user", "content": "Which is better?"}]
+    for _ in range(2):  # the second time nothing is cached either
+        got = uncached.score(messages, ["One.", "Two.", "One."])
+        np.testing.assert_allclose(got.scores, scorer.score(messages, ["One.", "Two.", "One."]).scores, atol=1e-9)

@@ -1,6 +1,7 @@
 """The web app: build_demo(scorer, config) -> gr.Blocks, one tab per module and the API beside them.
 
     compare.py   the Compare tab (form, verdict, charts, attribution, what-if)
+    evaluate.py  the Evaluate tab: preference pairs in, agreement report out
     views.py     what Compare shows, as pure functions of plain data
     batch.py     the Batch file tab
     annotate.py  the Annotate tab
@@ -19,6 +20,7 @@ from .annotate import build_annotate_tab
 from .api import add_api
 from .batch import build_batch_tab
 from .compare import build_compare_tab
+from .evaluate import build_evaluate_tab
 from .views import ASSETS, asset
 
 THEME = gr.themes.Default(
@@ -34,12 +36,15 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         gr.Markdown("# ArmoRM Explorer\nWhich response does ArmoRM prefer, and why, objective by objective.")
         if scorer.is_demo:
             gr.Markdown(asset("demo_banner.md"), elem_classes="demo-banner", elem_id="demo-banner")
-        with gr.Tab("Compare", id="compare"):
-            build_compare_tab(scorer, config)
-        with gr.Tab("Batch file", id="batch"):
-            build_batch_tab(scorer, config)
-        with gr.Tab("Annotate", id="annotate"):
-            build_annotate_tab(scorer, store or config.label_store(), config)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Compare", id="compare"):
+                compare = build_compare_tab(scorer, config)
+            with gr.Tab("Evaluate", id="evaluate"):
+                build_evaluate_tab(scorer, config, compare, tabs)
+            with gr.Tab("Batch file", id="batch"):
+                build_batch_tab(scorer, config)
+            with gr.Tab("Annotate", id="annotate"):
+                build_annotate_tab(scorer, store or config.label_store(), config)
         add_api(scorer)
     return demo
 

@@ -21,6 +21,7 @@ import pandas as pd
 from .. import explain, figures, tables
 from ..batch import file_digest, parse_items
 from ..errors import InputError
+from ..evaluation import label_pairs, report
 from ..label_store import Annotator, LabelStore, agreement, new_project_key, parse_ranking, project_id
 from ..scratch import scratch_folder
 from .handlers import as_text, cancellable, friendly
@@ -110,6 +111,8 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         refresh = gr.Button("Compute agreement", elem_id="agreement-button")
         agreement_text = gr.Markdown(elem_id="agreement-text")
         agreement_plot = gr.Plot(label="Objectives that predict each annotator's choices", elem_id="plot-agreement")
+        pairs_plot = gr.Plot(label="The labels as preference pairs: each objective alone (as in Evaluate)",
+                             elem_id="plot-agreement-pairs")  # fmt: skip
         with gr.Row():
             labels_csv = gr.DownloadButton("Download labels (CSV)", value=None, interactive=False, elem_id="labels-csv")
             agreement_json = gr.DownloadButton("Download agreement (JSON)", value=None, interactive=False)
@@ -211,8 +214,14 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
                  f"{s['model_top_agreement']:.0%}"
                  + (f"; Spearman {s['spearman_mean']:+.2f} over {s['full_rankings']} full rankings"
                     if s["spearman_mean"] is not None else "") for a, s in summary.items()]  # fmt: skip
+        pairs = label_pairs(frame)  # the chosen candidate against each other one: the Evaluate tab's analysis
+        if len(pairs):
+            o = report(pairs)["overall"]
+            lines.append(f"- As {o['n']} preference pairs (each choice against each other candidate): the model "
+                         f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})")  # fmt: skip
         csv_path, json_path = labels_export(frame)
         return {agreement_text: "\n".join(lines), agreement_plot: figures.agreement(summary),
+                pairs_plot: figures.objective_agreement(report(pairs)) if len(pairs) else None,
                 labels_csv: gr.update(value=csv_path, interactive=True),
                 agreement_json: gr.update(value=json_path, interactive=True)}  # fmt: skip
 
@@ -239,6 +248,6 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     for button, step in ((prev, -1), (skip, +1)):
         button.click(functools.partial(moved, step=step), [state, *who_inputs, hide], item_outputs,
                      api_visibility="private", concurrency_id="model", **quiet)  # fmt: skip
-    refresh.click(computed, [state, key], [agreement_text, agreement_plot, labels_csv, agreement_json],
+    refresh.click(computed, [state, key], [agreement_text, agreement_plot, pairs_plot, labels_csv, agreement_json],
                   api_name="annotate_agreement", **quiet)  # fmt: skip
     gr.on([stored.focus, key.change], listed, key, stored, api_visibility="private", show_progress="hidden")

@@ -70,6 +70,7 @@ def _form(letters: list[str], examples: list[dict]) -> SimpleNamespace:
         f.run = gr.Button("Score candidates", variant="primary", elem_id="score-button", scale=3)
         f.stop = gr.Button("Stop", elem_id="stop-button", scale=1)
     f.message = gr.Markdown("", elem_id="form-message")
+    f.count = gr.State(min(3, len(letters)))
     return f
 
 
@@ -145,7 +146,9 @@ def _weight_sliders() -> list[gr.Slider]:
 # ------------------------------------------------------------------------------------------------ the tab
 
 
-def build_compare_tab(scorer, config) -> None:
+def build_compare_tab(scorer, config) -> SimpleNamespace:
+    """Build the tab; returns its handle for other tabs: `fill(messages, candidates, tabs)` puts a conversation and
+    its candidates in the form (and shows this tab), `score_after(event)` scores the form when the event is done."""
     letters = explain.candidate_labels(config.ui_candidates)
     examples = load_examples()
     analysis = gr.State(None)
@@ -154,14 +157,31 @@ def build_compare_tab(scorer, config) -> None:
             form = _form(letters, examples)
         with gr.Column(scale=5, min_width=320, elem_id="results"):
             res = _results(letters)
-    _wire_form(scorer, form, res, analysis, examples, letters)
+    score_after = _wire_form(scorer, form, res, analysis, examples, letters)
     _wire_redraw(res, analysis)
     _wire_attribution(scorer, res, analysis)
 
+    def fill(messages: list[dict], candidates: list[str], tabs: gr.Tabs) -> dict:
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        turns = messages[1 if system else 0 : -1]
+        n = max(2, min(len(candidates), len(form.boxes)))
+        texts = candidates[: len(form.boxes)] + [""] * (len(form.boxes) - len(candidates[: len(form.boxes)]))
+        return {
+            tabs: gr.Tabs(selected="compare"), form.system: system, form.prompt: messages[-1]["content"],
+            form.turns: [[t["role"], t["content"]] for t in turns] or [["", ""]], form.count: n,
+            form.context: gr.update(open=bool(turns or system)),
+            **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(form.boxes, texts))},
+        }  # fmt: skip
 
-def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str]) -> None:
+    def fill_outputs(tabs: gr.Tabs) -> list:
+        return [tabs, form.system, form.prompt, form.turns, form.count, form.context, *form.boxes]
+
+    return SimpleNamespace(fill=fill, fill_outputs=fill_outputs, score_after=score_after)
+
+
+def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str]):
     n_boxes = len(f.boxes)
-    count = gr.State(min(3, n_boxes))
+    count = f.count
 
     def shown(n: int) -> dict:
         return {count: n, **{box: gr.update(visible=i < n) for i, box in enumerate(f.boxes)}}
@@ -214,20 +234,28 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
             r.json_file: gr.update(value=json_path, interactive=True),
         }
 
-    scoring = f.run.click(
-        score_form,
-        [f.system, f.turns, f.prompt, count, *f.boxes, *r.sliders],
-        [analysis, f.message, *r.views.values(), r.pair_title, r.pick_a, r.pick_b, r.seg_pick, r.csv_file,
-         r.json_file],
-        api_visibility="private",  # the page's own form; programs use /score
-        concurrency_id="model",
-    )  # fmt: skip
-    # results on screen answer the inputs they were scored from: any edit marks them stale until scored again
-    scoring.success(None, [f.message], None, js=FRESH_JS)
+    score_inputs = [f.system, f.turns, f.prompt, count, *f.boxes, *r.sliders]
+    score_outputs = [analysis, f.message, *r.views.values(), r.pair_title, r.pick_a, r.pick_b, r.seg_pick, r.csv_file,
+                     r.json_file]  # fmt: skip
+
+    def marked_fresh(scoring):
+        # results on screen answer the inputs they were scored from: any edit marks them stale until scored again
+        scoring.success(None, [f.message], None, js=FRESH_JS)
+        return scoring
+
+    def score_after(event):
+        """Score the form when `event` is done (another tab filled the form)."""
+        return marked_fresh(event.then(score_form, score_inputs, score_outputs, api_visibility="private",
+                                       concurrency_id="model"))  # fmt: skip
+
+    # the page's own form is not an API endpoint: programs use /score
+    scoring = marked_fresh(f.run.click(score_form, score_inputs, score_outputs, api_visibility="private",
+                                       concurrency_id="model"))  # fmt: skip
     edits = [f.system.change, f.turns.change, f.prompt.change, *[b.change for b in f.boxes], f.add.click,
              f.remove.click]  # fmt: skip
     gr.on(edits, None, f.message, f.message, js=STALE_JS)
     f.stop.click(None, None, None, cancels=[scoring], api_visibility="private")
+    return score_after
 
 
 def _wire_redraw(r, analysis) -> None:

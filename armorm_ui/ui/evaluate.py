@@ -1,0 +1,140 @@
+"""The Evaluate tab: a file of preference pairs in, a report out: how often the model picks the chosen response,
+per subset (RewardBench's sections when the subsets are RewardBench's), which objectives carry its right and wrong
+decisions, and whether length sways it. The most confident wrong decisions open in Compare.
+
+Scoring runs pair by pair in the model slot (the prompt encoded once per pair); Stop ends it before the next pair.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from .. import figures
+from ..errors import InputError, ScoringError
+from ..evaluation import pair_frame, report
+from ..preferences import parse_columns, read_pairs
+from ..scratch import scratch_folder
+from .handlers import as_text, cancellable, friendly
+
+SHOWN_WRONG = 10
+
+
+def evaluate_file(scorer, path: str, columns: str, limits, max_rows: int, progress=None, should_stop=None) -> dict:
+    """Read and check every pair, score each, and return the report with the files to download and the most
+    confident wrong decisions (with their text, to open in Compare)."""
+    pairs = read_pairs(Path(path), limits, max_rows, parse_columns(columns))
+    results = []
+    for k, pair in enumerate(pairs):
+        if should_stop is not None and should_stop():
+            raise ScoringError(f"Stopped after {k} of {len(pairs)} pairs; nothing was kept.")
+        if progress is not None:
+            progress((k, len(pairs)), desc=f"pair {k + 1} of {len(pairs)}")
+        results.append(scorer.score(pair.messages, [pair.chosen, pair.rejected], should_stop=should_stop))
+    frame = pair_frame(pairs, results)
+    found = report(frame)
+    folder = scratch_folder("armorm-evaluate-")
+    table_path, report_path = folder / (Path(path).stem + "-pairs.csv"), folder / (Path(path).stem + "-report.json")
+    frame.to_csv(table_path, index=False)
+    report_path.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
+    by_id = {p.pair_id: p for p in pairs}
+    wrong = [by_id[w["pair_id"]] for w in found["worst"][:SHOWN_WRONG]]
+    return {"report": found, "frame": frame, "name": Path(path).name, "table": str(table_path),
+            "report_file": str(report_path),
+            "wrong": [{"pair_id": p.pair_id, "messages": p.messages, "chosen": p.chosen, "rejected": p.rejected}
+                      for p in wrong]}  # fmt: skip
+
+
+def summary_text(found: dict, name: str) -> str:
+    o = found["overall"]
+    text = (f"**{o['accuracy']:.1%}** of {o['n']} pairs in {as_text(name)}: the model scores the chosen response "
+            f"higher (95% interval {o['low']:.1%} to {o['high']:.1%}).")  # fmt: skip
+    rb = found["rewardbench"]
+    if rb:
+        parts = [f"{k} {v:.1%}" for k, v in rb["sections"].items() if v is not None]
+        text += f"\n\nRewardBench sections: {', '.join(parts)}; mean **{rb['score']:.1%}**" + (
+            "" if rb["complete"] else " (not every section is covered by this file)"
+        )
+    length = found["length"]
+    longer, shorter = length["chosen_longer"], length["chosen_shorter"]
+    if longer["n"] and shorter["n"]:
+        text += (f"\n\nLength: right on {longer['accuracy']:.0%} of the pairs where the chosen answer is longer, "
+                 f"{shorter['accuracy']:.0%} where it is shorter.")  # fmt: skip
+    return text
+
+
+def wrong_choices(found: dict) -> list[tuple[str, str]]:
+    return [(f"{w['pair_id']} ({w['subset']}, margin {w['margin']:+.4f})", w["pair_id"])
+            for w in found["worst"][:SHOWN_WRONG]]  # fmt: skip
+
+
+def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) -> None:
+    """`compare` is the Compare tab's handle: a wrong decision opens there, scored, with its full explanation."""
+    gr.Markdown(
+        "Upload **preference pairs** (CSV, JSONL or Parquet): `prompt`, `chosen`, `rejected`, optionally `subset` "
+        "and `id` (RewardBench's layout), or TRL's conversational layout (message lists). Every row is checked "
+        "first. The command line does the same for Hugging Face data sets: `python -m armorm_ui evaluate`."
+    )
+    with gr.Row():
+        upload = gr.File(label="Preference pairs", file_types=[".csv", ".jsonl", ".parquet"], elem_id="eval-upload")
+        with gr.Column():
+            columns = gr.Textbox(label="Column names, if yours differ (prompt=question,chosen=good,rejected=bad)",
+                                 elem_id="eval-columns")  # fmt: skip
+            with gr.Row():
+                run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
+                stop = gr.Button("Stop", elem_id="eval-stop", scale=1)
+    state = gr.State(None)
+    summary = gr.Markdown(elem_id="eval-summary")
+    with gr.Row():
+        subsets = gr.Plot(label="Accuracy by subset", elem_id="plot-eval-subsets")
+        margins = gr.Plot(label="Margins", elem_id="plot-eval-margins")
+    with gr.Row():
+        alone = gr.Plot(label="Objectives alone", elem_id="plot-eval-objectives")
+        decisions = gr.Plot(label="Contributions to right and wrong decisions", elem_id="plot-eval-decisions")
+    length = gr.Plot(label="Length", elem_id="plot-eval-length")
+    with gr.Row():
+        wrong = gr.Dropdown([], label="Most confident wrong decisions", elem_id="eval-wrong", scale=3)
+        open_pair = gr.Button("Open in Compare", elem_id="eval-open", scale=1)
+    with gr.Row():
+        table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False)
+        report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False)
+
+    @friendly
+    async def evaluated(path, column_text, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
+        if not path or not isinstance(path, str):
+            raise InputError("Choose a file of preference pairs first.")
+        out = await cancellable(evaluate_file, scorer, path, column_text or "", config.limits(), config.max_rows,
+                                progress)  # fmt: skip
+        found, frame = out["report"], out.pop("frame")
+        choices = wrong_choices(found)
+        return {
+            state: {"wrong": out["wrong"]},
+            summary: summary_text(found, out["name"]),
+            subsets: figures.subset_accuracy(found),
+            margins: figures.margins(frame),
+            alone: figures.objective_agreement(found),
+            decisions: figures.objective_decisions(found),
+            length: figures.length_effect(found, frame),
+            wrong: gr.update(choices=choices, value=choices[0][1] if choices else None),
+            table_file: gr.update(value=out["table"], interactive=True),
+            report_file: gr.update(value=out["report_file"], interactive=True),
+        }
+
+    outputs = [state, summary, subsets, margins, alone, decisions, length, wrong, table_file, report_file]
+    scoring = run.click(evaluated, [upload, columns], outputs, api_visibility="private", concurrency_id="model")
+    stop.click(None, None, None, cancels=[scoring], api_visibility="private")
+
+    def opened(st, pair_id):
+        pair = next((w for w in (st or {}).get("wrong", []) if w["pair_id"] == pair_id), None)
+        if pair is None:
+            raise gr.Error("Evaluate a file first, then pick one of its wrong decisions.")
+        return compare.fill(pair["messages"], [pair["chosen"], pair["rejected"]], tabs)
+
+    compare.score_after(
+        open_pair.click(
+            opened, [state, wrong], compare.fill_outputs(tabs), api_visibility="private", show_progress="hidden"
+        )  # fmt: skip
+    )
