@@ -305,3 +305,15 @@ def test_evaluate_a_saved_data_set_and_refusals(tmp_path, demo_dir):
     assert len(pd.read_parquet(out)) == 4 and (tmp_path / "eval.report.json").exists()
     proc = run_evaluate(tmp_path / "pairs.jsonl", out, demo_dir, "--dataset", "x")
     assert proc.wait(timeout=60) == 2 and "not both" in proc.stderr.read()
+
+
+@pytest.mark.ray
+def test_evaluate_on_ray_gives_the_local_report(tmp_path, demo_dir):
+    inp = make_pairs(tmp_path / "pairs.jsonl", n=8)
+    local, distributed = tmp_path / "local.csv", tmp_path / "ray.csv"
+    assert run_evaluate(inp, local, demo_dir).wait(timeout=300) == 0
+    proc = run_evaluate(inp, distributed, demo_dir, "--engine", "ray", "--workers", "2")
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    pd.testing.assert_frame_equal(pd.read_csv(distributed), pd.read_csv(local), atol=1e-6)
+    mine, theirs = (json.loads((tmp_path / f"{n}.report.json").read_text()) for n in ("local", "ray"))
+    assert mine["overall"] == theirs["overall"] and mine["subsets"] == theirs["subsets"]
