@@ -14,8 +14,10 @@ def create(config: AppConfig):
     """Load the scorer once (the demo checkpoint when no model is configured) and build the app around it."""
     print(f"Loading {config.model or 'the demo checkpoint'} ...", flush=True)
     scorer = config.load_scorer()
-    print(scorer.self_check(), flush=True)  # every tensor loaded (checked while loading) and finite outputs
-    scorer.score = zerogpu.wrap(scorer.score)  # ZeroGPU Spaces: GPU time is requested per call
+    if zerogpu.install(scorer):  # ZeroGPU: GPU time is lent per call, none at start-up
+        print("ZeroGPU: model work runs in @spaces.GPU calls; the start-up self-check is skipped", flush=True)
+    else:
+        print(scorer.self_check(), flush=True)  # every tensor loaded (checked while loading) and finite outputs
     demo = build_demo(scorer, config)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
     return scorer, demo

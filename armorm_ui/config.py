@@ -104,13 +104,14 @@ class AppConfig:
 
     def load_scorer(self):
         """The scorer for this configuration: the model (the demo checkpoint when none is set), loaded once."""
-        from . import demo_checkpoint
+        from . import demo_checkpoint, zerogpu
         from .scoring import ScorerConfig, load_scorer
 
         model = self.model or str(demo_checkpoint.ensure())
         settings = ScorerConfig(max_tokens=self.max_tokens, max_request_tokens=self.max_request_tokens,
                                 deadline=self.deadline, limits=self.limits())  # fmt: skip
-        return load_scorer(model, device=self.device or None, dtype=self.dtype or None,
+        device = self.device or ("cuda" if zerogpu.ACTIVE else None)  # ZeroGPU: on cuda from the start
+        return load_scorer(model, device=device, dtype=self.dtype or None,
                            revision=self.revision or None, config=settings)  # fmt: skip
 
     def check(self) -> None:

@@ -76,6 +76,9 @@ class Request:
     """Seconds the call may run once it holds the model."""
     started: float = field(default_factory=time.monotonic)
 
+    def remaining(self) -> float:
+        return self.deadline - (time.monotonic() - self.started)
+
     def check(self) -> None:
         """Between forward passes: stop a cancelled request, and one past its deadline."""
         if self.should_stop is not None and self.should_stop():
@@ -86,8 +89,22 @@ class Request:
                                "request; it was stopped. Send fewer or shorter candidates.")  # fmt: skip
 
 
+@dataclass
+class Prepared:
+    """A request checked and tokenised, ready for the model: everything that can refuse it has run."""
+
+    candidates: list[str]
+    enc: EncodedConversation
+    keys: list[bytes]
+    """One digest per candidate (conversation + candidate): the result cache's keys."""
+
+
 class Scorer:
-    """Loaded once, reused for every request: score(messages, candidates) -> ScoreResult."""
+    """Loaded once, reused for every request: score(messages, candidates) -> ScoreResult.
+
+    The model work of a request goes through `forward(kind, work, request)` with plain data (token ids in, numpy
+    arrays out). On Hugging Face ZeroGPU, zerogpu.install routes it through a @spaces.GPU function (`self.gpu`);
+    validation and tokenising stay outside, so a refusal costs no GPU time and keeps its message."""
 
     def __init__(self, model: ArmoRM, tokenizer, config: ScorerConfig | None = None, source: str = ""):
         self.model = model
@@ -102,6 +119,10 @@ class Scorer:
         self._slot = threading.Lock()  # the one model slot (module docstring)
         self._inside = 0  # calls holding the slot now; `peak_concurrency` records the most ever seen
         self.peak_concurrency = 0
+        self.gpu: Callable | None = None
+        """When set (ZeroGPU), model work runs through it: gpu(kind, work, seconds left) -> forward's result."""
+        self.chunk_tokens = 0
+        """score_many: most tokens per model call (0: one request per call)."""
 
     @contextmanager
     def _holding(self, should_stop: Callable[[], bool] | None):
@@ -120,10 +141,8 @@ class Scorer:
             self._inside -= 1
             self._slot.release()
 
-    def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
-        """Validate (validation.py), tokenise (chat.py), score what is not cached, and return every output.
-        `should_stop` is polled between forward passes: when it returns True (the request was cancelled), scoring
-        stops with a ScoringError."""
+    def prepare(self, messages, candidates: list[str]) -> Prepared:
+        """Validate (validation.py) and tokenise (chat.py): every refusal happens here, before any model work."""
         messages = validate_messages(messages)
         check_request(messages, candidates, self.config.limits)
         enc = self.encoder.encode(messages, list(candidates))
@@ -137,20 +156,88 @@ class Scorer:
             h = conv.copy()
             h.update(b"\0" + c.encode("utf-8", "surrogatepass"))
             keys.append(h.digest())
+        return Prepared(list(candidates), enc, keys)
+
+    def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
+        """Validate, tokenise, score what is not cached, and return every output. `should_stop` is polled between
+        forward passes: when it returns True (the request was cancelled), scoring stops with a ScoringError."""
+        return self._score([self.prepare(messages, candidates)], should_stop)[0]
+
+    def score_many(self, requests: list[tuple[list[dict], list[str]]], should_stop=None, progress=None):
+        """Score many requests (a batch file): all are checked first, then scored in chunks of up to
+        `chunk_tokens` tokens per model call (one GPU call each on ZeroGPU), the slot held per chunk so that others
+        get their turn between chunks. `progress(done, total)` is called before each chunk."""
+        prepared = []
+        for i, (messages, candidates) in enumerate(requests):
+            try:
+                prepared.append(self.prepare(messages, candidates))
+            except InputError as e:
+                raise InputError(f"Item {i + 1}: {e}") from e
+        results: list[ScoreResult] = []
+        for chunk in self._chunks(prepared):
+            if should_stop is not None and should_stop():
+                raise ScoringError(f"Stopped after {len(results)} of {len(prepared)} items; nothing was written.")
+            if progress is not None:
+                progress(len(results), len(prepared))
+            results += self._score(chunk, should_stop)
+        return results
+
+    def _chunks(self, prepared: list[Prepared]):
+        chunk, tokens = [], 0
+        for p in prepared:
+            n = len(p.enc.prefix_ids) + sum(len(c) for c in p.enc.candidate_ids)
+            if chunk and tokens + n > self.chunk_tokens:
+                yield chunk
+                chunk, tokens = [], 0
+            chunk.append(p)
+            tokens += n
+        if chunk:
+            yield chunk
+
+    def _score(self, prepared: list[Prepared], should_stop) -> list[ScoreResult]:
         with self._holding(should_stop) as request:  # the cache is shared too: used only inside the slot
-            todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
-            for k, c in enumerate(candidates):
-                if keys[k] not in self._cache:
-                    todo.setdefault(c, k)
+            work, owners = [], []
+            for i, p in enumerate(prepared):
+                todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
+                for k, c in enumerate(p.candidates):
+                    if p.keys[k] not in self._cache:
+                        todo.setdefault(c, k)
+                if todo:
+                    work.append((p.enc, list(todo.values())))
+                    owners.append(i)
             fresh = {}  # computed now: kept here too, as a small cache (or none) may already have let them go
-            if todo:
-                ks = list(todo.values())
-                rewards, gating = self._run(enc, ks, request)
+            for (enc, ks), i, (rewards, gating) in zip(work, owners, self._model("score", work, request)):
                 for row, k in zip(rewards, ks):
-                    fresh[keys[k]] = (row, gating, len(enc.candidate_ids[k]))
-                    self._remember(keys[k], fresh[keys[k]])
-            rows = [fresh[key] if key in fresh else self._recall(key) for key in keys]
-        return self._result(np.stack([r[0] for r in rows]), rows[0][1], len(enc.prefix_ids), [r[2] for r in rows])
+                    key = prepared[i].keys[k]
+                    fresh[key] = (row, gating, len(enc.candidate_ids[k]))
+                    self._remember(key, fresh[key])
+            results = []
+            for p in prepared:
+                rows = [fresh[key] if key in fresh else self._recall(key) for key in p.keys]
+                results.append(self._result(np.stack([r[0] for r in rows]), rows[0][1], len(p.enc.prefix_ids),
+                                            [r[2] for r in rows]))  # fmt: skip
+        return results
+
+    def forward(self, kind: str, work: list, request: Request | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The model work of one call, from plain data: kind "score", work [(encoded conversation, candidate
+        indices), ...]; or kind "variants", work [encoded conversation whose candidate 0 is the base]. Returns
+        (rewards, gating) per entry."""
+        request = request or Request(deadline=self.config.deadline)
+        if kind == "variants":
+            return [self._variants(enc, request) for enc in work]
+        return [self._run(enc, ks, request) for enc, ks in work]
+
+    def _model(self, kind: str, work: list, request: Request):
+        if not work:
+            return []
+        if self.gpu is None:
+            return self.forward(kind, work, request)
+        # ZeroGPU runs the work in another process: the stop flag cannot follow it there, so a cancelled request
+        # stops before and after each GPU call, and the deadline goes along as seconds left
+        request.check()
+        out = self.gpu(kind, work, request.remaining())
+        request.check()
+        return out
 
     def score_variants(self, messages, base: str, variants: list[str], should_stop=None) -> ScoreResult:
         """Score `base` and variants of it (the same text with a part left out, or trimmed) in one pass: the
@@ -162,7 +249,7 @@ class Scorer:
         check_request(messages, candidates, derived)  # variants are cut from `base`: only `base` was sent
         enc = self.encoder.encode(messages, candidates)
         with self._holding(should_stop) as request:
-            rewards, gating = self._variants(enc, request)
+            rewards, gating = self._model("variants", [enc], request)[0]
         return self._result(rewards, gating, len(enc.prefix_ids), [len(c) for c in enc.candidate_ids])
 
     def _result(self, rewards: np.ndarray, gating: np.ndarray, prompt_tokens: int, tokens: list[int]) -> ScoreResult:

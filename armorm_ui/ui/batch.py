@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..batch import parse_items, results_frame, write_results
-from ..errors import InputError, ScoringError
+from ..errors import InputError
 from ..scratch import scratch_folder
 from ..validation import Limits
 from .handlers import as_text, cancellable, friendly
@@ -18,18 +18,17 @@ OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
 
 
 def score_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None, should_stop=None):
-    """Validate the whole file, score every item, write the results; returns (output path, summary).
-    `should_stop` is polled between items (and by the scorer between forward passes)."""
+    """Validate the whole file, score every item (in chunks: scorer.score_many), write the results; returns
+    (output path, summary). `should_stop` is polled between chunks and by the scorer between forward passes."""
     if not isinstance(fmt, str) or fmt not in OUTPUT_FORMATS:
         raise InputError(f"Results format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}.")
     items = parse_items(Path(path), limits, max_rows)
-    results = []
-    for k, item in enumerate(items):
-        if should_stop is not None and should_stop():
-            raise ScoringError(f"Stopped after {k} of {len(items)} items; nothing was written.")
+
+    def shown(done: int, total: int) -> None:
         if progress is not None:
-            progress((k, len(items)), desc=f"item {k + 1} of {len(items)}")
-        results.append(scorer.score(item.messages, item.candidates, should_stop=should_stop))
+            progress((done, total), desc=f"item {done + 1} of {total}")
+
+    results = scorer.score_many([(i.messages, i.candidates) for i in items], should_stop, shown)
     out = scratch_folder("armorm-batch-") / (Path(path).stem + "-scored" + OUTPUT_FORMATS[fmt])
     write_results(results_frame(items, results), out)
     n = sum(len(i.candidates) for i in items)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from .. import figures
-from ..errors import InputError, ScoringError
+from ..errors import InputError
 from ..evaluation import pair_frame, report
 from ..preferences import parse_columns, read_pairs
 from ..scratch import scratch_folder
@@ -27,13 +27,12 @@ def evaluate_file(scorer, path: str, columns: str, limits, max_rows: int, progre
     """Read and check every pair, score each, and return the report with the files to download and the most
     confident wrong decisions (with their text, to open in Compare)."""
     pairs = read_pairs(Path(path), limits, max_rows, parse_columns(columns))
-    results = []
-    for k, pair in enumerate(pairs):
-        if should_stop is not None and should_stop():
-            raise ScoringError(f"Stopped after {k} of {len(pairs)} pairs; nothing was kept.")
+
+    def shown(done: int, total: int) -> None:
         if progress is not None:
-            progress((k, len(pairs)), desc=f"pair {k + 1} of {len(pairs)}")
-        results.append(scorer.score(pair.messages, [pair.chosen, pair.rejected], should_stop=should_stop))
+            progress((done, total), desc=f"pair {done + 1} of {total}")
+
+    results = scorer.score_many([(p.messages, [p.chosen, p.rejected]) for p in pairs], should_stop, shown)
     frame = pair_frame(pairs, results)
     found = report(frame)
     folder = scratch_folder("armorm-evaluate-")
