@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         footer_links=["api"],
         run_history=False,  # prompts and responses are not kept in the browser's run history
         state_session_capacity=config.sessions,  # bounds the memory that per-session state can take
+        mcp_server=config.mcp,  # tools: the public API endpoints, /score and /attribute
         **launch_options(),
     )
 

@@ -13,6 +13,14 @@ from dataclasses import dataclass, field, fields
 REAL_MODEL = "RLHFlow/ArmoRM-Llama3-8B-v0.1"
 
 
+def _boolean(text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"error: {text!r} is not a yes/no value: write true or false")
+
+
 @dataclass
 class AppConfig:
     model: str = field(default="", metadata={"env": "ARMORM_MODEL", "help": "hub id or local folder; empty = demo"})
@@ -57,6 +65,9 @@ class AppConfig:
     """Address to listen on (0.0.0.0 in containers)."""
     port: int = field(default=7860, metadata={"env": "GRADIO_SERVER_PORT", "help": "port to listen on"})
     """Port to listen on."""
+    mcp: bool = field(default=False, metadata={"env": "GRADIO_MCP_SERVER", "help": "serve /score and /attribute "
+                                               "as MCP tools at /gradio_api/mcp/"})  # fmt: skip
+    """Also an MCP server (Gradio's), whose tools are the public API endpoints."""
 
     @classmethod
     def from_env(cls, env=None) -> AppConfig:
@@ -65,7 +76,7 @@ class AppConfig:
         for f in fields(cls):
             raw = env.get(f.metadata["env"])
             if raw not in (None, ""):
-                values[f.name] = int(raw) if f.type == "int" else raw
+                values[f.name] = {"int": int, "bool": _boolean}.get(f.type, str)(raw)
         if "model" not in values and env.get("SPACE_ID"):  # on a Hugging Face Space, the real model by default
             values["model"] = REAL_MODEL
         return cls(**values)
@@ -77,9 +88,12 @@ class AppConfig:
             prog="app.py", description="ArmoRM Explorer: compare candidate responses objective by objective."
         )
         for f in fields(cls):
+            kind = {"type": int} if f.type == "int" else {"type": str}
+            if f.type == "bool":
+                kind = {"action": argparse.BooleanOptionalAction}
             ap.add_argument(
                 "--" + f.name.replace("_", "-"),
-                type=int if f.type == "int" else str,
+                **kind,
                 default=getattr(base, f.name),
                 help=f"{f.metadata['help']} (env {f.metadata['env']}; default: %(default)s)",
             )

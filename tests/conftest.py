@@ -65,7 +65,7 @@ def app_url(demo_dir, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
     env = {**os.environ, "ARMORM_MODEL": str(demo_dir), "GRADIO_SERVER_PORT": str(port), "ARMORM_DEVICE": "cpu",
-           "ARMORM_DATA_DIR": str(log.parent / "data")}  # fmt: skip
+           "ARMORM_DATA_DIR": str(log.parent / "data"), "GRADIO_MCP_SERVER": "true"}  # fmt: skip
     root = Path(__file__).resolve().parent.parent
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -238,16 +238,18 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
 
     opened, resumed, saved, moved, computed = map(friendly, (opened, resumed, saved, moved, computed))
     quiet = {"show_progress": "hidden"}  # a refusal is one pop-up, not an error mark over every field
+    # the page's own calls: named, so a project's members can script them, but not offered as API or MCP tools
+    named = {**quiet, "api_visibility": "undocumented"}
     new_key.click(made, None, [key, stored], api_visibility="private")
     upload.upload(opened, [upload, *who_inputs, hide], [*item_outputs, stored], api_name="annotate_open",
-                  concurrency_id="model", **quiet)  # fmt: skip
+                  concurrency_id="model", **named)  # fmt: skip
     stored.input(resumed, [stored, *who_inputs, hide], item_outputs, api_name="annotate_resume",
-                 concurrency_id="model", **quiet)  # fmt: skip
+                 concurrency_id="model", **named)  # fmt: skip
     save.click(saved, [state, *who_inputs, hide, choice, ranking, note], item_outputs, api_name="annotate_save",
-               concurrency_id="model", **quiet)  # fmt: skip
+               concurrency_id="model", **named)  # fmt: skip
     for button, step in ((prev, -1), (skip, +1)):
         button.click(functools.partial(moved, step=step), [state, *who_inputs, hide], item_outputs,
                      api_visibility="private", concurrency_id="model", **quiet)  # fmt: skip
     refresh.click(computed, [state, key], [agreement_text, agreement_plot, pairs_plot, labels_csv, agreement_json],
-                  api_name="annotate_agreement", **quiet)  # fmt: skip
+                  api_name="annotate_agreement", **named)  # fmt: skip
     gr.on([stored.focus, key.change], listed, key, stored, api_visibility="private", show_progress="hidden")

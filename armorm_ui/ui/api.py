@@ -9,23 +9,30 @@ from typing import Any
 import gradio as gr
 
 from .. import explain
-from ..attribution import attribute
+from ..attribution import attribute as explain_segments
 from ..objectives import OBJECTIVES
 from .handlers import cancellable, friendly
 
 
 def add_api(scorer) -> None:
-    """Register the endpoints on the Blocks being built."""
+    """Register the endpoints on the Blocks being built. Their names, type hints and docstrings are what the API
+    page and the MCP tools (--mcp) show: the docstrings are written for a reader who has never seen ArmoRM."""
 
     async def score(conversation: list[dict], candidates: list[str]) -> dict[str, Any]:
-        """Score candidate responses to a conversation with ArmoRM.
+        """Score candidate responses to a conversation with the ArmoRM reward model: which response it prefers and
+        why, objective by objective. Higher scores are better; only differences between candidates of the same
+        conversation are meaningful (scores are often all negative).
 
         Args:
-            conversation: messages [{"role": "system"|"user"|"assistant", "content": str}] ending with a user turn.
-            candidates: the responses to score (1 to the configured maximum).
+            conversation: the messages, oldest first, as {"role", "content"} objects; the last is the user's turn.
+            candidates: the responses to that last user turn (1 to 16 by default); equal texts get equal scores.
         Returns:
-            scores (N), rewards (N x 19), gating_output (19), coefficients (19), reward_transform_matrix,
-            objectives (19 names), ranks (N), and token counts.
+            scores: one preference score per candidate, in the order given; ranks: 1 = preferred;
+            rewards: per candidate, 19 objective rewards (helpfulness, correctness, verbosity, safety, code style...,
+            named in `objectives`); gating_output: 19 weights the model gives the objectives for this conversation;
+            coefficients: the weights actually applied after the verbosity correction (score = rewards . coefficients);
+            reward_transform_matrix: the 19x19 correction; prompt_tokens / candidate_tokens: lengths;
+            demo_checkpoint: true when the server runs a random-weight demo model whose scores mean nothing.
         """
         result = await cancellable(scorer.score, conversation, candidates)
         return {
@@ -35,18 +42,22 @@ def add_api(scorer) -> None:
             "demo_checkpoint": scorer.is_demo,
         }
 
-    async def attribute_api(conversation: list[dict], candidate: str) -> dict[str, Any]:
-        """Which segments of one candidate drive its score: leave-one-out effects and the length probe.
+    async def attribute(conversation: list[dict], candidate: str) -> dict[str, Any]:
+        """Explain one response: which of its parts (sentences, list items, lines of code) raise or lower its
+        ArmoRM score, found by scoring the response with each part left out, and how its score changes as it is cut
+        shorter (does the score follow length?).
 
         Args:
-            conversation: messages [{"role", "content"}] ending with a user turn.
-            candidate: the response to explain.
+            conversation: the messages, oldest first, as {"role", "content"} objects; the last is the user's turn.
+            candidate: the response to that last user turn to explain.
         Returns:
-            segments, score, effects (score minus score without each segment), reward_effects (per objective),
-            trimmed_scores and trimmed_tokens (the response cut to its first k segments).
+            segments: the response cut into parts that join back into it exactly; score: the full response's score;
+            effects: per segment, score minus the score without it (positive = that part helps);
+            reward_effects: the same per segment for each of the 19 objectives; trimmed_scores / trimmed_tokens: the
+            score and length of the response cut after its first 1, 2, ... segments.
         """
-        found = await cancellable(attribute, scorer, conversation, candidate)
+        found = await cancellable(explain_segments, scorer, conversation, candidate)
         return found.to_dict()
 
     gr.api(friendly(score), api_name="score", concurrency_id="model")
-    gr.api(friendly(attribute_api), api_name="attribute", concurrency_id="model")
+    gr.api(friendly(attribute), api_name="attribute", concurrency_id="model")

@@ -58,5 +58,12 @@ def build_batch_tab(scorer, config) -> None:
         out, text = await cancellable(score_file, scorer, path, out_format, config.limits(), config.max_rows, progress)
         return {summary: text, download: gr.update(value=out, interactive=True)}
 
-    scoring = run.click(scored, [upload, fmt], [summary, download], api_name="score_file", concurrency_id="model")
+    scoring = run.click(
+        scored,
+        [upload, fmt],
+        [summary, download],
+        api_name="score_file",
+        concurrency_id="model",
+        api_visibility="undocumented",
+    )  # the page's own call, not offered as API or tool: use the CLI
     stop.click(None, None, None, cancels=[scoring], api_visibility="private")
