@@ -1,11 +1,11 @@
 # make run: install and start the app on the built-in demo checkpoint (set ARMORM_MODEL for a real one)
-# make test: install everything the tests need (Chromium too) and run lint + tests
+# make test: install everything the tests need (Chromium, PostgreSQL too) and run lint + tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := test
-.PHONY: run test lint format chromium bench demo-checkpoint
+.PHONY: run test lint format chromium postgresql bench demo-checkpoint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,16 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; }
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.dev chromium lint
+test: $(VENV)/.dev chromium postgresql lint
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.dev

@@ -50,7 +50,10 @@ class AppConfig:
     max_rows: int = field(default=5000, metadata={"env": "ARMORM_MAX_ROWS", "help": "rows per uploaded file"})
     """Most rows (items) in one uploaded file."""
     data_dir: str = field(default="data", metadata={"env": "ARMORM_DATA_DIR", "help": "folder of the label database"})
-    """Where annotators' labels are kept (data_dir/labels.sqlite)."""
+    """Where annotators' labels are kept (data_dir/labels.sqlite) unless labels_url names a database."""
+    labels_url: str = field(default="", metadata={"env": "ARMORM_LABELS_URL", "help": "labels database URL, "
+                                                  "postgresql+psycopg://user:pw@host/db; empty: SQLite"})  # fmt: skip
+    """A SQLAlchemy URL for the labels: PostgreSQL keeps them beyond one machine's disk (a Space's restarts)."""
     project_files: int = field(default=20, metadata={"env": "ARMORM_PROJECT_FILES", "help": "files per project"})
     """Most annotation files one project keeps at a time."""
     project_mb: int = field(default=50, metadata={"env": "ARMORM_PROJECT_MB", "help": "stored items per project, MB"})
@@ -109,12 +112,10 @@ class AppConfig:
 
     def label_store(self):
         """The annotators' label database, with this configuration's quotas."""
-        from pathlib import Path
+        from .label_store import LabelStore, database_url
 
-        from .label_store import LabelStore
-
-        return LabelStore(Path(self.data_dir) / "labels.sqlite", self.project_files, self.project_mb * 2**20,
-                          self.file_days)  # fmt: skip
+        url = self.labels_url or database_url(self.data_dir)
+        return LabelStore(url, self.project_files, self.project_mb * 2**20, self.file_days)
 
     def load_scorer(self):
         """The scorer for this configuration: the model (the demo checkpoint when none is set), loaded once."""

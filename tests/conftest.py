@@ -83,3 +83,55 @@ def app_url(demo_dir, tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server from Debian's packages, started for this test session in a folder of its own (unix
+    socket only) and stopped after it; yields a function that makes a fresh database and returns its URL."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        pytest.fail("PostgreSQL not found: install it (apt-get install postgresql) or run `make test`.")
+    bindir = found[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="armorm-pg-"))
+    as_owner = []
+    if os.geteuid() == 0:  # the server refuses to run as root: it runs as the package's postgres user
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        folder.chmod(0o755)
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_owner, bindir / "initdb", "-D", data, "-U", "armorm", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses='' -c fsync=on"
+    subprocess.run([*as_owner, bindir / "pg_ctl", "-D", data, "-l", folder / "log", "-o", options, "-w", "start"],
+                   check=True, capture_output=True)  # fmt: skip
+    base = f"postgresql+psycopg://armorm@/{{}}?host={folder}&port={port}"
+
+    def fresh_database() -> str:
+        import sqlalchemy as sa
+
+        name = "t" + uuid.uuid4().hex[:12]
+        admin = sa.create_engine(base.format("postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as db:
+            db.execute(sa.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return base.format(name)
+
+    yield fresh_database
+    subprocess.run([*as_owner, bindir / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def labels_url(request, tmp_path):
+    """Each label-store test runs on both databases: the embedded SQLite file and a PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'labels.sqlite'}"
+    return request.getfixturevalue("postgres")()

@@ -33,8 +33,8 @@ def store_with_file(path, key=KEY, **quotas):
     return store, ana
 
 
-def test_labels_persist_and_resume(tmp_path):
-    path = tmp_path / "labels.sqlite"
+def test_labels_persist_and_resume(labels_url):
+    path = labels_url
     store, ana = store_with_file(path)
     assert store.next_position(ana, "f1") == 0
     store.record(ana, "f1", ITEMS[0], 0, 1, None, "clear", result([0.1, 0.5, 0.2]))
@@ -51,8 +51,8 @@ def test_labels_persist_and_resume(tmp_path):
     assert len(again.frame(ana.project, "f1")) == 2  # replaced, not duplicated
 
 
-def test_record_refusals(tmp_path):
-    store, ana = store_with_file(tmp_path / "l.sqlite")
+def test_record_refusals(labels_url):
+    store, ana = store_with_file(labels_url)
     with pytest.raises(InputError, match="Enter your name"):
         store.sign_in(KEY, "  ", "ana-passcode")
     with pytest.raises(InputError, match="Choose one of the 3"):
@@ -67,8 +67,8 @@ def test_record_refusals(tmp_path):
         store.sign_in(KEY, "a\0b", "ana-passcode")
 
 
-def test_a_second_project_cannot_list_open_or_read_the_first(tmp_path):
-    store, ana = store_with_file(tmp_path / "l.sqlite")
+def test_a_second_project_cannot_list_open_or_read_the_first(labels_url):
+    store, ana = store_with_file(labels_url)
     store.record(ana, "f1", ITEMS[0], 0, 1, None, "private note", result([0.1, 0.5, 0.2]))
     eve = store.sign_in(OTHER_KEY, "ana", "eve-passcode")  # same name, another project: another person
     assert store.files(eve.project) == [] and store.files(ana.project) == [("f1", "items.csv")]
@@ -82,8 +82,8 @@ def test_a_second_project_cannot_list_open_or_read_the_first(tmp_path):
         store.sign_in("short", "ana", "ana-passcode")
 
 
-def test_a_name_is_claimed_by_its_passcode(tmp_path):
-    store, ana = store_with_file(tmp_path / "l.sqlite")
+def test_a_name_is_claimed_by_its_passcode(labels_url):
+    store, ana = store_with_file(labels_url)
     with pytest.raises(InputError, match="name is taken in this project"):
         store.sign_in(KEY, "ana", "not-anas-passcode")
     with pytest.raises(InputError, match="passcode"):
@@ -91,8 +91,8 @@ def test_a_name_is_claimed_by_its_passcode(tmp_path):
     assert store.sign_in(KEY, " ana ", "ana-passcode") == ana
 
 
-def test_quotas_and_expiry(tmp_path, monkeypatch):
-    store, ana = store_with_file(tmp_path / "l.sqlite", max_files=2, max_bytes=4000, max_age_days=1)
+def test_quotas_and_expiry(labels_url, monkeypatch):
+    store, ana = store_with_file(labels_url, max_files=2, max_bytes=4000, max_age_days=1)
     store.add_file(ana.project, "f1", "items.csv", ITEMS)  # the same file again: no new space taken
     store.add_file(ana.project, "f2", "more.csv", ITEMS)
     with pytest.raises(InputError, match="keeps 2 files, the limit"):
@@ -113,26 +113,23 @@ def test_quotas_and_expiry(tmp_path, monkeypatch):
     assert store.next_position(ana, "f1") == 1
 
 
-def test_labelling_one_item_reads_one_item(tmp_path):
+def test_labelling_one_item_reads_one_item(labels_url):
+    import sqlalchemy as sa
+
     many = [Item(f"q{i}", [{"role": "user", "content": f"question {i} " + "x" * 2000}], ["a", "b"], i) for i in
             range(300)]  # fmt: skip
-    store = LabelStore(tmp_path / "l.sqlite")
+    store = LabelStore(labels_url)
     ana = store.sign_in(KEY, "ana", "ana-passcode")
     store.add_file(ana.project, "f", "many.csv", many)
     read = []
-    real = store._connect
-
-    def traced():
-        db = real()
-        db.set_trace_callback(read.append)
-        return db
-
-    store._connect = traced
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: read.append((args[2], args[3])))
     assert store.item(ana.project, "f", 123) == many[123]
     store.record(ana, "f", many[123], 123, 0, None, "", result([1.0, 0.0]))
     assert store.next_position(ana, "f") == 0
-    item_reads = [q for q in read if "data FROM project_items" in q]
-    assert len(item_reads) == 1 and item_reads[0].endswith("position = 123")  # one row, for item(); no whole-file read
+    item_reads = [(sql, params) for sql, params in read if "project_items.data" in sql]
+    params = item_reads[0][1] if item_reads else ()
+    values = params.values() if isinstance(params, dict) else params  # named (PostgreSQL) or positional (SQLite)
+    assert len(item_reads) == 1 and 123 in values  # one row, for item(); no whole-file read
 
 
 def test_parse_ranking():
@@ -144,8 +141,8 @@ def test_parse_ranking():
             parse_ranking(bad, 3)
 
 
-def test_agreement_against_direct_computation(tmp_path):
-    store, ana = store_with_file(tmp_path / "l.sqlite")
+def test_agreement_against_direct_computation(labels_url):
+    store, ana = store_with_file(labels_url)
     rng = np.random.default_rng(0)
     truth = []
     for i, (choice, ranking) in enumerate([(1, [1, 0, 2]), (0, None), (2, [2, 1, 0]), (1, None)]):

@@ -4,7 +4,6 @@ resumes at the next unlabelled item."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -25,8 +24,10 @@ def status_of(outputs) -> str:
     return next(o for o in outputs if isinstance(o, str) and ("Item **" in o or "All " in o))
 
 
-def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch):
+def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch, labels_url):
+    """On both databases (the embedded SQLite file, a PostgreSQL server by ARMORM_LABELS_URL)."""
     import load_test
+    import sqlalchemy as sa
 
     rows = [{"item_id": f"q{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": "No idea."}
             for i in range(6)]  # fmt: skip
@@ -34,6 +35,10 @@ def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch):
     pd.DataFrame(rows).to_csv(items, index=False)
     data = tmp_path / "data"
     monkeypatch.setattr(load_test.tempfile, "mkdtemp", lambda prefix="": str(data))
+    if labels_url.startswith("postgresql"):
+        monkeypatch.setenv("ARMORM_LABELS_URL", labels_url)
+    else:
+        labels_url = f"sqlite:///{data / 'labels.sqlite'}"  # the default: data_dir/labels.sqlite
 
     proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
     try:
@@ -47,9 +52,12 @@ def test_kill_and_restart_mid_session(tmp_path, demo_dir, monkeypatch):
         proc.send_signal(signal.SIGKILL)  # no clean shutdown
         proc.wait(timeout=30)
 
-    with sqlite3.connect(data / "labels.sqlite") as db:
-        labels = db.execute("SELECT item_id, annotator, choice, note FROM project_labels ORDER BY position").fetchall()
-        file_id = db.execute("SELECT file_id FROM project_files").fetchone()[0]
+    engine = sa.create_engine(labels_url)
+    with engine.connect() as db:
+        query = "SELECT item_id, annotator, choice, note FROM project_labels ORDER BY position"
+        labels = [tuple(r) for r in db.execute(sa.text(query))]
+        file_id = db.execute(sa.text("SELECT file_id FROM project_files")).scalar_one()
+    engine.dispose()
     assert labels == [("q0", "ana", 0, "note 0"), ("q1", "ana", 1, "note 1"), ("q2", "ana", 0, "note 2")]
 
     proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
