@@ -98,7 +98,8 @@ class AppConfig:
                 "--" + f.name.replace("_", "-"),
                 **kind,
                 default=getattr(base, f.name),
-                help=f"{f.metadata['help']} (env {f.metadata['env']}; default: %(default)s)",
+                help=f"{f.metadata['help']} (env {f.metadata['env']}; default: "
+                + ("(hidden: it may hold a password))" if f.name == "labels_url" else "%(default)s)"),
             )
         config = cls(**vars(ap.parse_args(argv)))
         config.check()
