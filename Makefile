@@ -1,11 +1,11 @@
 # make run: install and start the app on the built-in demo checkpoint (set ARMORM_MODEL for a real one)
-# make test: install everything the tests need (Chromium, PostgreSQL too) and run lint + tests
+# make test: install everything the tests need (Chromium, PostgreSQL, podman too) and run lint + tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := test
-.PHONY: run test lint format chromium postgresql bench demo-checkpoint
+.PHONY: run test lint format chromium postgresql podman bench demo-checkpoint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,16 @@ postgresql:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; }
 
+podman:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq podman mmdebstrap; }
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.dev chromium postgresql lint
+test: $(VENV)/.dev chromium postgresql podman lint
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.dev

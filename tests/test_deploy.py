@@ -49,6 +49,20 @@ def test_container_settings(dockerfile):
     assert users and users[-1] not in ("root", "0")
     assert instructions(dockerfile, "EXPOSE") == ["7860"]
     assert instructions(dockerfile, "HEALTHCHECK") and instructions(dockerfile, "VOLUME")
+    # what the app writes lives in volumes under the app user's home, made and owned by that user in the image
+    volumes = json.loads(instructions(dockerfile, "VOLUME")[-1])
+    assert set(volumes) == {"/home/app/.cache", "/home/app/data"} and env["ARMORM_DATA_DIR"] == "/home/app/data"
+    run = " ".join(instructions(dockerfile, "RUN"))
+    assert "useradd --create-home --uid 1000 app" in run and "chown -R app:app /home/app" in run
+    assert "--start-period=3600s" in instructions(dockerfile, "HEALTHCHECK")[-1]  # the first 16 GB download
+
+
+def test_the_build_context_holds_only_what_the_image_copies(dockerfile):
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*"  # everything is left out, then only what COPY names is let in
+    copied = {src.rstrip("/") for value in instructions(dockerfile, "COPY") for src in value.split()[:-1]}
+    assert {line[1:].rstrip("/") for line in ignore if line.startswith("!")} == copied
 
 
 def test_start_command_serves_the_page(dockerfile, demo_dir, tmp_path):
@@ -62,8 +76,10 @@ def test_start_command_serves_the_page(dockerfile, demo_dir, tmp_path):
             (shutil.copytree if (ROOT / src).is_dir() else shutil.copy)(ROOT / src, target)
     cmd = json.loads(instructions(dockerfile, "CMD")[-1])
     port = free_port()
-    env = {**os.environ, **dockerfile.envs, "GRADIO_SERVER_PORT": str(port), "ARMORM_MODEL": str(demo_dir),
-           "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}  # fmt: skip
+    image_env = {k: v for k, v in dockerfile.envs.items() if k != "PATH"}  # the image's venv is this interpreter
+    env = {**os.environ, **image_env, "GRADIO_SERVER_PORT": str(port), "ARMORM_MODEL": str(demo_dir),
+           "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "ARMORM_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
     cmd = [sys.executable if c == "python" else c for c in cmd]
     proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
