@@ -142,3 +142,27 @@ def test_report_of_rewardbench_subsets_uses_the_weighted_sections():
     assert rb["sections"]["Chat"] == pytest.approx(subsets["alpacaeval-easy"]["accuracy"])
     assert rb["sections"]["Chat Hard"] is None and not rb["complete"]  # no Chat Hard subset in this data
     assert rb["score"] == pytest.approx(np.mean([v for v in rb["sections"].values() if v is not None]))
+
+
+def test_annotation_labels_share_the_analysis():
+    """An annotator's choice among N candidates is N - 1 pairs (the choice against each other one)."""
+    import json
+
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    rows, expected = [], []
+    for i, choice in enumerate([0, 2, 1]):
+        rewards = rng.normal(size=(3, 19))
+        coefficients = rng.random(19)
+        scores = rewards @ coefficients
+        r = ScoreResult(scores, rewards, coefficients, coefficients, np.eye(19), 5, np.array([10, 20, 30]))
+        rows.append({"file_id": "f", "item_id": f"q{i}", "annotator": "ana", "choice": choice,
+                     "result": json.dumps(r.to_dict())})  # fmt: skip
+        expected += [(scores[choice] > scores[k], rewards[choice] > rewards[k]) for k in range(3) if k != choice]
+    frame = evaluation.label_pairs(pd.DataFrame(rows))
+    assert len(frame) == 6 and set(frame["subset"]) == {"ana"}
+    report = evaluation.report(frame)
+    assert report["overall"]["accuracy"] == pytest.approx(np.mean([right for right, _ in expected]))
+    alone = np.mean([better for _, better in expected], axis=0)
+    np.testing.assert_allclose([o["alone_right"] for o in report["objectives"]], alone)

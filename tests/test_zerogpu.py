@@ -147,3 +147,19 @@ def test_spaces_comes_before_torch_and_the_model_goes_to_cuda(tmp_path, demo_dir
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "self-check is skipped" in out.stdout and "self-check passed" not in out.stdout
+
+
+def test_the_visitors_request_reaches_the_model_call():
+    """`spaces` finds the visitor (and so their quota) in Gradio's request context variable: model calls run in a
+    worker thread that carries the handler's context."""
+    import asyncio
+
+    from gradio.context import LocalContext
+
+    from armorm_ui.ui.handlers import cancellable
+
+    async def handler():
+        LocalContext.request.set("the visitor's request")
+        return await cancellable(lambda should_stop: LocalContext.request.get(None))
+
+    assert asyncio.run(handler()) == "the visitor's request"
