@@ -409,7 +409,7 @@ def length_effect(report: dict, frame) -> go.Figure:
         for name, mask, c in (("right", right, RIGHT), ("wrong", ~right, WRONG))
     ]
     rho = report["length"]["margin_vs_length"]
-    title = "Margin vs. length difference" + (f" (Spearman {rho['spearman']:+.2f})" if rho else "")
+    title = "Margin vs. length" + (f" (Spearman {rho['spearman']:+.2f})" if rho else "")
     return _figure(
         traces, title, 360, xaxis={"title": {"text": "tokens, chosen − rejected"}}, yaxis={"title": {"text": "margin"}}
     )

@@ -309,18 +309,19 @@ def test_what_if_updates_on_keys_and_enter(browser, app_url):
     page.wait_for_function(f"{yours_js} !== {json.dumps(after_enter)}", timeout=30_000)
 
 
-CLIPPED_JS = """() => {
+CLIPPED_JS = """root => {
   const out = [], name = el => (el.closest('[id]') || {}).id;
   const shown = el => el.offsetParent !== null;
   // a table, a cell or a title whose content is wider than its box (hidden or behind a scroll bar)
-  for (const el of document.querySelectorAll('#results *')) {
-    if (!shown(el) || !el.closest('table, .table-wrap, [data-testid=block-label], .label-wrap')) continue;
+  for (const el of document.querySelectorAll(root + ' *')) {
+    const titled = 'table, .table-wrap, [data-testid=block-label], [data-testid=block-info], .label-wrap';
+    if (!shown(el) || !el.closest(titled)) continue;
     const ox = getComputedStyle(el).overflowX;
     if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1)
       out.push(['hidden', name(el), el.className.toString()]);
   }
   // text that spills out of its table cell
-  for (const cell of document.querySelectorAll('#results td, #results th')) {
+  for (const cell of document.querySelectorAll(root + ' td, ' + root + ' th')) {
     if (!shown(cell)) continue;
     const box = cell.getBoundingClientRect();
     for (const t of cell.querySelectorAll('span, div')) {
@@ -329,7 +330,7 @@ CLIPPED_JS = """() => {
     }
   }
   // chart titles, axis labels and legends outside their chart
-  for (const plot of document.querySelectorAll('#results .js-plotly-plot')) {
+  for (const plot of document.querySelectorAll(root + ' .js-plotly-plot')) {
     if (!shown(plot)) continue;
     const box = plot.querySelector('.main-svg').getBoundingClientRect();
     const texts = '.gtitle, .xtick text, .ytick text, .legendtext, .g-xtitle text, .g-ytitle text';
@@ -359,7 +360,7 @@ def test_no_table_cell_or_title_is_clipped(browser, app_url, width):
     for table in ("ranking", "helpsteer-table", "what-if-table", "top-table"):  # the four tables, with their rows
         page.wait_for_selector(f"#{table} [role=gridcell]", timeout=30_000)
     page.wait_for_timeout(500)
-    assert page.evaluate(CLIPPED_JS) == []
+    assert page.evaluate(CLIPPED_JS, "#results") == []
 
 
 def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(browser, app_url):
@@ -445,10 +446,16 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     assert plot_data(page, "plot-eval-subsets") == [3]  # all pairs, and the two subsets
     assert plot_data(page, "plot-eval-objectives") == [19]
     page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
+    assert page.evaluate(CLIPPED_JS, "#evaluate-tab") == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(800)  # charts redraw at the new width
+    assert page.evaluate(CLIPPED_JS, "#evaluate-tab") == []
+    page.screenshot(path=str(ARTIFACTS / "evaluate-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1300, "height": 1000})
     # the first wrong decision opens in Compare, scored: the rejected answer (B) beats the chosen one (A)
     page.click("#eval-open")
     page.wait_for_selector("#candidate-A textarea", state="visible", timeout=30_000)
-    picked = page.input_value("#eval-wrong input").split(" ")[0]
+    picked = page.input_value("#eval-wrong input").split(" · ")[0]
     pair = next(r for r in rows if r["id"] == picked)
     assert page.input_value("#prompt textarea") == pair["prompt"]
     assert page.input_value("#candidate-A textarea") == pair["chosen"]

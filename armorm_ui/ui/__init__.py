@@ -39,7 +39,7 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 compare = build_compare_tab(scorer, config)
-            with gr.Tab("Evaluate", id="evaluate"):
+            with gr.Tab("Evaluate", id="evaluate", elem_id="evaluate-tab"):
                 build_evaluate_tab(scorer, config, compare, tabs)
             with gr.Tab("Batch file", id="batch"):
                 build_batch_tab(scorer, config)

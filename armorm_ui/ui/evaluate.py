@@ -66,7 +66,7 @@ def summary_text(found: dict, name: str) -> str:
 
 
 def wrong_choices(found: dict) -> list[tuple[str, str]]:
-    return [(f"{w['pair_id']} ({w['subset']}, margin {w['margin']:+.4f})", w["pair_id"])
+    return [(f"{w['pair_id']} · {w['subset']} · {w['margin']:+.4f}", w["pair_id"])
             for w in found["worst"][:SHOWN_WRONG]]  # fmt: skip
 
 
@@ -80,8 +80,8 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
     with gr.Row():
         upload = gr.File(label="Preference pairs", file_types=[".csv", ".jsonl", ".parquet"], elem_id="eval-upload")
         with gr.Column():
-            columns = gr.Textbox(label="Column names, if yours differ (prompt=question,chosen=good,rejected=bad)",
-                                 elem_id="eval-columns")  # fmt: skip
+            columns = gr.Textbox(label="Your column names, if they differ", elem_id="eval-columns",
+                                 placeholder="prompt=question,chosen=good")  # fmt: skip
             with gr.Row():
                 run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
                 stop = gr.Button("Stop", elem_id="eval-stop", scale=1)
