@@ -6,6 +6,8 @@
 # proxy), the build reads them too, read-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+exec 9>"${TMPDIR:-/tmp}/armorm-build-image.lock"
+flock 9  # one build at a time: a second one waits, then finds every layer already built
 TAG=${1:-armorm-explorer}
 BASE=localhost/armorm-base:bookworm
 WORK=$(mktemp -d)
