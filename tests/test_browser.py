@@ -52,6 +52,18 @@ def plot_data(page, elem_id: str):
     )
 
 
+def card_scored(browser, app_url, width: int = 1300, height: int = 1000, responses=CARD_RESPONSES):
+    """A new page at this size with the model card's example typed in and Score pressed."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", CARD_PROMPT)
+    for letter, text in zip("ABC", responses):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    return page
+
+
 def test_score_the_card_example(browser, app_url):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -220,14 +232,8 @@ def test_annotation_flow(browser, app_url, tmp_path):
 def test_shaded_segments_render(browser, app_url):
     from armorm_ui.segments import segment
 
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
-    page.fill("#prompt textarea", CARD_PROMPT)
     responses = [CARD_RESPONSES[1], CARD_RESPONSES[0], CARD_RESPONSES[2]]  # A has 20 segments
-    for letter, text in zip("ABC", responses):
-        page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
+    page = card_scored(browser, app_url, responses=responses)
     page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
     page.get_by_text("Which parts drive a score").click()
     page.locator("#seg-html").scroll_into_view_if_needed()
@@ -284,13 +290,7 @@ def test_example_and_candidate_boxes(browser, app_url):
 
 
 def test_what_if_updates_on_keys_and_enter(browser, app_url):
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
-    page.fill("#prompt textarea", CARD_PROMPT)
-    for letter, text in zip("ABC", CARD_RESPONSES):
-        page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
+    page = card_scored(browser, app_url)
     page.wait_for_selector("#plot-what-if .js-plotly-plot .main-svg", timeout=60_000)
 
     yours_js = "JSON.stringify(document.querySelector('#plot-what-if .js-plotly-plot').calcdata[1].map(c => c.s))"
@@ -348,13 +348,7 @@ CLIPPED_JS = """root => {
 
 @pytest.mark.parametrize("width", [1440, 390])
 def test_no_table_cell_or_title_is_clipped(browser, app_url, width):
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
-    page.fill("#prompt textarea", CARD_PROMPT)
-    for letter, text in zip("ABC", CARD_RESPONSES):
-        page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
+    page = card_scored(browser, app_url, width, 900)
     for elem_id in PLOTS:
         page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg", timeout=60_000)
     for table in ("ranking", "helpsteer-table", "what-if-table", "top-table"):  # the four tables, with their rows
@@ -366,9 +360,7 @@ def test_no_table_cell_or_title_is_clipped(browser, app_url, width):
 def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(browser, app_url):
     from armorm_ui.objectives import OBJECTIVES
 
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    page = card_scored(browser, app_url)
     groups = page.evaluate(
         """() => [...document.querySelectorAll('.weight-group')]
                   .filter(g => !g.parentElement.closest('.weight-group'))
@@ -380,10 +372,6 @@ def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(bro
         members = [o for o in OBJECTIVES if o.name in names]
         assert {o.group for o in members} == {title.split(" · ")[0]}
         assert all(o.source in title for o in members)
-    page.fill("#prompt textarea", CARD_PROMPT)
-    for letter, text in zip("ABC", CARD_RESPONSES):
-        page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
     page.wait_for_selector("#plot-what-if .js-plotly-plot .main-svg", timeout=60_000)
     table_js = """() => [...document.querySelectorAll('#what-if-table [role=row]')]
                   .map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))

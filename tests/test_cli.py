@@ -27,9 +27,10 @@ def make_input(path: Path, n: int = 60) -> Path:
     return path
 
 
-def run_cli(inp, out, demo_dir, *extra, **popen):
-    cmd = [sys.executable, "-m", "armorm_ui", "score", str(inp), "-o", str(out), "--model", str(demo_dir),
-           "--device", "cpu", *extra]  # fmt: skip
+def run_cli(inp, out, demo_dir, *extra, command="score", **popen):
+    """python -m armorm_ui COMMAND [IN] -o OUT on the demo checkpoint, in a subprocess."""
+    cmd = [sys.executable, "-m", "armorm_ui", command, *([str(inp)] if inp else []), "-o", str(out), "--model",
+           str(demo_dir), "--device", "cpu", *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
@@ -70,13 +71,20 @@ def test_partial_file_of_another_input_is_refused(tmp_path, demo_dir):
 
 
 @pytest.mark.ray
-def test_ray_engine_matches_single_process(tmp_path, demo_dir):
-    inp = make_input(tmp_path / "items.csv", n=12)
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_ray_engine_gives_the_single_process_output(tmp_path, demo_dir, command):
+    if command == "score":
+        inp = make_input(tmp_path / "items.csv", n=12)
+    else:
+        inp = make_pairs(tmp_path / "pairs.jsonl", n=8)
     single, distributed = tmp_path / "single.parquet", tmp_path / "ray.parquet"
-    assert run_cli(inp, single, demo_dir).wait(timeout=300) == 0
-    proc = run_cli(inp, distributed, demo_dir, "--engine", "ray", "--workers", "2")
+    assert run_cli(inp, single, demo_dir, command=command).wait(timeout=300) == 0
+    proc = run_cli(inp, distributed, demo_dir, "--engine", "ray", "--workers", "2", command=command)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
-    pd.testing.assert_frame_equal(pd.read_parquet(distributed), pd.read_parquet(single))
+    pd.testing.assert_frame_equal(pd.read_parquet(distributed), pd.read_parquet(single), atol=1e-6)
+    if command == "evaluate":
+        mine, theirs = (json.loads((tmp_path / f"{n}.report.json").read_text()) for n in ("single", "ray"))
+        assert mine["overall"] == theirs["overall"] and mine["subsets"] == theirs["subsets"]
 
 
 @pytest.fixture
@@ -257,10 +265,7 @@ def make_pairs(path: Path, n: int = 40) -> Path:
 
 
 def run_evaluate(inp, out, demo_dir, *extra):
-    cmd = [sys.executable, "-m", "armorm_ui", "evaluate", *([str(inp)] if inp else []), "-o", str(out), "--model",
-           str(demo_dir), "--device", "cpu", *extra]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return run_cli(inp, out, demo_dir, *extra, command="evaluate")
 
 
 def test_evaluate_resumes_to_the_same_report(tmp_path, demo_dir, scorer):
@@ -305,15 +310,3 @@ def test_evaluate_a_saved_data_set_and_refusals(tmp_path, demo_dir):
     assert len(pd.read_parquet(out)) == 4 and (tmp_path / "eval.report.json").exists()
     proc = run_evaluate(tmp_path / "pairs.jsonl", out, demo_dir, "--dataset", "x")
     assert proc.wait(timeout=60) == 2 and "not both" in proc.stderr.read()
-
-
-@pytest.mark.ray
-def test_evaluate_on_ray_gives_the_local_report(tmp_path, demo_dir):
-    inp = make_pairs(tmp_path / "pairs.jsonl", n=8)
-    local, distributed = tmp_path / "local.csv", tmp_path / "ray.csv"
-    assert run_evaluate(inp, local, demo_dir).wait(timeout=300) == 0
-    proc = run_evaluate(inp, distributed, demo_dir, "--engine", "ray", "--workers", "2")
-    assert proc.wait(timeout=600) == 0, proc.stderr.read()
-    pd.testing.assert_frame_equal(pd.read_csv(distributed), pd.read_csv(local), atol=1e-6)
-    mine, theirs = (json.loads((tmp_path / f"{n}.report.json").read_text()) for n in ("local", "ray"))
-    assert mine["overall"] == theirs["overall"] and mine["subsets"] == theirs["subsets"]
