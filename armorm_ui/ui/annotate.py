@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -71,9 +72,38 @@ def opened_item(st) -> tuple[str, int] | None:
     return None
 
 
+def checked_label(n: int, picked, ranking_text, note_text) -> tuple[int, list[int] | None]:
+    """The chosen candidate's index and the optional full ranking, from what the annotator entered."""
+    if not isinstance(picked, str) or not picked:
+        raise gr.Error("Pick the preferred response (A, B, ...) before saving.")
+    if ranking_text is not None and not isinstance(ranking_text, str):
+        raise gr.Error("The ranking must be text, like 'B > A > C'.")
+    order = parse_ranking(ranking_text, n)
+    try:
+        pick = explain.candidate_index(picked)
+    except ValueError:
+        pick = -1
+    if not 0 <= pick < n:
+        raise gr.Error(f"Pick one of {', '.join(explain.candidate_labels(n))}.")
+    if order and order[0] != pick:
+        raise gr.Error(
+            f"The ranking puts {explain.candidate_label(order[0])} first but the preferred response "
+            f"is {html.escape(picked)}."
+        )
+    if note_text is not None and not isinstance(note_text, str):
+        raise gr.Error("The note must be text.")
+    return pick, order
+
+
 def build_annotate_tab(scorer, store: LabelStore, config) -> None:
-    letters = explain.candidate_labels(MAX_SHOWN)
-    state = gr.State({})  # {"file_id", "position"} for this browser session
+    u = _layout(explain.candidate_labels(MAX_SHOWN))
+    _wire_labelling(scorer, store, config, u)
+    _wire_agreement(store, u)
+
+
+def _layout(letters: list[str]) -> SimpleNamespace:
+    u = SimpleNamespace(letters=letters)
+    u.state = gr.State({})  # {"file_id", "position"} for this browser session
 
     gr.Markdown(
         "Files and labels belong to a **project**: everyone with its key sees its files and everyone's labels; "
@@ -81,69 +111,101 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     )
     with gr.Row():
         with gr.Column(min_width=240):
-            key = gr.Textbox(label="Project key", placeholder="paste your team's key, or make one",
-                             elem_id="project-key")  # fmt: skip
-            new_key = gr.Button("New project", size="sm", elem_id="new-project")
-        annotator = gr.Textbox(label="Your name", max_length=64, elem_id="annotator")
-        passcode = gr.Textbox(label="Your passcode", type="password", max_length=256, elem_id="passcode")
+            u.key = gr.Textbox(
+                label="Project key", placeholder="paste your team's key, or make one", elem_id="project-key"
+            )
+            u.new_key = gr.Button("New project", size="sm", elem_id="new-project")
+        u.annotator = gr.Textbox(label="Your name", max_length=64, elem_id="annotator")
+        u.passcode = gr.Textbox(label="Your passcode", type="password", max_length=256, elem_id="passcode")
     with gr.Row():
-        upload = gr.File(label="Open a file (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
-                         elem_id="annotate-upload")  # fmt: skip
-        stored = gr.Dropdown(
+        u.upload = gr.File(
+            label="Open a file (.csv, .jsonl, .parquet)",
+            file_types=[".csv", ".jsonl", ".parquet"],
+            elem_id="annotate-upload",
+        )
+        u.stored = gr.Dropdown(
             label="or continue a file of this project", choices=[], allow_custom_value=True, elem_id="stored"
         )
-        hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
-    status = gr.Markdown("Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status")
-    conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
-    prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id="annotate-prompt")
-    boxes = [gr.Textbox(label=f"Candidate {x}", interactive=False, visible=False, lines=3,
-                        elem_id=f"annotate-{x}") for x in letters]  # fmt: skip
+        u.hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
+    u.status = gr.Markdown(
+        "Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status"
+    )
+    u.conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
+    u.prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id="annotate-prompt")
+    u.boxes = [
+        gr.Textbox(label=f"Candidate {x}", interactive=False, visible=False, lines=3, elem_id=f"annotate-{x}")
+        for x in letters
+    ]
     with gr.Row():
-        choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
-        ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
-        note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
+        u.choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
+        u.ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
+        u.note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
     with gr.Row():
-        prev = gr.Button("← Previous", elem_id="annotate-prev")
-        save = gr.Button("Save label and next", variant="primary", elem_id="annotate-save")
-        skip = gr.Button("Skip →", elem_id="annotate-skip")
-    model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False)
+        u.prev = gr.Button("← Previous", elem_id="annotate-prev")
+        u.save = gr.Button("Save label and next", variant="primary", elem_id="annotate-save")
+        u.skip = gr.Button("Skip →", elem_id="annotate-skip")
+    u.model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False)
     with gr.Accordion("Agreement with the model, and export", open=False):
-        refresh = gr.Button("Compute agreement", elem_id="agreement-button")
-        agreement_text = gr.Markdown(elem_id="agreement-text")
-        agreement_plot = gr.Plot(label="Objectives that predict each annotator's choices", elem_id="plot-agreement")
-        pairs_plot = gr.Plot(label="The labels as preference pairs: each objective alone (as in Evaluate)",
-                             elem_id="plot-agreement-pairs")  # fmt: skip
+        u.refresh = gr.Button("Compute agreement", elem_id="agreement-button")
+        u.agreement_text = gr.Markdown(elem_id="agreement-text")
+        u.agreement_plot = gr.Plot(label="Objectives that predict each annotator's choices", elem_id="plot-agreement")
+        u.pairs_plot = gr.Plot(
+            label="The labels as preference pairs: each objective alone (as in Evaluate)",
+            elem_id="plot-agreement-pairs",
+        )
         with gr.Row():
-            labels_csv = gr.DownloadButton("Download labels (CSV)", value=None, interactive=False, elem_id="labels-csv")
-            agreement_json = gr.DownloadButton("Download agreement (JSON)", value=None, interactive=False)
+            u.labels_csv = gr.DownloadButton(
+                "Download labels (CSV)", value=None, interactive=False, elem_id="labels-csv"
+            )
+            u.agreement_json = gr.DownloadButton("Download agreement (JSON)", value=None, interactive=False)
 
-    item_outputs = [state, status, conversation, prompt, *boxes, choice, ranking, note, model_view]
-    who_inputs = [key, annotator, passcode]
+    u.item_outputs = [u.state, u.status, u.conversation, u.prompt, *u.boxes, u.choice, u.ranking, u.note, u.model_view]
+    u.who_inputs = [u.key, u.annotator, u.passcode]
+    return u
 
-    def show(who: Annotator, file_id: str, position: int, hide_scores: bool, should_stop=None) -> dict:
-        total = store.count(who.project, file_id)
-        done = store.labelled(who, file_id)
-        name = as_text(who.name)
-        if position >= total:
-            return {state: {"file_id": file_id, "position": total},
-                    status: f"**All {total} items labelled** by {name}. Compute agreement or download below.",
-                    model_view: gr.update(visible=False)}  # fmt: skip
-        item = store.item(who.project, file_id, position)
-        result = scorer.score(item.messages, item.candidates, should_stop=should_stop)
-        labelled = store.is_labelled(who, file_id, item.item_id)
-        n = len(item.candidates)
+
+def item_view(
+    scorer,
+    store: LabelStore,
+    u: SimpleNamespace,
+    who: Annotator,
+    file_id: str,
+    position: int,
+    hide_scores: bool,
+    should_stop=None,
+) -> dict:
+    """What the tab shows for item `position` of a file (scored, the scores hidden until labelled if asked)."""
+    letters = u.letters
+    total = store.count(who.project, file_id)
+    done = store.labelled(who, file_id)
+    name = as_text(who.name)
+    if position >= total:
         return {
-            state: {"file_id": file_id, "position": position},
-            status: f"Item **{position + 1} of {total}** · id {as_text(item.item_id)} · {done} labelled by "
-            f"{name}" + (" · already labelled (saving replaces it)" if labelled else ""),
-            conversation: gr.update(value=conversation_text(item.messages), visible=len(item.messages) > 1),
-            prompt: item.messages[-1]["content"],
-            **{box: gr.update(value=item.candidates[k] if k < n else "", visible=k < n) for k, box in enumerate(boxes)},
-            choice: gr.update(choices=letters[:n], value=None),
-            ranking: "",
-            note: "",
-            model_view: gr.update(value=tables.ranking(result, letters[:n]), visible=labelled or not hide_scores),
+            u.state: {"file_id": file_id, "position": total},
+            u.status: f"**All {total} items labelled** by {name}. Compute agreement or download below.",
+            u.model_view: gr.update(visible=False),
         }
+    item = store.item(who.project, file_id, position)
+    result = scorer.score(item.messages, item.candidates, should_stop=should_stop)
+    labelled = store.is_labelled(who, file_id, item.item_id)
+    n = len(item.candidates)
+    return {
+        u.state: {"file_id": file_id, "position": position},
+        u.status: f"Item **{position + 1} of {total}** · id {as_text(item.item_id)} · {done} labelled by "
+        f"{name}" + (" · already labelled (saving replaces it)" if labelled else ""),
+        u.conversation: gr.update(value=conversation_text(item.messages), visible=len(item.messages) > 1),
+        u.prompt: item.messages[-1]["content"],
+        **{box: gr.update(value=item.candidates[k] if k < n else "", visible=k < n) for k, box in enumerate(u.boxes)},
+        u.choice: gr.update(choices=letters[:n], value=None),
+        u.ranking: "",
+        u.note: "",
+        u.model_view: gr.update(value=tables.ranking(result, letters[:n]), visible=labelled or not hide_scores),
+    }
+
+
+def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> None:
+    """Open or continue a file, step through its items, save labels: every action signs in again."""
+    letters = u.letters
 
     def file_choices(project: str) -> list[tuple[str, str]]:
         return [(name, file_id) for file_id, name in store.files(project)]
@@ -154,14 +216,18 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
         limits = replace(config.limits(), max_candidates=min(config.api_candidates, MAX_SHOWN))  # boxes on the page
         file_id = open_file(store, who.project, path, limits, config.max_rows)
-        out = await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
-        return {**out, stored: gr.update(choices=file_choices(who.project), value=file_id)}
+        out = await cancellable(
+            item_view, scorer, store, u, who, file_id, store.next_position(who, file_id), hide_scores
+        )
+        return {**out, u.stored: gr.update(choices=file_choices(who.project), value=file_id)}
 
     async def resumed(file_id, key_text, name, code, hide_scores):
         who = store.sign_in(key_text, name, code)
         if not file_id or not isinstance(file_id, str):
-            return {status: "Choose a file of this project, or open one."}
-        return await cancellable(show, who, file_id, store.next_position(who, file_id), hide_scores)
+            return {u.status: "Choose a file of this project, or open one."}
+        return await cancellable(
+            item_view, scorer, store, u, who, file_id, store.next_position(who, file_id), hide_scores
+        )
 
     async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text):
         who = store.sign_in(key_text, name, code)
@@ -172,58 +238,27 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
         if position >= total:
             raise gr.Error("Every item of this file is labelled.")
         item = store.item(who.project, file_id, position)
-        if not isinstance(picked, str) or not picked:
-            raise gr.Error("Pick the preferred response (A, B, ...) before saving.")
-        if ranking_text is not None and not isinstance(ranking_text, str):
-            raise gr.Error("The ranking must be text, like 'B > A > C'.")
-        order = parse_ranking(ranking_text, len(item.candidates))
-        try:
-            pick = explain.candidate_index(picked)
-        except ValueError:
-            pick = -1
-        if not 0 <= pick < len(item.candidates):
-            raise gr.Error(f"Pick one of {', '.join(letters[: len(item.candidates)])}.")
-        if order and order[0] != pick:
-            raise gr.Error(f"The ranking puts {explain.candidate_label(order[0])} first but the preferred response "
-                           f"is {html.escape(picked)}.")  # fmt: skip
-        if note_text is not None and not isinstance(note_text, str):
-            raise gr.Error("The note must be text.")
+        pick, order = checked_label(len(item.candidates), picked, ranking_text, note_text)
         result = await cancellable(scorer.score, item.messages, item.candidates)
         store.record(who, file_id, item, position, pick, order, note_text, result)
         nxt = store.next_position(who, file_id)
-        gr.Info(f"Saved: {html.escape(picked)} for item {html.escape(item.item_id)}. "
-                f"The model preferred {letters[int(result.scores.argmax())]}.")  # fmt: skip
-        return await cancellable(show, who, file_id, nxt if nxt > position else position + 1, hide_scores)
+        gr.Info(
+            f"Saved: {html.escape(picked)} for item {html.escape(item.item_id)}. "
+            f"The model preferred {letters[int(result.scores.argmax())]}."
+        )
+        return await cancellable(
+            item_view, scorer, store, u, who, file_id, nxt if nxt > position else position + 1, hide_scores
+        )
 
     async def moved(st, key_text, name, code, hide_scores, step):
         if opened_item(st) is None:
-            return {status: "Open a file first: there is no item to move to yet."}
+            return {u.status: "Open a file first: there is no item to move to yet."}
         who = store.sign_in(key_text, name, code)
         file_id, position = opened_item(st)
         total = store.count(who.project, file_id)
-        return await cancellable(show, who, file_id, min(max(position + step, 0), total), hide_scores)
-
-    def computed(st, key_text):
-        project = project_id(key_text)
-        file_id = opened_item(st)[0] if opened_item(st) else None
-        frame = store.frame(project, file_id)
-        if frame.empty:
-            raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
-        summary = agreement(frame)
-        lines = [f"- **{as_text(a)}**: {s['labels']} labels; the model's top choice matches "
-                 f"{s['model_top_agreement']:.0%}"
-                 + (f"; Spearman {s['spearman_mean']:+.2f} over {s['full_rankings']} full rankings"
-                    if s["spearman_mean"] is not None else "") for a, s in summary.items()]  # fmt: skip
-        pairs = label_pairs(frame)  # the chosen candidate against each other one: the Evaluate tab's analysis
-        if len(pairs):
-            o = report(pairs)["overall"]
-            lines.append(f"- As {o['n']} preference pairs (each choice against each other candidate): the model "
-                         f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})")  # fmt: skip
-        csv_path, json_path = labels_export(frame)
-        return {agreement_text: "\n".join(lines), agreement_plot: figures.agreement(summary),
-                pairs_plot: figures.objective_agreement(report(pairs)) if len(pairs) else None,
-                labels_csv: gr.update(value=csv_path, interactive=True),
-                agreement_json: gr.update(value=json_path, interactive=True)}  # fmt: skip
+        return await cancellable(
+            item_view, scorer, store, u, who, file_id, min(max(position + step, 0), total), hide_scores
+        )
 
     def listed(key_text):
         try:
@@ -232,24 +267,98 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
             return gr.update(choices=[])
 
     def made():
-        gr.Info("A new project key is in the box: copy it and keep it. It is the only way back to this project's "
-                "files and labels; share it only with people who may see and add to them.")  # fmt: skip
+        gr.Info(
+            "A new project key is in the box: copy it and keep it. It is the only way back to this project's "
+            "files and labels; share it only with people who may see and add to them."
+        )
         return gr.update(value=new_project_key()), gr.update(choices=[], value=None)
 
-    opened, resumed, saved, moved, computed = map(friendly, (opened, resumed, saved, moved, computed))
+    opened, resumed, saved, moved = map(friendly, (opened, resumed, saved, moved))
     quiet = {"show_progress": "hidden"}  # a refusal is one pop-up, not an error mark over every field
     # the page's own calls: named, so a project's members can script them, but not offered as API or MCP tools
     named = {**quiet, "api_visibility": "undocumented"}
-    new_key.click(made, None, [key, stored], api_visibility="private")
-    upload.upload(opened, [upload, *who_inputs, hide], [*item_outputs, stored], api_name="annotate_open",
-                  concurrency_id="model", **named)  # fmt: skip
-    stored.input(resumed, [stored, *who_inputs, hide], item_outputs, api_name="annotate_resume",
-                 concurrency_id="model", **named)  # fmt: skip
-    save.click(saved, [state, *who_inputs, hide, choice, ranking, note], item_outputs, api_name="annotate_save",
-               concurrency_id="model", **named)  # fmt: skip
-    for button, step in ((prev, -1), (skip, +1)):
-        button.click(functools.partial(moved, step=step), [state, *who_inputs, hide], item_outputs,
-                     api_visibility="private", concurrency_id="model", **quiet)  # fmt: skip
-    refresh.click(computed, [state, key], [agreement_text, agreement_plot, pairs_plot, labels_csv, agreement_json],
-                  api_name="annotate_agreement", **named)  # fmt: skip
-    gr.on([stored.focus, key.change], listed, key, stored, api_visibility="private", show_progress="hidden")
+    u.new_key.click(made, None, [u.key, u.stored], api_visibility="private")
+    u.upload.upload(
+        opened,
+        [u.upload, *u.who_inputs, u.hide],
+        [*u.item_outputs, u.stored],
+        api_name="annotate_open",
+        concurrency_id="model",
+        **named,
+    )
+    u.stored.input(
+        resumed,
+        [u.stored, *u.who_inputs, u.hide],
+        u.item_outputs,
+        api_name="annotate_resume",
+        concurrency_id="model",
+        **named,
+    )
+    u.save.click(
+        saved,
+        [u.state, *u.who_inputs, u.hide, u.choice, u.ranking, u.note],
+        u.item_outputs,
+        api_name="annotate_save",
+        concurrency_id="model",
+        **named,
+    )
+    for button, step in ((u.prev, -1), (u.skip, +1)):
+        button.click(
+            functools.partial(moved, step=step),
+            [u.state, *u.who_inputs, u.hide],
+            u.item_outputs,
+            api_visibility="private",
+            concurrency_id="model",
+            **quiet,
+        )
+    gr.on([u.stored.focus, u.key.change], listed, u.key, u.stored, api_visibility="private", show_progress="hidden")
+
+
+def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
+    """Agreement of the project's (or the open file's) labels with the model, and the downloads."""
+
+    @friendly
+    def computed(st, key_text):
+        project = project_id(key_text)
+        file_id = opened_item(st)[0] if opened_item(st) else None
+        frame = store.frame(project, file_id)
+        if frame.empty:
+            raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
+        summary = agreement(frame)
+        lines = [
+            f"- **{as_text(a)}**: {s['labels']} labels; the model's top choice matches "
+            f"{s['model_top_agreement']:.0%}"
+            + (
+                f"; Spearman {s['spearman_mean']:+.2f} over {s['full_rankings']} full rankings"
+                if s["spearman_mean"] is not None
+                else ""
+            )
+            for a, s in summary.items()
+        ]
+        pairs = label_pairs(frame)  # the chosen candidate against each other one: the Evaluate tab's analysis
+        found = report(pairs) if len(pairs) else None
+        if found:
+            o = found["overall"]
+            lines.append(
+                f"- As {o['n']} preference pairs (each choice against each other candidate): the model "
+                f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})"
+            )
+        csv_path, json_path = labels_export(frame)
+        return {
+            u.agreement_text: "\n".join(lines),
+            u.agreement_plot: figures.agreement(summary),
+            u.pairs_plot: figures.objective_agreement(found) if found else None,
+            u.labels_csv: gr.update(value=csv_path, interactive=True),
+            u.agreement_json: gr.update(value=json_path, interactive=True),
+        }
+
+    outputs = [u.agreement_text, u.agreement_plot, u.pairs_plot, u.labels_csv, u.agreement_json]
+    # the page's own call: named, so a project's members can script it, but not offered as API or MCP tool
+    u.refresh.click(
+        computed,
+        [u.state, u.key],
+        outputs,
+        api_name="annotate_agreement",
+        show_progress="hidden",
+        api_visibility="undocumented",
+    )
