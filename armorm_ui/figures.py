@@ -26,7 +26,8 @@ def colour(k: int) -> str:
     return PALETTE[k % len(PALETTE)]
 
 
-def _figure(traces: list, title: str, height: int = 380, xaxis=None, yaxis=None, **layout) -> go.Figure:
+def base_figure(traces: list, title: str, height: int = 380, xaxis=None, yaxis=None, **layout) -> go.Figure:
+    """The project's chart: title, height, margins, font, horizontal legend, light grid (one constructor call)."""
     return go.Figure(
         data=traces,
         layout={
@@ -65,7 +66,7 @@ def scores(result: ScoreResult, labels: list[str]) -> go.Figure:
         hovertemplate="Candidate %{y}<br>score %{customdata:.5f}<extra></extra>",
         name="score",
     )
-    return _figure(
+    return base_figure(
         [bar], "Preference score (ranked)", max(220, 60 + 36 * result.n),
         yaxis={"autorange": "reversed", "type": "category"}, showlegend=False,
     )  # fmt: skip
@@ -88,7 +89,7 @@ def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
         hovertemplate="Candidate %{x}<br>%{y}<br>reward %{z:.4f}<br>native %{customdata[0]} "
         "on %{customdata[1]}%{customdata[2]}<extra></extra>",
     )
-    return _figure(
+    return base_figure(
         [heat], "Objective rewards (columns: candidates)", 620,
         xaxis={"type": "category", "side": "top"}, yaxis={"autorange": "reversed"},
     )  # fmt: skip
@@ -109,7 +110,7 @@ def rewards_bars(result: ScoreResult, labels: list[str]) -> go.Figure:
         )
         for k, name in enumerate(labels)
     ]
-    return _figure(bars, "Objective rewards by candidate", 420, xaxis={"tickangle": -45}, barmode="group")
+    return base_figure(bars, "Objective rewards by candidate", 420, xaxis={"tickangle": -45}, barmode="group")
 
 
 def gating(result: ScoreResult) -> go.Figure:
@@ -121,7 +122,7 @@ def gating(result: ScoreResult) -> go.Figure:
         go.Bar(x=list(LABELS), y=result.coefficients, name="coefficient = gating @ Tᵀ", marker_color="#2f6fdb",
                hovertemplate=hover),
     ]  # fmt: skip
-    return _figure(
+    return base_figure(
         bars, "Gating and coefficients, per prompt", 420,
         xaxis={"tickangle": -45}, barmode="group",
     )  # fmt: skip
@@ -155,7 +156,7 @@ def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
         )
         for k in ranked
     ]
-    return _figure(
+    return base_figure(
         traces, title, max(420, 120 + 19 * (10 + 6 * min(result.n, 6))),
         yaxis={"autorange": "reversed", "type": "category"}, barmode="group",
         legend={"orientation": "h", "yanchor": "top", "y": -0.05, "x": 0, "font": {"size": 11}},
@@ -178,7 +179,7 @@ def helpsteer(result: ScoreResult, labels: list[str]) -> go.Figure:
     lo, hi = min(-0.5, float(values.min()) - 0.2), max(4.5, float(values.max()) + 0.2)
     band = {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 4, "fillcolor": "#2f6fdb",
             "opacity": 0.05, "line": {"width": 0}, "layer": "below"}  # fmt: skip
-    return _figure(
+    return base_figure(
         bars, "HelpSteer scale (0-4)", 380, yaxis={"range": [lo, hi], "dtick": 1}, barmode="group", shapes=[band]
     )
 
@@ -195,7 +196,7 @@ def pairwise(result: ScoreResult, a: int, b: int, labels: list[str]) -> go.Figur
         hovertemplate="%{y}: %{x:+.5f}<extra></extra>",
     )
     title = f"{labels[a]} − {labels[b]} = {result.scores[a] - result.scores[b]:+.5f}, split by objective"
-    return _figure([bar], title, 520, yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)
+    return base_figure([bar], title, 520, yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)
 
 
 def what_if(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> go.Figure:
@@ -212,7 +213,7 @@ def what_if(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> go.
     ]  # fmt: skip
     changed = sum(m != "=" for m in moved)
     title = f"Your weights change {changed} of {result.n} ranks" if changed else "Your weights keep the model's ranking"
-    return _figure(bars, title, 360, xaxis={"type": "category"}, barmode="group")
+    return base_figure(bars, title, 360, xaxis={"type": "category"}, barmode="group")
 
 
 def transform(result: ScoreResult) -> go.Figure:
@@ -226,7 +227,9 @@ def transform(result: ScoreResult) -> go.Figure:
         colorbar={"thickness": 10},
         hovertemplate="row %{y}<br>column %{x}<br>%{z:.5f}<extra></extra>",
     )
-    return _figure([heat], "reward_transform_matrix T", 560, xaxis={"tickangle": -45}, yaxis={"autorange": "reversed"})
+    return base_figure(
+        [heat], "reward_transform_matrix T", 560, xaxis={"tickangle": -45}, yaxis={"autorange": "reversed"}
+    )
 
 
 def agreement(summary: dict) -> go.Figure:
@@ -237,7 +240,7 @@ def agreement(summary: dict) -> go.Figure:
                hovertemplate="%{x}: %{y:.0%}<extra>%{fullData.name}</extra>")
         for k, (name, s) in enumerate(summary.items())
     ]  # fmt: skip
-    return _figure(bars, "Objectives that predict each annotator's choice", 420,
+    return base_figure(bars, "Objectives that predict each annotator's choice", 420,
                    xaxis={"tickangle": -45}, yaxis={"range": [0, 1], "tickformat": ".0%"}, barmode="group")  # fmt: skip
 
 
@@ -260,7 +263,7 @@ def segment_effects(segments: list[str], effects: np.ndarray, what: str, top: in
         marker_color=["#2f9e5b" if v >= 0 else "#d1495b" for v in finite[order]],
         hovertemplate="%{y}: %{x:+.5f}<br>%{customdata}<extra></extra>",
     )
-    return _figure([bar], f"Segments that move the {what} most (full − without)", max(260, 80 + 26 * len(order)),
+    return base_figure([bar], f"Segments that move the {what} most (full − without)", max(260, 80 + 26 * len(order)),
                    yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)  # fmt: skip
 
 
@@ -274,142 +277,5 @@ def length_probe(scores: np.ndarray, tokens: np.ndarray) -> go.Figure:
         hovertemplate="%{text}<br>%{x} tokens<br>score %{y:+.5f}<extra></extra>",
         name="score",
     )
-    return _figure([line], "Score as the response grows, segment by segment", 320,
+    return base_figure([line], "Score as the response grows, segment by segment", 320,
                    xaxis={"title": {"text": "response tokens"}}, showlegend=False)  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-
-RIGHT, WRONG = "#2f9e5b", "#d1495b"
-
-
-def _interval(stats: list[dict]) -> dict:
-    return {
-        "type": "data",
-        "symmetric": False,
-        "color": "#475569",
-        "array": [s["high"] - s["accuracy"] for s in stats],
-        "arrayminus": [s["accuracy"] - s["low"] for s in stats],
-    }
-
-
-def subset_accuracy(report: dict) -> go.Figure:
-    """Accuracy overall and per subset, with 95% Wilson intervals, worst subset last."""
-    rows = [("all pairs", report["overall"])] + sorted(report["subsets"].items(), key=lambda kv: -kv[1]["accuracy"])
-    stats = [s for _, s in rows]
-    bar = go.Bar(
-        y=[name for name, _ in rows],
-        x=[s["accuracy"] for s in stats],
-        orientation="h",
-        error_x=_interval(stats),
-        marker_color=["#2f6fdb"] + ["#8c96a8"] * (len(rows) - 1),
-        customdata=[[s["right"], s["n"]] for s in stats],
-        hovertemplate="%{y}: %{x:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
-    )
-    return _figure(
-        [bar],
-        "Picks the chosen response",
-        max(240, 90 + 28 * len(rows)),
-        xaxis={"range": [0, 1], "tickformat": ".0%"},
-        yaxis={"autorange": "reversed", "type": "category"},
-        showlegend=False,
-    )
-
-
-def margins(frame) -> go.Figure:
-    """How far the model's score margin (chosen - rejected) is from a tie, for its right and wrong decisions."""
-    right = frame["right"].astype(bool)
-    traces = [
-        go.Histogram(x=frame.loc[mask, "margin"], name=name, marker_color=c, opacity=0.75, nbinsx=40)
-        for name, mask, c in (("right", right, RIGHT), ("wrong", ~right, WRONG))
-    ]
-    return _figure(
-        traces,
-        "Score margin, chosen minus rejected",
-        340,
-        barmode="overlay",
-        xaxis={"title": {"text": "margin"}},
-        yaxis={"title": {"text": "pairs"}},
-    )
-
-
-def objective_agreement(report: dict) -> go.Figure:
-    """Per objective, how often it alone would pick the chosen response (a higher reward), most often first."""
-    rows = sorted(report["objectives"], key=lambda o: -o["alone_right"])
-    bar = go.Bar(
-        y=[o["label"] for o in rows],
-        x=[o["alone_right"] for o in rows],
-        orientation="h",
-        marker_color=[GROUP_COLOURS[OBJECTIVES[LABELS.index(o["label"])].group] for o in rows],
-        hovertemplate="%{y}: %{x:.1%} of pairs<extra></extra>",
-    )
-    model = report["overall"]["accuracy"]
-    return _figure(
-        [bar],
-        f"Each objective alone (the model: {model:.0%})",
-        560,
-        xaxis={"range": [0, 1], "tickformat": ".0%"},
-        yaxis={"autorange": "reversed", "type": "category"},
-        showlegend=False,
-        shapes=[
-            {
-                "type": "line",
-                "x0": model,
-                "x1": model,
-                "y0": 0,
-                "y1": 1,
-                "yref": "paper",
-                "line": {"dash": "dot", "color": "#2f6fdb"},
-            }
-        ],
-    )
-
-
-def objective_decisions(report: dict) -> go.Figure:
-    """What each objective added on average to the margin of right and of wrong decisions."""
-    rows = sorted(report["objectives"], key=lambda o: -abs(o["contribution_when_right"] or 0))
-    y = [o["label"] for o in rows]
-    traces = [
-        go.Bar(
-            y=y,
-            x=[o[key] for o in rows],
-            name=name,
-            orientation="h",
-            marker_color=c,
-            hovertemplate="%{y}: %{x:+.5f}<extra>%{fullData.name}</extra>",
-        )
-        for name, key, c in (
-            ("right decisions", "contribution_when_right", RIGHT),
-            ("wrong decisions", "contribution_when_wrong", WRONG),
-        )
-    ]
-    return _figure(
-        traces,
-        "Mean contribution to the margin",
-        560,
-        barmode="group",
-        yaxis={"autorange": "reversed", "type": "category"},
-    )
-
-
-def length_effect(report: dict, frame) -> go.Figure:
-    """Score margin against the length difference (tokens, chosen - rejected), right and wrong decisions apart."""
-    right = frame["right"].astype(bool)
-    diff = frame["tokens_chosen"] - frame["tokens_rejected"]
-    traces = [
-        go.Scatter(
-            x=diff[mask],
-            y=frame.loc[mask, "margin"],
-            mode="markers",
-            name=name,
-            marker_color=c,
-            customdata=frame.loc[mask, "pair_id"],
-            hovertemplate="%{customdata}: %{x:+d} tokens, margin %{y:+.4f}<extra></extra>",
-        )
-        for name, mask, c in (("right", right, RIGHT), ("wrong", ~right, WRONG))
-    ]
-    rho = report["length"]["margin_vs_length"]
-    title = "Margin vs. length" + (f" (Spearman {rho['spearman']:+.2f})" if rho else "")
-    return _figure(
-        traces, title, 360, xaxis={"title": {"text": "tokens, chosen − rejected"}}, yaxis={"title": {"text": "margin"}}
-    )

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from .. import explain, figures, tables
+from .. import explain, figures, report_figures, tables
 from ..batch import file_digest, parse_items
 from ..errors import InputError
 from ..evaluation import label_pairs, report
@@ -347,7 +347,7 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
         return {
             u.agreement_text: "\n".join(lines),
             u.agreement_plot: figures.agreement(summary),
-            u.pairs_plot: figures.objective_agreement(found) if found else None,
+            u.pairs_plot: report_figures.objective_agreement(found) if found else None,
             u.labels_csv: gr.update(value=csv_path, interactive=True),
             u.agreement_json: gr.update(value=json_path, interactive=True),
         }

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from .. import figures
+from .. import report_figures
 from ..errors import InputError
 from ..evaluation import pair_frame, report
 from ..preferences import parse_columns, read_pairs
@@ -112,11 +112,11 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
         return {
             state: {"wrong": out["wrong"]},
             summary: summary_text(found, out["name"]),
-            subsets: figures.subset_accuracy(found),
-            margins: figures.margins(frame),
-            alone: figures.objective_agreement(found),
-            decisions: figures.objective_decisions(found),
-            length: figures.length_effect(found, frame),
+            subsets: report_figures.subset_accuracy(found),
+            margins: report_figures.margins(frame),
+            alone: report_figures.objective_agreement(found),
+            decisions: report_figures.objective_decisions(found),
+            length: report_figures.length_effect(found, frame),
             wrong: gr.update(choices=choices, value=choices[0][1] if choices else None),
             table_file: gr.update(value=out["table"], interactive=True),
             report_file: gr.update(value=out["report_file"], interactive=True),
