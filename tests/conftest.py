@@ -135,3 +135,20 @@ def labels_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'labels.sqlite'}"
     return request.getfixturevalue("postgres")()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (one per test module)."""
+    from pathlib import Path
+
+    from .browser import CHROMIUM, FLAGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) or run `make test`.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()

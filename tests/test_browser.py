@@ -1,67 +1,19 @@
-"""End to end in a real headless Chromium (Debian's), driven by Playwright: type, score, see every chart."""
+"""The Compare tab end to end in a real headless Chromium (Debian's), driven by Playwright: type, score, see every
+chart; nothing clipped at desktop and phone widths. The other tabs: test_browser_tabs.py."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from gradio_client import Client
 
+from .browser import ARTIFACTS, CLIPPED_JS, PLOTS, card_scored, plot_data
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-PLOTS = {  # elem_id: (trace count, points in the first trace)
-    "plot-scores": (1, 3),
-    "plot-heatmap": (1, 19),
-    "plot-gating": (2, 19),
-    "plot-contributions": (3, 19),
-    "plot-helpsteer": (3, 5),
-    "plot-pairwise": (1, 19),
-    "plot-what-if": (2, 3),
-    "plot-bars": (3, 19),
-    "plot-transform": (1, 19),
-}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) or run `make test`.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
-        b.close()
-
-
-def plot_data(page, elem_id: str):
-    return page.evaluate(
-        # points per trace as plotly.js computed them (rows for a heatmap); arrays arrive base64-encoded
-        """id => { const g = document.querySelector('#' + id + ' .js-plotly-plot');
-                   return g ? g.calcdata.map(c => c[0].z ? c[0].z.length : c.length) : null; }""",
-        elem_id,
-    )
-
-
-def card_scored(browser, app_url, width: int = 1300, height: int = 1000, responses=CARD_RESPONSES):
-    """A new page at this size with the model card's example typed in and Score pressed."""
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
-    page.fill("#prompt textarea", CARD_PROMPT)
-    for letter, text in zip("ABC", responses):
-        page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
-    return page
 
 
 def test_score_the_card_example(browser, app_url):
@@ -171,64 +123,6 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     assert page.inner_text("#form-message").strip() == ""
 
 
-def test_annotation_flow(browser, app_url, tmp_path):
-    """Label three items; everything a user typed or uploaded (responses, item ids, names, file contents quoted in a
-    refusal) is shown as text: no markup renders, no script runs, and no image is fetched."""
-    import pandas as pd
-
-    xss = '<img src=x onerror="window.__xss = 1"> **not bold**'
-    img = "<img src=/pwned-{}.png>"
-    rows = [{"item_id": f"q{i}" + (img.format("id") if i == 0 else ""), "prompt": f"Question {i}?",
-             "response_1": f"Answer {i}.", "response_2": xss} for i in range(4)]  # fmt: skip
-    items = tmp_path / "items.csv"
-    pd.DataFrame(rows).to_csv(items, index=False)
-    bad = tmp_path / "bad.csv"
-    pd.DataFrame([{"item_id": img.format("dup"), "prompt": "q", "response_1": "a"}] * 2).to_csv(bad, index=False)
-    name = "ana " + img.format("name")
-    page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
-    fetched = []
-    page.on("request", lambda r: fetched.append(r.url) if "pwned" in r.url else None)
-    page.goto(app_url)
-    page.get_by_role("tab", name="Annotate").click()
-    page.fill("#project-key input, #project-key textarea", "browser-test-project-key")
-    page.fill("#annotator input, #annotator textarea", name)
-    page.fill("#passcode input", "browser-passcode")
-    page.set_input_files("#annotate-upload input[type=file]", str(bad))  # refused: its message quotes the id
-    page.wait_for_selector("text=already used on line 2", timeout=60_000)
-    assert "<img src=/pwned-dup.png>" in page.inner_text("body")
-    page.click("#annotate-upload button[aria-label=Clear]")
-    page.set_input_files("#annotate-upload input[type=file]", str(items))
-    page.wait_for_selector("#annotate-status:has-text('Item 1 of 4')", timeout=60_000)
-    status = page.inner_text("#annotate-status")
-    assert "q0<img src=/pwned-id.png>" in status and "<img src=/pwned-name.png>" in status, status
-    # response text is shown literally, never rendered or executed
-    assert page.input_value("#annotate-B textarea") == xss
-    assert page.evaluate("window.__xss") is None
-    for i, pick in enumerate(["A", "B", "A"]):
-        page.locator("#annotate-choice").get_by_label(pick, exact=True).check()
-        page.click("#annotate-save")
-        page.wait_for_selector(f"#annotate-status:has-text('Item {i + 2} of 4')", timeout=60_000)
-    page.get_by_text("Agreement with the model, and export").click()
-    page.click("#agreement-button")
-    page.wait_for_selector("#plot-agreement .js-plotly-plot .main-svg", timeout=60_000)
-    assert name in page.inner_text("#agreement-text")
-    with page.expect_download() as download:
-        page.click("#labels-csv")
-    labels = pd.read_csv(download.value.path())
-    assert labels["item_id"].tolist() == ["q0<img src=/pwned-id.png>", "q1", "q2"]
-    assert labels["choice"].tolist() == ["A", "B", "A"] and set(labels["annotator"]) == {name}
-    assert page.locator("img[src*=pwned]").count() == 0 and fetched == []
-    page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
-
-    other = browser.new_page()  # another team: sees none of it
-    other.goto(app_url)
-    other.get_by_role("tab", name="Annotate").click()
-    other.fill("#project-key input, #project-key textarea", "another-teams-project-key")
-    other.click("#stored")
-    other.wait_for_timeout(500)
-    assert "items.csv" not in other.inner_text("body")
-
-
 def test_shaded_segments_render(browser, app_url):
     from armorm_ui.segments import segment
 
@@ -309,43 +203,6 @@ def test_what_if_updates_on_keys_and_enter(browser, app_url):
     page.wait_for_function(f"{yours_js} !== {json.dumps(after_enter)}", timeout=30_000)
 
 
-CLIPPED_JS = """root => {
-  const out = [], name = el => (el.closest('[id]') || {}).id;
-  const shown = el => el.offsetParent !== null;
-  // a table, a cell or a title whose content is wider than its box (hidden or behind a scroll bar)
-  for (const el of document.querySelectorAll(root + ' *')) {
-    const titled = 'table, .table-wrap, [data-testid=block-label], [data-testid=block-info], .label-wrap';
-    if (!shown(el) || !el.closest(titled)) continue;
-    const ox = getComputedStyle(el).overflowX;
-    if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1)
-      out.push(['hidden', name(el), el.className.toString()]);
-  }
-  // text that spills out of its table cell
-  for (const cell of document.querySelectorAll(root + ' td, ' + root + ' th')) {
-    if (!shown(cell)) continue;
-    const box = cell.getBoundingClientRect();
-    for (const t of cell.querySelectorAll('span, div')) {
-      const r = t.getBoundingClientRect();
-      if (r.width && (r.right > box.right + 1 || r.left < box.left - 1)) out.push(['spills', name(cell), t.innerText]);
-    }
-  }
-  // chart titles, axis labels and legends outside their chart
-  for (const plot of document.querySelectorAll(root + ' .js-plotly-plot')) {
-    if (!shown(plot)) continue;
-    const box = plot.querySelector('.main-svg').getBoundingClientRect();
-    const texts = '.gtitle, .xtick text, .ytick text, .legendtext, .g-xtitle text, .g-ytitle text';
-    for (const t of plot.querySelectorAll(texts)) {
-      const r = t.getBoundingClientRect();
-      const outside = r.left < box.left - 1 || r.right > box.right + 1
-        || r.top < box.top - 1 || r.bottom > box.bottom + 1;
-      if (r.width && outside)
-        out.push(['outside chart', name(plot), t.textContent]);
-    }
-  }
-  return out;
-}"""
-
-
 @pytest.mark.parametrize("width", [1440, 390])
 def test_no_table_cell_or_title_is_clipped(browser, app_url, width):
     page = card_scored(browser, app_url, width, 900)
@@ -398,55 +255,3 @@ def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(bro
         assert int(rank) == model_rank[candidate]
         assert yours == f"{new} " + ("=" if moved == 0 else f"▲ {moved}" if moved > 0 else f"▼ {-moved}")
     assert "change" in page.text_content("#plot-what-if .gtitle")
-
-
-def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, tmp_path):
-    rows = [
-        {
-            "id": f"p{i}",
-            "subset": ["alpacaeval-easy", "hep-go"][i % 2],
-            "prompt": f"Question {i}?",
-            "chosen": f"A careful answer to {i}. " * (1 + i % 3),
-            "rejected": f"Maybe {i}.",
-        }
-        for i in range(6)
-    ]
-    rows += [{**r, "id": r["id"] + "-swapped", "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
-    path = tmp_path / "pairs.jsonl"  # each pair and its swap: at least half of the decisions are wrong
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")  # fmt: skip
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url)
-    page.get_by_role("tab", name="Evaluate").click()
-    page.set_input_files("#eval-upload input[type=file]", str(path))
-    page.click("#eval-run")
-    for plot in (
-        "plot-eval-subsets",
-        "plot-eval-margins",
-        "plot-eval-objectives",
-        "plot-eval-decisions",
-        "plot-eval-length",
-    ):
-        page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg", timeout=120_000)
-    summary = page.inner_text("#eval-summary")
-    assert "of 12 pairs" in summary and "RewardBench sections" in summary
-    assert plot_data(page, "plot-eval-subsets") == [3]  # all pairs, and the two subsets
-    assert plot_data(page, "plot-eval-objectives") == [19]
-    page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
-    assert page.evaluate(CLIPPED_JS, "#evaluate-tab") == []
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(800)  # charts redraw at the new width
-    assert page.evaluate(CLIPPED_JS, "#evaluate-tab") == []
-    page.screenshot(path=str(ARTIFACTS / "evaluate-phone.png"), full_page=True)
-    page.set_viewport_size({"width": 1300, "height": 1000})
-    # the first wrong decision opens in Compare, scored: the rejected answer (B) beats the chosen one (A)
-    page.click("#eval-open")
-    page.wait_for_selector("#candidate-A textarea", state="visible", timeout=30_000)
-    picked = page.input_value("#eval-wrong input").split(" · ")[0]
-    pair = next(r for r in rows if r["id"] == picked)
-    assert page.input_value("#prompt textarea") == pair["prompt"]
-    assert page.input_value("#candidate-A textarea") == pair["chosen"]
-    assert page.input_value("#candidate-B textarea") == pair["rejected"]
-    page.wait_for_selector("#summary:has-text('B beats A')", timeout=60_000)
-    assert not errors, errors

@@ -1,0 +1,83 @@
+"""What the headless-Chromium tests share: where the browser is, the Compare tab's charts, a scored page, and the
+clipping check."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+PLOTS = {  # elem_id: (trace count, points in the first trace)
+    "plot-scores": (1, 3),
+    "plot-heatmap": (1, 19),
+    "plot-gating": (2, 19),
+    "plot-contributions": (3, 19),
+    "plot-helpsteer": (3, 5),
+    "plot-pairwise": (1, 19),
+    "plot-what-if": (2, 3),
+    "plot-bars": (3, 19),
+    "plot-transform": (1, 19),
+}
+
+
+def plot_data(page, elem_id: str):
+    return page.evaluate(
+        # points per trace as plotly.js computed them (rows for a heatmap); arrays arrive base64-encoded
+        """id => { const g = document.querySelector('#' + id + ' .js-plotly-plot');
+                   return g ? g.calcdata.map(c => c[0].z ? c[0].z.length : c.length) : null; }""",
+        elem_id,
+    )
+
+
+def card_scored(browser, app_url, width: int = 1300, height: int = 1000, responses=CARD_RESPONSES):
+    """A new page at this size with the model card's example typed in and Score pressed."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", CARD_PROMPT)
+    for letter, text in zip("ABC", responses):
+        page.fill(f"#candidate-{letter} textarea", text)
+    page.click("#score-button")
+    return page
+
+
+CLIPPED_JS = """root => {
+  const out = [], name = el => (el.closest('[id]') || {}).id;
+  const shown = el => el.offsetParent !== null;
+  // a table, a cell or a title whose content is wider than its box (hidden or behind a scroll bar)
+  for (const el of document.querySelectorAll(root + ' *')) {
+    const titled = 'table, .table-wrap, [data-testid=block-label], [data-testid=block-info], .label-wrap';
+    if (!shown(el) || !el.closest(titled)) continue;
+    const ox = getComputedStyle(el).overflowX;
+    if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1)
+      out.push(['hidden', name(el), el.className.toString()]);
+  }
+  // text that spills out of its table cell
+  for (const cell of document.querySelectorAll(root + ' td, ' + root + ' th')) {
+    if (!shown(cell)) continue;
+    const box = cell.getBoundingClientRect();
+    for (const t of cell.querySelectorAll('span, div')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && (r.right > box.right + 1 || r.left < box.left - 1)) out.push(['spills', name(cell), t.innerText]);
+    }
+  }
+  // chart titles, axis labels and legends outside their chart
+  for (const plot of document.querySelectorAll(root + ' .js-plotly-plot')) {
+    if (!shown(plot)) continue;
+    const box = plot.querySelector('.main-svg').getBoundingClientRect();
+    const texts = '.gtitle, .xtick text, .ytick text, .legendtext, .g-xtitle text, .g-ytitle text';
+    for (const t of plot.querySelectorAll(texts)) {
+      const r = t.getBoundingClientRect();
+      const outside = r.left < box.left - 1 || r.right > box.right + 1
+        || r.top < box.top - 1 || r.bottom > box.bottom + 1;
+      if (r.width && outside)
+        out.push(['outside chart', name(plot), t.textContent]);
+    }
+  }
+  return out;
+}"""
