@@ -26,7 +26,6 @@ from .config import AppConfig
 from .errors import ArmoRMError, InputError
 from .results import ScoreResult
 
-CONFIDENCE_TEXT = "95% interval"
 RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute")
 """What must be the same to resume: anything that changes the numbers written."""
 
@@ -35,12 +34,12 @@ def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
 
 
-def check_output(inp: Path, out: Path) -> None:
-    """Refuse now what writing the results would refuse after all the scoring."""
+def check_output(inp: Path | None, out: Path) -> None:
+    """Refuse now what writing the results would refuse after all the scoring (inp: the input file, if any)."""
     if out.suffix.lower() not in FORMATS:
         raise InputError(f"Output {out.name}: unknown file type {out.suffix or '(none)'}; use .csv, .jsonl or "
                          ".parquet.")  # fmt: skip
-    if out.resolve() == inp.resolve() or (out.exists() and os.path.samefile(out, inp)):
+    if inp is not None and (out.resolve() == inp.resolve() or (out.exists() and os.path.samefile(out, inp))):
         raise InputError(f"The output {out} is the input file; choose another name, so the input is kept.")
     folder = out.resolve().parent
     if not folder.is_dir():
@@ -183,13 +182,15 @@ def report_path(out: Path) -> Path:
 
 
 def evaluate_command(args, config: AppConfig) -> int:
-    from .evaluation import pair_frame, report
+    from .evaluation import pair_frame, report, write_report
     from .preferences import load_dataset_pairs, parse_columns, read_pairs
 
     out = Path(args.output)
     mapping = parse_columns(args.columns)
-    if (args.input is None) == (args.dataset is None):
+    if args.input is not None and args.dataset is not None:
         raise InputError("Give a preference file (IN) or --dataset NAME, not both.")
+    if args.input is None and args.dataset is None:
+        raise InputError("Give a preference file (IN) or --dataset NAME.")
     if args.input is not None:
         inp = Path(args.input)
         if not inp.is_file():
@@ -198,7 +199,7 @@ def evaluate_command(args, config: AppConfig) -> int:
         pairs = read_pairs(inp, config.limits(), config.max_rows, mapping)
         digest, source = file_digest(inp), inp
     else:
-        check_output(out.with_name(out.name + ".input"), out)
+        check_output(None, out)
         pairs, digest = load_dataset_pairs(args.dataset, args.split, config.limits(), config.max_rows, mapping,
                                            args.sample, args.seed)  # fmt: skip
         source = Path(args.dataset)
@@ -210,12 +211,10 @@ def evaluate_command(args, config: AppConfig) -> int:
     frame = pair_frame(pairs, [done[item.item_id][0] for item in items])
     found = report(frame)
     write_results(frame, out)
-    tmp = report_path(out).with_name(report_path(out).name + ".tmp")
-    tmp.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
-    tmp.replace(report_path(out))
+    write_report(found, report_path(out))
     partial_path(out).unlink(missing_ok=True)
     o = found["overall"]
-    print(f"accuracy {o['accuracy']:.3f} ({o['right']} of {o['n']} pairs, {CONFIDENCE_TEXT} {o['low']:.3f}-"
+    print(f"accuracy {o['accuracy']:.3f} ({o['right']} of {o['n']} pairs, 95% interval {o['low']:.3f}-"
           f"{o['high']:.3f}); wrote {out} and {report_path(out)}", file=sys.stderr)  # fmt: skip
     return 0
 

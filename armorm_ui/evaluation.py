@@ -158,3 +158,13 @@ def report(frame: pd.DataFrame) -> dict:
         "length": length_view(frame),
         "worst": wrong[["pair_id", "subset", "margin", "score_chosen", "score_rejected"]].to_dict(orient="records"),
     }
+
+
+def write_report(found: dict, path) -> None:
+    """The report as JSON (strict: no NaN), written under a temporary name and renamed, so it is whole or absent."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
+    tmp.replace(path)

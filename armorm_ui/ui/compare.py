@@ -143,6 +143,19 @@ def _weight_sliders() -> list[gr.Slider]:
     return sliders
 
 
+def form_values(f: SimpleNamespace, system: str, turns: list[dict], prompt: str, candidates: list[str]) -> dict:
+    """Updates that put a conversation and its candidates in the form (earlier turns shown when there are any)."""
+    n_boxes = len(f.boxes)
+    texts = candidates[:n_boxes] + [""] * (n_boxes - len(candidates[:n_boxes]))
+    n = max(2, min(len(candidates), n_boxes))
+    return {
+        f.system: system, f.prompt: prompt, f.count: n,
+        f.turns: [[t["role"], t["content"]] for t in turns] or [["", ""]],
+        f.context: gr.update(open=bool(turns or system)),
+        **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(f.boxes, texts))},
+    }  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ the tab
 
 
@@ -164,14 +177,8 @@ def build_compare_tab(scorer, config) -> SimpleNamespace:
     def fill(messages: list[dict], candidates: list[str], tabs: gr.Tabs) -> dict:
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
         turns = messages[1 if system else 0 : -1]
-        n = max(2, min(len(candidates), len(form.boxes)))
-        texts = candidates[: len(form.boxes)] + [""] * (len(form.boxes) - len(candidates[: len(form.boxes)]))
-        return {
-            tabs: gr.Tabs(selected="compare"), form.system: system, form.prompt: messages[-1]["content"],
-            form.turns: [[t["role"], t["content"]] for t in turns] or [["", ""]], form.count: n,
-            form.context: gr.update(open=bool(turns or system)),
-            **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(form.boxes, texts))},
-        }  # fmt: skip
+        return {tabs: gr.Tabs(selected="compare"), **form_values(form, system, turns, messages[-1]["content"],
+                                                                 candidates)}  # fmt: skip
 
     def fill_outputs(tabs: gr.Tabs) -> list:
         return [tabs, form.system, form.prompt, form.turns, form.count, form.context, *form.boxes]
@@ -190,14 +197,7 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
         ex = next((e for e in examples if e["name"] == name), None)
         if ex is None:
             return {f.example: gr.skip()}
-        values = ex["candidates"][:n_boxes] + [""] * (n_boxes - len(ex["candidates"][:n_boxes]))
-        n = max(2, min(len(ex["candidates"]), n_boxes))
-        return {
-            f.system: ex["system"], f.turns: [[t["role"], t["content"]] for t in ex["turns"]] or [["", ""]],
-            f.prompt: ex["prompt"], count: n,
-            f.context: gr.update(open=bool(ex["turns"] or ex["system"])),  # an example's context is shown
-            **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(f.boxes, values))},
-        }  # fmt: skip
+        return form_values(f, ex["system"], ex["turns"], ex["prompt"], ex["candidates"])
 
     f.example.input(load_example, f.example, [f.example, f.system, f.turns, f.prompt, count, f.context, *f.boxes],
                     api_visibility="private")  # fmt: skip

@@ -7,7 +7,6 @@ Scoring runs pair by pair in the model slot (the prompt encoded once per pair); 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +14,7 @@ import gradio as gr
 
 from .. import report_figures
 from ..errors import InputError
-from ..evaluation import pair_frame, report
+from ..evaluation import pair_frame, report, write_report
 from ..preferences import parse_columns, read_pairs
 from ..scratch import scratch_folder
 from .handlers import as_text, cancellable, friendly
@@ -38,7 +37,7 @@ def evaluate_file(scorer, path: str, columns: str, limits, max_rows: int, progre
     folder = scratch_folder("armorm-evaluate-")
     table_path, report_path = folder / (Path(path).stem + "-pairs.csv"), folder / (Path(path).stem + "-report.json")
     frame.to_csv(table_path, index=False)
-    report_path.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
+    write_report(found, report_path)
     by_id = {p.pair_id: p for p in pairs}
     wrong = [by_id[w["pair_id"]] for w in found["worst"][:SHOWN_WRONG]]
     return {"report": found, "frame": frame, "name": Path(path).name, "table": str(table_path),
