@@ -53,4 +53,4 @@ bench: $(VENV)/.app
 	$(BIN)/python benchmarks/bench_scoring.py
 
 demo-checkpoint: $(VENV)/.app
-	$(BIN)/python -m armorm_ui.demo_checkpoint build/demo-checkpoint
+	$(BIN)/python -m armorm_ui.backend.demo_checkpoint build/demo-checkpoint

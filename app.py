@@ -5,7 +5,7 @@ python app.py --help        every option, each also an environment variable (ARM
 
 from __future__ import annotations
 
-from armorm_ui import zerogpu
+from armorm_ui.backend import zerogpu
 from armorm_ui.config import AppConfig
 from armorm_ui.ui import build_demo, launch_options
 
@@ -14,7 +14,7 @@ def create(config: AppConfig):
     """Load the scorer once (the demo checkpoint when no model is configured) and build the app around it."""
     print(f"Loading {config.model or 'the demo checkpoint'} ...", flush=True)
     scorer = config.load_scorer()
-    if zerogpu.install(scorer):  # ZeroGPU: GPU time is lent per call, none at start-up
+    if zerogpu.ACTIVE:  # ZeroGPU: GPU time is lent per call, none at start-up
         print("ZeroGPU: model work runs in @spaces.GPU calls; the start-up self-check is skipped", flush=True)
     else:
         print(scorer.self_check(), flush=True)  # every tensor loaded (checked while loading) and finite outputs

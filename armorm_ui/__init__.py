@@ -3,7 +3,7 @@
 Nothing heavy happens at import: `load_scorer` imports torch and transformers when it is called.
 """
 
-from . import zerogpu  # noqa: F401 - first: on ZeroGPU it imports `spaces` before torch
+from .backend import zerogpu  # noqa: F401 - first: on ZeroGPU it imports `spaces` before torch
 from .errors import ArmoRMError, CheckpointError, InputError, ScoringError
 from .results import ScoreResult
 

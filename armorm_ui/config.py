@@ -119,16 +119,20 @@ class AppConfig:
         return LabelStore(url, self.project_files, self.project_mb * 2**20, self.file_days)
 
     def load_scorer(self):
-        """The scorer for this configuration: the model (the demo checkpoint when none is set), loaded once."""
-        from . import demo_checkpoint, zerogpu
-        from .scoring import ScorerConfig, load_scorer
+        """The scorer for this configuration: the model (the demo checkpoint when none is set), loaded once; on
+        ZeroGPU loaded on the CPU, moved to cuda, and run in @spaces.GPU calls (backend/zerogpu.py)."""
+        from .backend import demo_checkpoint, native, zerogpu
+        from .scoring import Scorer, ScorerConfig
 
         model = self.model or str(demo_checkpoint.ensure())
         settings = ScorerConfig(max_tokens=self.max_tokens, max_request_tokens=self.max_request_tokens,
                                 deadline=self.deadline, limits=self.limits())  # fmt: skip
-        device = self.device or ("cuda" if zerogpu.ACTIVE else None)  # ZeroGPU: on cuda from the start
-        return load_scorer(model, device=device, dtype=self.dtype or None,
-                           revision=self.revision or None, config=settings)  # fmt: skip
+        where = {"device": "cpu", "move_to": "cuda"} if zerogpu.ACTIVE else {"device": self.device or None}
+        backend, tokenizer = native.load(model, dtype=self.dtype or None, revision=self.revision or None,
+                                         **where, **settings.backend_settings())  # fmt: skip
+        if zerogpu.ACTIVE:
+            backend = zerogpu.ZeroGPUBackend(backend)
+        return Scorer(backend, tokenizer, settings)
 
     def check(self) -> None:
         if not 1 <= self.max_tokens <= 8192:

@@ -15,3 +15,15 @@ class CheckpointError(ArmoRMError):
 
 class ScoringError(ArmoRMError):
     """The model could not score a request (out of memory even alone, non-finite outputs)."""
+
+
+class CandidateTooLarge(ScoringError):
+    """One candidate alone does not fit in the accelerator's memory: candidate `index` of conversation
+    `conversation` of those the backend was given. The scorer names it by its place in the request."""
+
+    def __init__(self, message: str, conversation: int = 0, index: int = 0, tokens: int = 0):
+        super().__init__(message, conversation, index, tokens)
+        self.conversation, self.index, self.tokens = conversation, index, tokens
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -34,7 +34,7 @@ def ray_engine(config: AppConfig, workers: int | None = None):
     import ray
     import torch
 
-    from . import demo_checkpoint
+    from .backend import demo_checkpoint
 
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)

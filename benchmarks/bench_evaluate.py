@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from armorm_ui import demo_checkpoint  # noqa: E402
+from armorm_ui.backend import demo_checkpoint  # noqa: E402
 from armorm_ui.evaluation import pair_frame, report  # noqa: E402
 from armorm_ui.preferences import Pair  # noqa: E402
 from armorm_ui.scoring import ScorerConfig, load_scorer  # noqa: E402

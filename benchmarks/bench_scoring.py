@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from armorm_ui.chat import EncodedConversation  # noqa: E402
-from armorm_ui.model import ArmoRM  # noqa: E402
+from armorm_ui.backend.model import ArmoRM  # noqa: E402
 from armorm_ui.objectives import NUM_OBJECTIVES  # noqa: E402
 from armorm_ui.scoring import Scorer, ScorerConfig  # noqa: E402
 
@@ -117,7 +117,7 @@ def app_overhead(repeats: int) -> dict:
     """Tokenising 8 candidates and building every view/table/export for them, on this machine's CPU."""
     from transformers import AutoTokenizer
 
-    from armorm_ui import demo_checkpoint
+    from armorm_ui.backend import demo_checkpoint
     from armorm_ui.chat import ChatEncoder
     from armorm_ui.results import ScoreResult
     from armorm_ui.ui import views as ui

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from armorm_ui import demo_checkpoint
+from armorm_ui.backend import demo_checkpoint
 
 CARD_PROMPT = 'What are some synonyms for the word "beautiful"?'
 CARD_RESPONSES = [

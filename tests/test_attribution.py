@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from armorm_ui.attribution import attribute
 from armorm_ui.cli import main as cli
-from armorm_ui.packing import variant_batch_inputs
+from armorm_ui.backend.packing import variant_batch_inputs
 from armorm_ui.segments import first, segment, without
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from armorm_ui import CheckpointError, InputError, load_scorer
-from armorm_ui.packing import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
+from armorm_ui.backend.packing import bucket_candidates, candidate_batch_inputs, pack_candidates, shared_prompt_inputs
 from armorm_ui.scoring import ScorerConfig
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
@@ -80,7 +80,7 @@ def test_card_identity_and_shapes(scorer):
     assert r.reward_transform_matrix.shape == (19, 19)
     np.testing.assert_allclose((r.rewards * r.coefficients).sum(1), r.scores, atol=1e-5)
     np.testing.assert_allclose(r.coefficients, r.gating_output @ r.reward_transform_matrix.T, atol=1e-12)
-    np.testing.assert_allclose(r.gating_output.sum(), scorer.model.gating.logit_scale.item(), rtol=1e-5)
+    np.testing.assert_allclose(r.gating_output.sum(), scorer.backend.model.gating.logit_scale.item(), rtol=1e-5)
     assert json.loads(json.dumps(r.to_dict()))["scores"] == r.scores.tolist()
 
 
@@ -150,13 +150,13 @@ def test_shared_prompt_mask():
 def test_cache_skips_recomputation(demo_dir):
     s = load_scorer(str(demo_dir), device="cpu")
     calls = []
-    real = s._forward
-    s._forward = lambda enc, ks, strategy, request: calls.append(list(ks)) or real(enc, ks, strategy, request)
+    real = s.backend.score
+    s.backend.score = lambda convs, request: calls.append([len(c.candidate_ids) for c in convs]) or real(convs, request)
     msgs = [{"role": "user", "content": "hello"}]
     first = s.score(msgs, ["a", "b", "a"])
-    assert calls == [[0, 1]]  # the duplicate is computed once
+    assert calls == [[2]]  # the duplicate is computed once
     again = s.score(msgs, ["b", "c", "a"])
-    assert calls == [[0, 1], [1]]  # only the new candidate
+    assert calls == [[2], [1]]  # only the new candidate
     np.testing.assert_allclose(again.scores[[0, 2]], first.scores[[1, 0]])
 
 
@@ -238,10 +238,10 @@ def test_pickle_weights_are_never_loaded(demo_dir, tmp_path):
 
 def test_head_stays_fp32_under_bf16(demo_dir):
     s = load_scorer(str(demo_dir), device="cpu", dtype="bfloat16")
-    assert s.model.model.embed_tokens.weight.dtype == torch.bfloat16
-    assert s.model.regression_layer.weight.dtype == torch.float32
-    assert s.model.gating.layers[0].weight.dtype == torch.float32
-    assert s.model.reward_transform_matrix.dtype == torch.float32
+    assert s.backend.model.model.embed_tokens.weight.dtype == torch.bfloat16
+    assert s.backend.model.regression_layer.weight.dtype == torch.float32
+    assert s.backend.model.gating.layers[0].weight.dtype == torch.float32
+    assert s.backend.model.reward_transform_matrix.dtype == torch.float32
     ref = load_scorer(str(demo_dir), device="cpu")
     msgs = [{"role": "user", "content": CARD_PROMPT}]
     np.testing.assert_allclose(s.score(msgs, CARD_RESPONSES).scores, ref.score(msgs, CARD_RESPONSES).scores, atol=2e-2)
@@ -268,6 +268,6 @@ def test_bf16_on_gpu_matches_fp32_reference(demo_dir, reference):
 
 
 def test_auto_strategy_follows_the_measurements(scorer):
-    assert scorer.device.type == "cpu" and scorer.config.strategy == "auto"
-    assert scorer.strategy(300) == "packed"  # small requests: one packed pass
-    assert scorer.strategy(5000) == "prefix_cache"  # larger ones on a CPU: L x L attention would dominate
+    assert scorer.backend.torch_device.type == "cpu" and scorer.config.strategy == "auto"
+    assert scorer.backend.strategy(300) == "packed"  # small requests: one packed pass
+    assert scorer.backend.strategy(5000) == "prefix_cache"  # larger ones on a CPU: L x L attention would dominate

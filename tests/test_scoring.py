@@ -97,15 +97,15 @@ def test_a_request_cancelled_while_waiting_never_runs(fresh):
     started = threading.Event()
     release = threading.Event()
     ran = []
-    real = fresh._run
+    real = fresh.backend.score
 
-    def slow_run(enc, ks, request):
-        ran.append(len(ks))
+    def slow_score(conversations, request):
+        ran.append(len(conversations[0].candidate_ids))
         started.set()
         release.wait(10)
-        return real(enc, ks, request)
+        return real(conversations, request)
 
-    fresh._run = slow_run
+    fresh.backend.score = slow_score
     first = threading.Thread(target=fresh.score, args=(USER, ["first"]))
     first.start()
     assert started.wait(10)

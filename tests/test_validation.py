@@ -97,21 +97,23 @@ def test_out_of_memory_splits_then_names_the_candidate(demo_dir):
     s = load_scorer(str(demo_dir), device="cpu")
     reference = s.score(USER, ["a", "bb", "ccc", "dddd"]).scores
     s._cache.clear()
-    real = s._forward
+    real = s.backend._forward
 
     def tight(enc, ks, strategy, request):  # pretend only two candidates fit on the GPU at once
         if len(ks) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return real(enc, ks, strategy, request)
 
-    s._forward = tight
+    s.backend._forward = tight
     np.testing.assert_allclose(s.score(USER, ["a", "bb", "ccc", "dddd"]).scores, reference, atol=1e-6)
-    s._forward = lambda enc, ks, strategy, request: (_ for _ in ()).throw(
+    s.backend._forward = lambda enc, ks, strategy, request: (_ for _ in ()).throw(
         torch.cuda.OutOfMemoryError("CUDA out of memory")
     )
     with pytest.raises(ScoringError, match="Out of GPU memory scoring candidate 1 .* alone"):
         s.score(USER, ["zzz"])
-    s._forward = real
+    with pytest.raises(ScoringError, match="Out of GPU memory scoring candidate 3 .* alone"):
+        s.score(USER, ["a", "bb", "yyy"])  # the first two are cached: the third is named as it was sent
+    s.backend._forward = real
     assert s.score(USER, ["still serving"]).scores.shape == (1,)
 
 

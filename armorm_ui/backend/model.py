@@ -1,4 +1,4 @@
-"""ArmoRM, natively: the checkpoint's layout as torch modules, and safe loading (scoring.py runs it).
+"""ArmoRM, natively: the checkpoint's layout as torch modules, and safe loading (native.py runs it).
 
 Sources: SPEC sections 1-3 (what the published checkpoint holds and computes; the published modeling code needs
 trust_remote_code and no longer loads on transformers >= 4.56).
@@ -22,8 +22,8 @@ from safetensors import safe_open
 from torch import nn
 from transformers import LlamaConfig, LlamaModel
 
-from .errors import CheckpointError
-from .objectives import NUM_OBJECTIVES
+from ..errors import CheckpointError
+from ..objectives import NUM_OBJECTIVES
 
 HEAD_MODULES = ("regression_layer", "gating", "reward_transform_matrix")
 """Stored in float32 in the checkpoint and kept in float32 here, whatever the backbone's dtype."""

