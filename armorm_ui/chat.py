@@ -1,6 +1,6 @@
 """Conversation + candidate responses -> token ids, with the chat template's invariants checked.
 
-The template is Llama-3-Instruct's (SPEC section 4): <|begin_of_text|> once, then for each message
+The template is Llama-3-Instruct's (the checkpoint's tokenizer_config.json): <|begin_of_text|> once, then for each message
 <|start_header_id|>{role}<|end_header_id|>\\n\\n{content stripped}<|eot_id|>. We build the ids ourselves instead of
 tokenising a templated string, so that:
 - there is exactly one BOS (tokenising a templated string with special tokens added gives two);
@@ -108,6 +108,37 @@ class ChatEncoder:
         self._check(enc)
         return enc
 
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans in `text` of the tokens of its turn body ("\\n\\n" + text stripped): one per token,
+        (start, end) into `text`; the leading "\\n\\n" token gets an empty span at the start of the content."""
+        body = self._turn_body(text)
+        lead = len(text) - len(text.lstrip())  # the template strips the content: offsets shift by what it cut
+        out = self.tokenizer(body, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+        return [(max(a - 2, 0) + lead, max(b - 2, 0) + lead) for a, b in out["offset_mapping"]]
+
+    def response_tokens(self, enc: EncodedConversation, response: str) -> list[tuple[int, int, int]]:
+        """(position in the full ids, start, end in `response`) of each token of candidate 0's content: what a
+        token attribution of the response explains (the "\\n\\n" after the header and the closing <|eot_id|> are
+        the template's, not the response's)."""
+        p = len(enc.prefix_ids)
+        spans = self._spans(response)
+        if len(spans) != len(enc.candidate_ids[0]) - 1:
+            raise AssertionError("token spans do not match the encoded response")
+        return [(p + i, a, b) for i, (a, b) in enumerate(spans) if i > 0 and b > a]
+
+    def conversation_tokens(self, enc: EncodedConversation, messages: list[dict]) -> list[tuple[int, int, int, int]]:
+        """(position in the prefix, message index, start, end in that message's content) of each content token of
+        the conversation: what a token attribution of the gate explains."""
+        out, pos = [], 1  # after <|begin_of_text|>
+        for m_index, m in enumerate(messages):
+            pos += 1 + len(self.role_ids[m["role"]]) + 1  # <|start_header_id|> role <|end_header_id|>
+            spans = self._spans(m["content"])
+            out += [(pos + i, m_index, a, b) for i, (a, b) in enumerate(spans) if i > 0 and b > a]
+            pos += len(spans) + 1  # body, <|eot_id|>
+        if pos + len(self.role_ids["assistant"]) + 2 != len(enc.prefix_ids):
+            raise AssertionError("token spans do not match the encoded conversation")
+        return out
+
     def _check(self, enc: EncodedConversation) -> None:
         p = len(enc.prefix_ids)
         for k, ids in enumerate(enc.candidate_ids):
@@ -118,7 +149,7 @@ class ChatEncoder:
                     f"(conversation {p} + response {len(ids)}); the limit is {self.max_tokens}. "
                     "Shorten the prompt or the response; nothing is truncated silently."
                 )
-            # Template invariants (SPEC section 4): one BOS, the gate pattern where we say it is, eot last.
+            # Template invariants (Llama-3-Instruct): one BOS, the gate pattern where we say it is, eot last.
             assert ids[0] == GATING_PATTERN[4] and ids[-1] == self.eot
         if p + 1 > self.max_tokens:
             raise InputError(f"The conversation is {p} tokens long; the limit is {self.max_tokens}.")

@@ -279,3 +279,21 @@ def length_probe(scores: np.ndarray, tokens: np.ndarray) -> go.Figure:
     )
     return base_figure([line], "Score as the response grows, segment by segment", 320,
                    xaxis={"title": {"text": "response tokens"}}, showlegend=False)  # fmt: skip
+
+
+def token_agreement(segments: list[dict], what: str) -> go.Figure:
+    """Per segment of the response: the gradient attribution summed over its tokens against its leave-one-out
+    effect. Points near a rising line mean the two methods agree."""
+    shown = [s for s in segments if s.get("leave_one_out") is not None]
+    dots = go.Scatter(
+        x=[s["leave_one_out"] for s in shown],
+        y=[s["attribution"] for s in shown],
+        mode="markers+text",
+        text=[str(i + 1) for i, s in enumerate(segments) if s.get("leave_one_out") is not None],
+        textposition="top center",
+        customdata=[html.escape(" ".join(s["text"].split())[:80]) for s in shown],
+        hovertemplate="segment %{text}: leave-one-out %{x:+.5f}, gradients %{y:+.5f}<br>%{customdata}<extra></extra>",
+    )
+    return base_figure([dots], f"Segments: gradients against leave-one-out ({what})", 340,
+                       xaxis={"title": {"text": "with − without the segment"}, "zeroline": True},
+                       yaxis={"title": {"text": "summed attribution"}, "zeroline": True}, showlegend=False)  # fmt: skip

@@ -1,10 +1,11 @@
 """The 19 ArmoRM objectives, in the order of the regression head's rows.
 
 One place for the domain vocabulary: names, labels, source datasets and native scales.
-Source: the model card's `attributes` list (order) and SPEC section 5 (scales). Rewards were trained on labels
+Sources: the model card's `attributes` list (order) and its HelpSteer example (scale). Rewards were trained on labels
 normalised by a "bin centre" rule: for an integer scale lo..hi with K = hi - lo + 1 levels, r = (x - lo + 0.5) / K,
 so the native value is K * r + lo - 0.5. The HelpSteer case (5r - 0.5) is on the model card and the UltraFeedback
-overall score (10r + 0.5) was confirmed by the authors; the other scales are inferred from the same rule.
+overall score (10r + 0.5) was confirmed by the authors (RLHF-Reward-Modeling issue 57); the other scales are
+inferred from the same rule.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ class ScorerConfig:
 class Prepared:
     """A request checked and tokenised, ready for the model: everything that can refuse it has run."""
 
+    messages: list[dict]
     candidates: list[str]
     enc: EncodedConversation
     keys: list[bytes]
@@ -123,7 +124,7 @@ class Scorer:
             h = conv.copy()
             h.update(b"\0" + c.encode("utf-8", "surrogatepass"))
             keys.append(h.digest())
-        return Prepared(list(candidates), enc, keys)
+        return Prepared(messages, list(candidates), enc, keys)
 
     def score(self, messages, candidates: list[str], should_stop: Callable[[], bool] | None = None) -> ScoreResult:
         """Validate, tokenise, score what is not cached, and return every output. `should_stop` is polled between
@@ -210,20 +211,18 @@ class Scorer:
             out = self.backend.score_variants(enc, request)
         return self._result(out.rewards, out.gating_output, len(enc.prefix_ids), [len(c) for c in enc.candidate_ids])
 
-    def attribute_tokens(self, messages, candidate: str, target: TokenTarget, method: Method = "integrated_gradients",
-                         steps: int = 32, should_stop=None) -> tuple[EncodedConversation, TokenAttributions]:  # fmt: skip
-        """Attribute `target` (the score, one objective's reward, or one coefficient) of `candidate` to its tokens,
-        or to the conversation's for a coefficient (backend.TokenTarget). Returns the encoding with the result, so
-        that the caller can map token positions back to text."""
+    def attribute_tokens(self, enc: EncodedConversation, target: TokenTarget, positions: list[int],
+                         method: Method = "integrated_gradients", steps: int = 32,
+                         should_stop=None) -> TokenAttributions:  # fmt: skip
+        """Attribute `target` (the score, one objective's reward, or one coefficient) of candidate 0 of a prepared
+        conversation (`prepare`) to the tokens at `positions` (backend.Backend.attribute_tokens)."""
         if method not in ("gradient_x_input", "integrated_gradients"):
             raise InputError(f"method {method!r} is not one of gradient_x_input, integrated_gradients.")
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 256:
             raise InputError(f"steps must be a whole number from 1 to 256, got {steps!r}.")
-        enc = self._encode_variants(messages, candidate, [])
         steps = 1 if method == "gradient_x_input" else steps
         with self._holding(should_stop) as request:
-            found = self.backend.attribute_tokens(enc, target, method, steps, request)
-        return enc, found
+            return self.backend.attribute_tokens(enc, target, list(positions), method, steps, request)
 
     def _result(self, rewards: np.ndarray, gating: np.ndarray, prompt_tokens: int, tokens: list[int]) -> ScoreResult:
         """Every output from rewards (N, 19) and gating (19,), with the card's identities."""

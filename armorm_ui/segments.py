@@ -4,15 +4,71 @@ sentences. Segments always join back to the original text exactly.
 Whitespace that separates two segments belongs to the start of the later one, so removing a segment removes its
 own text and the separator before it, and the text before it is untouched: a leave-one-out variant then shares its
 whole beginning with the full response, which is what lets the scorer compute that beginning once.
+
+Sentences are found by pysbd (rule-based, so "e.g.", "Dr.", 3.14, version numbers, ellipses and quoted sentences
+stay inside their sentence); URLs and inline code are masked from it first. Only the places where pysbd starts a
+sentence are used, to cut the original text: where its spans do not match the text exactly, the line falls back to a
+plain split after sentence punctuation.
 """
 
 from __future__ import annotations
 
 import re
 
+import pysbd
+
 FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
-SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?=\s+\S)")
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])(?=\s+\S)")  # the fallback
+URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)\S+", re.I)
+URL_TAIL = re.compile(r"[.,;:!?'\")\]}>]+$")  # punctuation after a URL ends the sentence, not the URL
+INLINE_CODE = re.compile(r"`[^`\n]+`")
+
+
+def _masked(line: str) -> str:
+    """`line` with URLs and the inside of inline code replaced by as many letters, so pysbd sees no full stops
+    there and its offsets still index `line`."""
+
+    def hide(a: int, b: int) -> None:
+        chars[a:b] = "x" * (b - a)
+
+    chars = list(line)
+    for m in URL.finditer(line):
+        hide(m.start(), m.start() + len(URL_TAIL.sub("", m.group(0))))
+    for m in INLINE_CODE.finditer(line):
+        hide(m.start() + 1, m.end() - 1)
+    return "".join(chars)
+
+
+def _sentence_starts(line: str) -> list[int] | None:
+    """Where pysbd starts each sentence after the first; None where its spans do not tile `line` exactly (pysbd
+    can drop or rewrite characters on odd input), so the caller falls back."""
+    masked = _masked(line)
+    # a Segmenter is cheap (no set-up) but keeps the text of its current call on itself: one per call, so that
+    # concurrent requests never share one
+    spans = pysbd.Segmenter(language="en", clean=False, char_span=True).segment(masked)
+    pos = 0
+    for s in spans:
+        if s.start < pos or masked[s.start : s.end] != s.sent or masked[pos : s.start].strip():
+            return None
+        pos = s.end
+    if not spans or masked[pos:].strip():
+        return None
+    return [s.start for s in spans[1:]]
+
+
+def _split_sentences(line: str) -> list[str]:
+    """One line of prose, cut where its sentences start."""
+    if not line.strip():
+        return [line]
+    try:
+        starts = _sentence_starts(line)
+    except Exception:  # pysbd is rule-based regex code; whatever it trips on, the plain split still holds
+        starts = None
+    if starts is None:
+        return [p for p in SENTENCE_END.split(line) if p]
+    cuts = [0, *starts, len(line)]
+    return [line[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
 def _split_prose(text: str) -> list[str]:
@@ -22,7 +78,7 @@ def _split_prose(text: str) -> list[str]:
         if LIST_ITEM.match(line):
             pieces.append(line)
             continue
-        pieces += [p for p in SENTENCE_END.split(line) if p]
+        pieces += _split_sentences(line)
     return pieces
 
 

@@ -132,7 +132,12 @@ def shaded_html(segments: list[str], effects, what: str) -> str:
         if np.isfinite(value):
             alpha = 0.08 + 0.6 * abs(value) / scale
             colour = f"rgba(47,158,91,{alpha:.2f})" if value >= 0 else f"rgba(209,73,91,{alpha:.2f})"
-            tip = f"segment {i + 1}: {what} {value:+.5f} when left out"
+            # the effect is full - without, so a positive one means leaving the segment out lowers `what`
+            size = f"{abs(value):.5f}"
+            if float(size) == 0:  # as shown: an effect below the last digit reads as no change
+                tip = f"segment {i + 1}: leaving this out does not change the {what}"
+            else:
+                tip = f"segment {i + 1}: leaving this out {'lowers' if value > 0 else 'raises'} the {what} by {size}"
         else:
             colour, tip = "transparent", f"segment {i + 1}: cannot be left out (it is the whole response)"
         body = text.lstrip()  # the separator before a segment stays outside it, so its number starts the line

@@ -1,4 +1,4 @@
-"""Segments and leave-one-out attribution: exact against scoring each variant directly."""
+"""Leave-one-out attribution: exact against scoring each variant directly. (Segments: test_segments.py.)"""
 
 from __future__ import annotations
 
@@ -6,39 +6,15 @@ import json
 
 import numpy as np
 import pandas as pd
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 from armorm_ui.attribution import attribute
-from armorm_ui.cli import main as cli
 from armorm_ui.backend.packing import variant_batch_inputs
-from armorm_ui.segments import first, segment, without
+from armorm_ui.cli import main as cli
+from armorm_ui.segments import first, without
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 
 CODE = "Use slicing:\n\n```python\nitems = [1, 2, 3]\nrev = items[::-1]\nprint(rev)\n```\nOr call `items.reverse()`."
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("ab .!?\n\t-*1`é東🙂")), max_size=200) | st.text(max_size=200))
-@example("\n \n1")  # whitespace alone before the first segment
-def test_segments_round_trip(text):
-    segs = segment(text)
-    assert "".join(segs) == text
-    assert all(segs) and (len(segs) <= 1 or all(s.strip() for s in segs))
-
-
-def test_segments_fit_the_text():
-    assert segment(CARD_RESPONSES[1])[:4] == [
-        "Certainly!",
-        ' Here are some synonyms for the word "beautiful":',
-        "\n\n1. Gorgeous",
-        "\n2. Lovely",
-    ]
-    code = segment(CODE)
-    assert code[1] == "\n\n```python\nitems = [1, 2, 3]" and code[2] == "\nrev = items[::-1]"
-    assert without(code, 2).count("```") == 2  # leaving out a line keeps the block well formed
-    assert segment("One. Two! Three?") == ["One.", " Two!", " Three?"]
 
 
 def test_variant_mask():

@@ -5,7 +5,7 @@ chunks of batch work. A backend only runs the model on token ids it is given:
 
     score(conversations)            -> Outputs per conversation: rewards of each of its candidates and its gating
     score_variants(conversation)    -> Outputs: candidate 0 is a response, the others variants of it (cut from it)
-    attribute_tokens(conversation, target, method, steps) -> TokenAttributions
+    attribute_tokens(conversation, target, positions, method, steps) -> TokenAttributions
 
 Conversations are `chat.EncodedConversation`s (token ids and the gating position), so a backend needs no tokenizer
 and its arguments pickle across a process boundary (ZeroGPU, zerogpu.py). Every method polls `request.check()`
@@ -73,10 +73,10 @@ Method = Literal["gradient_x_input", "integrated_gradients"]
 class TokenTarget:
     """What a token attribution explains.
 
-    - "score": the preference score; attributed to the response's tokens.
-    - "reward": objective `objective`'s reward; attributed to the response's tokens.
-    - "coefficient": objective `objective`'s coefficient (gating @ Tᵀ); it depends on the conversation only, so it
-      is attributed to the conversation's tokens.
+    - "score": the preference score of candidate 0;
+    - "reward": objective `objective`'s reward of candidate 0;
+    - "coefficient": objective `objective`'s coefficient (gating @ Tᵀ); it depends on the conversation only (the
+      gate reads the end of the last user turn), so it is attributed to the conversation's tokens.
     """
 
     kind: TargetKind = "score"
@@ -138,10 +138,11 @@ class Backend(Protocol):
         the beginning it shares with candidate 0."""
         ...
 
-    def attribute_tokens(
-        self, conversation: EncodedConversation, target: TokenTarget, method: Method, steps: int, request: Request
-    ) -> TokenAttributions:
-        """Attribute `target` of candidate 0 to its tokens (see TokenTarget for which tokens)."""
+    def attribute_tokens(self, conversation: EncodedConversation, target: TokenTarget, positions: list[int],
+                         method: Method, steps: int, request: Request) -> TokenAttributions:  # fmt: skip
+        """Attribute `target` to the tokens at `positions` of the full ids (conversation + candidate 0): their
+        embeddings are the input; every other token (the template's, those not asked for) stays as it is. The
+        baseline puts zeros in place of the attributed embeddings."""
         ...
 
 

@@ -1,7 +1,8 @@
 """ArmoRM, natively: the checkpoint's layout as torch modules, and safe loading (native.py runs it).
 
-Sources: SPEC sections 1-3 (what the published checkpoint holds and computes; the published modeling code needs
-trust_remote_code and no longer loads on transformers >= 4.56).
+Sources: the authors' `modeling_custom.py` (LlamaForRewardModelWithGating, on the model's hub page) and the
+checkpoint's config.json and safetensors index; the published modeling code needs trust_remote_code and no longer
+loads on transformers >= 4.56.
 
 Forward (per conversation, N candidates):
     h       = LlamaModel(ids)[last hidden state]             # after the final RMSNorm
@@ -30,7 +31,7 @@ HEAD_MODULES = ("regression_layer", "gating", "reward_transform_matrix")
 
 
 class GatingNetwork(nn.Module):
-    """The prompt-conditioned gate: MLP with ReLU, then softmax(x / temperature) * logit_scale (SPEC section 1)."""
+    """The prompt-conditioned gate: MLP with ReLU, then softmax(x / temperature) * logit_scale (`GatingNetwork` in the authors' `modeling_custom.py`)."""
 
     def __init__(self, in_features: int, out_features: int, hidden_dim: int, n_hidden: int, temperature: float):
         super().__init__()
@@ -50,7 +51,7 @@ class GatingNetwork(nn.Module):
 
 
 class ArmoRM(nn.Module):
-    """Module tree whose state-dict keys are exactly the checkpoint's (SPEC section 3)."""
+    """Module tree whose state-dict keys are exactly the checkpoint's (the published model.safetensors.index.json)."""
 
     def __init__(self, config: LlamaConfig):
         super().__init__()

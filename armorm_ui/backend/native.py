@@ -96,11 +96,12 @@ class NativeBackend:
         rewards = np.vstack([base_rewards.double().cpu().numpy(), variant_rewards])
         return Outputs(rewards, gating.double().cpu().numpy())
 
-    def attribute_tokens(self, conversation: EncodedConversation, target: TokenTarget, method: Method, steps: int,
-                         request: Request) -> TokenAttributions:  # fmt: skip
+    def attribute_tokens(self, conversation: EncodedConversation, target: TokenTarget, positions: list[int],
+                         method: Method, steps: int, request: Request) -> TokenAttributions:  # fmt: skip
         from .gradients import attribute_tokens
 
-        return attribute_tokens(self.model, conversation, target, method, steps, request, self.token_budget)
+        return attribute_tokens(self.model, conversation, target, positions, method, steps, request,
+                                self.token_budget)  # fmt: skip
 
     # ----------------------------------------------------------------------------------------------------- layouts
 

@@ -99,7 +99,7 @@ def work_tokens(method: str, args: tuple) -> int:
         return tokens_of(args[0])
     if method == "score_variants":
         return tokens_of([args[0]])
-    conversation, _target, _method, steps = args
+    conversation, _target, _positions, _method, steps = args
     return tokens_of([conversation]) * steps * ATTRIBUTION_PASSES
 
 
@@ -158,5 +158,5 @@ class ZeroGPUBackend:
     def score_variants(self, conversation, request):
         return self._run("score_variants", (conversation,), request)
 
-    def attribute_tokens(self, conversation, target, method, steps, request):
-        return self._run("attribute_tokens", (conversation, target, method, steps), request)
+    def attribute_tokens(self, conversation, target, positions, method, steps, request):
+        return self._run("attribute_tokens", (conversation, target, positions, method, steps), request)

@@ -1,6 +1,7 @@
-"""The programmatic way in: /score and /attribute, typed and documented (gradio_client, the HTTP API).
+"""The programmatic way in: /score, /attribute and /attribute_tokens, typed and documented (gradio_client, the
+HTTP API, and the MCP tools with --mcp).
 
-Both run in the one model slot (concurrency_id "model") and stop when their caller goes away."""
+All run in the one model slot (concurrency_id "model") and stop when their caller goes away."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import gradio as gr
 from .. import explain
 from ..attribution import attribute as explain_segments
 from ..objectives import OBJECTIVES
+from ..token_attribution import DEFAULT_STEPS, explain_tokens, parse_target
 from .handlers import cancellable, friendly
 
 
@@ -59,5 +61,35 @@ def add_api(scorer) -> None:
         found = await cancellable(explain_segments, scorer, conversation, candidate)
         return found.to_dict()
 
+    async def attribute_tokens(conversation: list[dict], candidate: str, target: str = "score", objective: str = "",
+                               method: str = "integrated_gradients", steps: int = DEFAULT_STEPS) -> dict[str, Any]:
+        """Explain one response word by word with gradients: how much each word (and token) of the response raised
+        or lowered its ArmoRM score or one objective's reward, or, for a coefficient, how much each word of the
+        conversation raised or lowered the weight the model gives that objective.
+
+        Args:
+            conversation: the messages, oldest first, as {"role", "content"} objects; the last is the user's turn.
+            candidate: the response to that last user turn to explain.
+            target: "score" (the preference score), "reward" (one objective's reward) or "coefficient" (one
+                objective's weight in the score, which depends on the conversation only).
+            objective: for "reward" and "coefficient", the objective's id (e.g. "helpsteer-verbosity",
+                "beavertails-is_safe") or label (e.g. "Verbosity").
+            method: "integrated_gradients" (attributions add up to the target's change from a zero-embedding
+                baseline) or "gradient_x_input" (one backward pass, cheaper, rougher).
+            steps: Integrated Gradients steps, 1 to 256 (more is closer to exact; 32 by default).
+        Returns:
+            target, method, steps; explains: "response" or "conversation"; value: the target for the input;
+            baseline_value: the target with the attributed words' embeddings zeroed; completeness_gap: how far the
+            attributions' sum is from value - baseline_value, relative to it (Integrated Gradients: near 0);
+            words and tokens: each with text, start and end (characters into the response, or into message number
+            `message` of the conversation) and attribution (positive = raises the target); segments: for the
+            response, the parts leave-one-out uses, with the summed attribution and the leave-one-out effect;
+            spearman_with_leave_one_out: rank agreement of the two methods on those segments (-1 to 1).
+        """
+        wanted = parse_target(target, objective or None)
+        found = await cancellable(explain_tokens, scorer, conversation, candidate, wanted, method, steps)
+        return found.to_dict()
+
     gr.api(friendly(score), api_name="score", concurrency_id="model")
+    gr.api(friendly(attribute_tokens), api_name="attribute_tokens", concurrency_id="model")
     gr.api(friendly(attribute), api_name="attribute", concurrency_id="model")

@@ -16,6 +16,7 @@ from .. import explain, figures, tables
 from ..attribution import attribute
 from ..errors import ArmoRMError, InputError
 from ..objectives import LABELS, OBJECTIVES
+from ..token_attribution import METHODS, explain_tokens, parse_target
 from ..validation import duplicates
 from .handlers import as_text, cancellable, friendly
 from .views import (
@@ -27,6 +28,8 @@ from .views import (
     load_examples,
     pair,
     pair_heading,
+    token_html,
+    token_summary,
     views,
 )
 
@@ -35,6 +38,9 @@ STALE_JS = (
 )
 FRESH_JS = """(message) => { const r = document.getElementById('results');
   if (r && !message) { r.classList.remove('stale'); r.dataset.scored = '1'; } }"""
+TOKEN_TARGETS = [("score", "score"), *[(f"{o.label} reward", f"reward:{o.name}") for o in OBJECTIVES],
+                 *[(f"{o.label} coefficient (the conversation's words)", f"coefficient:{o.name}") for o in OBJECTIVES]]
+"""What a token attribution can explain: the score, each objective's reward, each objective's coefficient."""
 REDRAWN = ("pairwise", "what_if", "what_if_table")
 """The views a pair pick or a what-if weight changes (the other eleven stay as scored)."""
 
@@ -102,6 +108,16 @@ def _results(letters: list[str]) -> SimpleNamespace:
             r.seg_plot = gr.Plot(label="Largest effects", elem_id="plot-segments")
             r.length_plot = gr.Plot(label="Length probe", elem_id="plot-length")
         r.seg_state = gr.State(None)
+    with gr.Accordion("Which words drive a score, an objective, or the gate (gradients)", open=False):
+        with gr.Row():
+            r.tok_pick = gr.Dropdown(letters[:3], value="A", label="Candidate", elem_id="tok-pick")
+            r.tok_target = gr.Dropdown(TOKEN_TARGETS, value="score", label="Explain", elem_id="tok-target")
+            r.tok_method = gr.Radio([(v, k) for k, v in METHODS.items()], value="integrated_gradients",
+                                    label="Method", elem_id="tok-method")  # fmt: skip
+            r.tok_run = gr.Button("Find the words (one gradient pass per step)", elem_id="tok-run")
+        r.tok_summary = gr.Markdown(elem_id="tok-summary")
+        r.tok_html = gr.HTML(elem_id="tok-html")
+        r.tok_plot = gr.Plot(label="Gradients against leave-one-out", elem_id="plot-tok-agreement", visible=False)
     with gr.Accordion("What-if weights: multiply each objective's coefficient", open=True):
         with gr.Row():
             v["what_if"] = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
@@ -230,13 +246,14 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
             r.pick_a: gr.update(choices=labels, value=labels[a]),
             r.pick_b: gr.update(choices=[x for x in labels if x != labels[a]], value=labels[b]),
             r.seg_pick: gr.update(choices=labels, value=labels[a]),  # attribution starts with the winner
+            r.tok_pick: gr.update(choices=labels, value=labels[a]),
             r.csv_file: gr.update(value=csv_path, interactive=True),
             r.json_file: gr.update(value=json_path, interactive=True),
         }
 
     score_inputs = [f.system, f.turns, f.prompt, count, *f.boxes, *r.sliders]
-    score_outputs = [analysis, f.message, *r.views.values(), r.pair_title, r.pick_a, r.pick_b, r.seg_pick, r.csv_file,
-                     r.json_file]  # fmt: skip
+    score_outputs = [analysis, f.message, *r.views.values(), r.pair_title, r.pick_a, r.pick_b, r.seg_pick, r.tok_pick,
+                     r.csv_file, r.json_file]  # fmt: skip
 
     def marked_fresh(scoring):
         # results on screen answer the inputs they were scored from: any edit marks them stale until scored again
@@ -308,3 +325,25 @@ def _wire_attribution(scorer, r, analysis) -> None:
                     r.length_plot], api_visibility="private", concurrency_id="model")  # fmt: skip
     r.seg_what.change(segment_views, [r.seg_state, r.seg_what], [r.seg_html, r.seg_plot, r.length_plot],
                       api_visibility="private", concurrency_limit=None)  # fmt: skip
+
+    @friendly
+    async def tokens(state, letter, target, method):
+        if not state:
+            raise gr.Error("Score the candidates first.")
+        k = state["labels"].index(letter) if letter in state["labels"] else 0
+        kind, _, objective = (target or "score").partition(":")
+        response = state["responses"][k]
+        found = await cancellable(explain_tokens, scorer, state["messages"], response,
+                                  parse_target(kind, objective or None), method)  # fmt: skip
+        found = found.to_dict()
+        shown = any(s.get("leave_one_out") is not None for s in found["segments"])
+        return {
+            r.tok_summary: token_summary(found, state["labels"][k]),
+            r.tok_html: token_html(found, state["messages"], response),
+            r.tok_plot: gr.update(value=figures.token_agreement(found["segments"], found["target"]) if shown
+                                  else None, visible=shown),  # fmt: skip
+        }
+
+    r.tok_run.click(tokens, [analysis, r.tok_pick, r.tok_target, r.tok_method],
+                    [r.tok_summary, r.tok_html, r.tok_plot], api_visibility="private",
+                    concurrency_id="model")  # fmt: skip

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..objectives import OBJECTIVES
 from ..results import ScoreResult
 from ..scratch import scratch_folder
+from .handlers import as_text
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 TURN_ROLES = ("user", "assistant")
@@ -154,3 +155,90 @@ def export_files(state: dict) -> tuple[str, str]:
     csv_path.write_text(tables.to_csv(frame), encoding="utf-8")
     json_path.write_text(tables.to_json(result, state["labels"], state["messages"], state["responses"]), "utf-8")
     return str(csv_path), str(json_path)
+
+
+# ----------------------------------------------------------------------------------------- token attribution
+
+
+def _direction(value: float, what: str) -> str:
+    if value > 0:
+        return f"raises the {what} by {value:.4g}"
+    if value < 0:
+        return f"lowers the {what} by {-value:.4g}"
+    return f"does not change the {what}"
+
+
+def _shade(text: str, words: list[dict], what: str, scale: float) -> str:
+    """`text` with each word shaded by its attribution (green raises, red lowers); numbers on hover. Escaped."""
+    import html
+
+    out, pos = [], 0
+    for w in words:
+        v = w["attribution"]
+        alpha = 0.06 + 0.64 * min(abs(v) / scale, 1.0)
+        colour = f"rgba(47,158,91,{alpha:.2f})" if v >= 0 else f"rgba(209,73,91,{alpha:.2f})"
+        tip = f"{w['text']}: {_direction(v, what)}"
+        out.append(html.escape(text[pos : w["start"]]))
+        out.append(f'<span class="tok" style="background:{colour}" title="{html.escape(tip)}" '
+                   f'data-attribution="{v:.6g}">{html.escape(text[w["start"] : w["end"]])}</span>')  # fmt: skip
+        pos = w["end"]
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def token_html(found: dict, messages: list[dict], response: str) -> str:
+    """The words of the response (or of the conversation, for a coefficient) shaded by their attribution."""
+    import html
+
+    words = found["words"]
+    scale = max((abs(w["attribution"]) for w in words), default=0.0) or 1.0
+    what = found["target"]
+    key = (f'<div class="seg-key"><span class="seg-up">raises the {html.escape(what)}</span> '
+           '<span class="seg-down">lowers it</span> (each word\'s attribution; hover for values)</div>')  # fmt: skip
+    style = 'style="white-space: pre-wrap; line-height: 1.8" dir="auto"'
+    if found["explains"] == "response":
+        return key + f'<div class="shaded-response" {style}>{_shade(response, words, what, scale)}</div>'
+    blocks = []
+    for i, m in enumerate(messages):
+        mine = [w for w in words if w.get("message") == i]
+        blocks.append(f'<div class="tok-message"><b>{html.escape(m["role"])}</b>'
+                      f'<div class="shaded-response" {style}>{_shade(m["content"], mine, what, scale)}</div></div>')  # fmt: skip
+    return key + "".join(blocks)
+
+
+def token_summary(found: dict, letter: str) -> str:
+    """What was computed, whether it adds up, the words that move the target most, and the agreement with
+    leave-one-out, in words."""
+    from ..token_attribution import METHODS
+
+    what = found["target"]
+    method = METHODS[found["method"]]
+    total = sum(w["attribution"] for w in found["words"])
+    change = found["value"] - found["baseline_value"]
+    where = "response" if found["explains"] == "response" else "conversation"
+    if found["method"] == "integrated_gradients":
+        lines = [f"**{method}, {found['steps']} steps**, on the {what} of {letter}: the words' attributions add up "
+                 f"to {total:+.4g}; from the baseline (every word of the {where} zeroed) to the input the {what} "
+                 f"moves by {change:+.4g}: a completeness gap of {found['completeness_gap']:.1%}."]  # fmt: skip
+    else:
+        lines = [f"**{method}** on the {what} of {letter}: a first-order estimate, one backward pass; its sum "
+                 f"({total:+.4g}) need not equal the change from the baseline ({change:+.4g})."]  # fmt: skip
+    ranked = sorted(found["words"], key=lambda w: w["attribution"])
+    up = [w for w in reversed(ranked) if w["attribution"] > 0][:5]
+    down = [w for w in ranked if w["attribution"] < 0][:5]
+
+    def listed(ws):
+        return ", ".join(f"“{as_text(w['text'])}” ({w['attribution']:+.3g})" for w in ws) or "none"
+
+    lines.append(f"Raise it most: {listed(up)}. Lower it most: {listed(down)}.")
+    rho = found.get("spearman_with_leave_one_out")
+    segs = found.get("segments") or []
+    if found["explains"] == "conversation":
+        lines.append("A coefficient depends on the conversation only (the gate reads the end of the last user "
+                     "turn), so the response's words have no part in it.")  # fmt: skip
+    elif rho is None:
+        lines.append("No comparison with leave-one-out: it needs at least three segments that can be left out.")
+    else:
+        lines.append(f"Agreement with leave-one-out on the same {len(segs)} segments: Spearman ρ = {rho:+.2f} "
+                     "(+1: the two methods order the segments alike; 0: unrelated; −1: opposite).")  # fmt: skip
+    return "\n\n".join(lines)
