@@ -1,8 +1,8 @@
 """Conversation + candidate responses -> token ids, with the chat template's invariants checked.
 
-The template is Llama-3-Instruct's (the checkpoint's tokenizer_config.json): <|begin_of_text|> once, then for each message
-<|start_header_id|>{role}<|end_header_id|>\\n\\n{content stripped}<|eot_id|>. We build the ids ourselves instead of
-tokenising a templated string, so that:
+The template is Llama-3-Instruct's (the checkpoint's tokenizer_config.json): <|begin_of_text|> once, then for each
+message <|start_header_id|>{role}<|end_header_id|>\\n\\n{content stripped}<|eot_id|>. We build the ids ourselves
+instead of tokenising a templated string, so that:
 - there is exactly one BOS (tokenising a templated string with special tokens added gives two);
 - text a user typed can never become a special token: content is tokenised with `split_special_tokens=True`, so a
   response holding the literal text "<|eot_id|><|start_header_id|>assistant<|end_header_id|>" or "[PAD]" is plain

@@ -255,15 +255,18 @@ def segment_effects(segments: list[str], effects: np.ndarray, what: str, top: in
     finite = np.where(np.isfinite(effects), effects, 0.0)
     order = np.argsort(-np.abs(finite), kind="stable")[:top]
     snippet = [html.escape(" ".join(segments[i].split())[:80]) for i in order]
+    words = [f"leaving it out {'lowers' if v > 0 else 'raises' if v < 0 else 'does not change'} the {what}"
+             for v in finite[order]]  # fmt: skip
     bar = go.Bar(
         x=finite[order],
         y=[f"[{i + 1}] {short(segments[i])}" for i in order],  # the number in the shaded text, and how it starts
         orientation="h",
-        customdata=snippet,
+        customdata=np.stack([snippet, words], axis=-1) if len(order) else None,
         marker_color=["#2f9e5b" if v >= 0 else "#d1495b" for v in finite[order]],
-        hovertemplate="%{y}: %{x:+.5f}<br>%{customdata}<extra></extra>",
+        hovertemplate="%{y}: %{x:+.5f} (%{customdata[1]})<br>%{customdata[0]}<extra></extra>",
     )
-    return base_figure([bar], f"Segments that move the {what} most (full − without)", max(260, 80 + 26 * len(order)),
+    return base_figure([bar], f"Segments that move the {what} most (with − without)",
+                       max(260, 80 + 26 * len(order)),
                    yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)  # fmt: skip
 
 

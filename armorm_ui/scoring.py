@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .backend import Backend, Method, Outputs, Request, TokenAttributions, TokenTarget
+from .backend import Backend, Method, Request, TokenAttributions, TokenTarget
 from .chat import ChatEncoder, EncodedConversation, validate_messages
 from .errors import CandidateTooLarge, InputError, ScoringError
 from .results import ScoreResult

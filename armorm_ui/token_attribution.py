@@ -30,7 +30,7 @@ WORD = re.compile(r"\S+")
 
 
 def parse_target(target: str = "score", objective: str | None = None) -> TokenTarget:
-    """"score"; "reward" or "coefficient" with an objective (its id, e.g. helpsteer-helpfulness, or its label)."""
+    """ "score"; "reward" or "coefficient" with an objective (its id, e.g. helpsteer-helpfulness, or its label)."""
     if target not in ("score", "reward", "coefficient"):
         raise InputError(f"target must be score, reward or coefficient, got {target!r}.")
     if target == "score":

@@ -1,5 +1,6 @@
-"""Cost of leave-one-out attribution: every variant scored one by one like the model card, vs. Scorer._variants,
-which computes the conversation and the full response once and each variant only after its shared beginning.
+"""Cost of leave-one-out attribution: every variant scored one by one like the model card, vs. the native backend's
+score_variants, which computes the conversation and the full response once and each variant only after its shared
+beginning.
 
     python benchmarks/bench_attribution.py                 # small shape on CPU: 200-token prompt, 20 segments
 Prints both times (medians of interleaved runs), the ratio, the token counts and the largest score difference.
@@ -18,8 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scoring import build_model, card_loop, timed_pair  # noqa: E402
 
+from armorm_ui.backend.base import Request  # noqa: E402
+from armorm_ui.backend.native import NativeBackend  # noqa: E402
 from armorm_ui.chat import EncodedConversation  # noqa: E402
-from armorm_ui.scoring import Scorer, ScorerConfig  # noqa: E402
+from armorm_ui.scoring import ScorerConfig  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -33,8 +36,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     model = build_model(args.shape, args.device, torch.bfloat16 if device.type == "cuda" else torch.float32)
-    scorer = Scorer.__new__(Scorer)
-    scorer.model, scorer.device, scorer.config = model, device, ScorerConfig()
+    backend = NativeBackend(model, source=f"random {args.shape}", **ScorerConfig().backend_settings())
     g = torch.Generator().manual_seed(0)
     prefix = [128000, 128006, 882, 128007] + torch.randint(0, 128000, (args.prompt - 8,), generator=g).tolist()
     prefix += [128009, 128006, 78191, 128007]
@@ -43,10 +45,10 @@ def main(argv=None) -> dict:
     variants = [[271] + [t for j, s in enumerate(segs) if j != i for t in s] + [128009] for i in range(args.segments)]
     enc = EncodedConversation(prefix, len(prefix) - 4, [base, *variants])
     loop = EncodedConversation(prefix, len(prefix) - 4, variants)
-    times, _ = timed_pair(lambda: card_loop(model, loop, device), lambda: scorer._variants(enc), device, args.repeats)
-    ours_rewards, gating = scorer._variants(enc)
-    T = model.reward_transform_matrix.double().cpu().numpy()
-    ours = (ours_rewards[1:] @ T) @ gating
+    times, _ = timed_pair(lambda: card_loop(model, loop, device), lambda: backend.score_variants(enc, Request()),
+                          device, args.repeats)  # fmt: skip
+    out = backend.score_variants(enc, Request())
+    ours = (out.rewards[1:] @ backend.reward_transform_matrix) @ out.gating_output
     diff = float((card_loop(model, loop, device).double().cpu() - torch.tensor(ours)).abs().max())
     p, f = len(prefix), len(base)
     card_tokens = sum(p + len(v) for v in variants)

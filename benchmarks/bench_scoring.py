@@ -12,6 +12,7 @@ Workloads and latest figures: the Benchmark section of the README.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -23,10 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from armorm_ui.chat import EncodedConversation  # noqa: E402
+from armorm_ui.backend.base import Request  # noqa: E402
 from armorm_ui.backend.model import ArmoRM  # noqa: E402
+from armorm_ui.backend.native import NativeBackend  # noqa: E402
+from armorm_ui.chat import EncodedConversation  # noqa: E402
 from armorm_ui.objectives import NUM_OBJECTIVES  # noqa: E402
-from armorm_ui.scoring import Scorer, ScorerConfig  # noqa: E402
+from armorm_ui.scoring import ScorerConfig  # noqa: E402
 
 SHAPES = {
     "llama3-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -79,6 +82,12 @@ def card_loop(model: ArmoRM, enc: EncodedConversation, device) -> torch.Tensor:
         h = model.model(input_ids=ids, use_cache=False).last_hidden_state[0]
         scores.append(model.head(h[enc.gate_position], h[-1:])[2])
     return torch.cat(scores)
+
+
+def project_score(backend: NativeBackend, enc: EncodedConversation, ks: list[int]):
+    """The project's scoring path for candidates ks of `enc`: the backend the Scorer calls, one fresh Request."""
+    picked = dataclasses.replace(enc, candidate_ids=[enc.candidate_ids[k] for k in ks])
+    return backend.score([picked], Request())[0]
 
 
 def timed(fn, device, repeats: int, warmup: int = 2) -> float:
@@ -158,8 +167,8 @@ def main(argv=None) -> None:
     dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
     model = build_model(args.shape, args.device, dtype)
     params = sum(p.numel() for n, p in model.model.named_parameters() if "embed_tokens" not in n)
-    scorer = Scorer.__new__(Scorer)  # the real scoring path without a tokenizer: ids are given directly
-    scorer.model, scorer.device, scorer.config = model, device, ScorerConfig()
+    # the Scorer's model work without a tokenizer: token ids go to the native backend directly
+    backend = NativeBackend(model, source=f"random {args.shape}", **ScorerConfig().backend_settings())
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"device {device} ({name}), shape {args.shape} ({params / 1e9:.3f} B non-embedding params), {dtype}, "
@@ -173,10 +182,13 @@ def main(argv=None) -> None:
         ks = list(range(n))
         useful = len(enc.prefix_ids) + sum(len(c) for c in enc.candidate_ids)
         results, peaks = timed_pair(
-            lambda e=enc: card_loop(model, e, device), lambda e=enc, k=ks: scorer._run(e, k), device, args.repeats
+            lambda e=enc: card_loop(model, e, device),
+            lambda e=enc, k=ks: project_score(backend, e, k),
+            device,
+            args.repeats,
         )
-        rewards, gating = scorer._run(enc, ks)
-        ours_scores = torch.tensor((rewards @ model.reward_transform_matrix.double().cpu().numpy()) @ gating)
+        out = project_score(backend, enc, ks)
+        ours_scores = torch.tensor((out.rewards @ backend.reward_transform_matrix) @ out.gating_output)
         diff = float((card_loop(model, enc, device).double().cpu() - ours_scores).abs().max())
         tflops = 2 * params * useful / results["ours"] / 1e12
         row = {"workload": name, "prompt_tokens": len(enc.prefix_ids), "candidates": n, "useful_tokens": useful,

@@ -36,6 +36,17 @@ def tokenizer(demo_dir):
     return AutoTokenizer.from_pretrained(demo_dir)
 
 
+@pytest.fixture
+def fake_scorer():
+    """A Scorer on the fake backend and tokenizer (tests/fakes.py): known outputs, no torch; a fresh one per test
+    (its cache, peak concurrency and the backend's recorded calls start empty)."""
+    from armorm_ui.scoring import Scorer, ScorerConfig
+
+    from .fakes import FakeBackend, FakeTokenizer
+
+    return Scorer(FakeBackend(), FakeTokenizer(), ScorerConfig())
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """No test reads or writes the user's real cache or data folders."""

@@ -13,6 +13,7 @@ transformers (the scorer, its cache and model slot, validation, the views).
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,9 +39,10 @@ ADDED[128256] = "[PAD]"  # ArmoRM's pad token
 """id -> text of every added (special) token, as `added_tokens_decoder` has them."""
 WORDS = {"\n\n": 271, "user": 882, "system": 9125, "assistant": 78191}
 """Llama-3's ids of the role names (each one token when it is the whole text) and of "\\n\\n" (anywhere)."""
-CHAR_BASE = 1000
-"""Characters are ids from CHAR_BASE up, skipping 78191; code points past LOSSY share ids (decoded as U+FFFD)."""
-LOSSY = 125_000
+CHAR_BASE = 10_000
+"""Characters are ids from CHAR_BASE (above every WORDS id but assistant's) up, skipping 78191; code points from
+LOSSY up share ids (they decode as U+FFFD)."""
+LOSSY = 116_000
 
 
 def char_id(ch: str) -> int:
@@ -48,7 +50,7 @@ def char_id(ch: str) -> int:
     if code >= LOSSY:
         code = LOSSY + code % 1000
     i = CHAR_BASE + code
-    return i + 1 if i >= WORDS["assistant"] else i  # every char id < 127_001, never 271 nor a role's id
+    return i + 1 if i >= WORDS["assistant"] else i  # every char id < 127_001, never a WORDS id
 
 
 def id_text(i: int) -> str:
@@ -213,6 +215,8 @@ class FakeBackend:
         self.inside = 0
         self.peak_inside = 0
         """The most calls ever inside the backend at once: 1 if the scorer's model slot works."""
+        self.finished = 0
+        """Calls that returned their outputs."""
         self._gate: threading.Event | None = None
         self._lock = threading.Lock()
 
@@ -234,24 +238,27 @@ class FakeBackend:
 
     # -------------------------------------------------------------------------------------------------- interface
 
-    def _enter(self, method: str, conversations: list[EncodedConversation], request: Request, **extra) -> None:
+    @contextmanager
+    def _call(self, method: str, conversations: list[EncodedConversation], request: Request, **extra):
+        """One call: recorded, counted inside, paused if asked, and the request checked as a first forward pass."""
         with self._lock:
             self.inside += 1
             self.peak_inside = max(self.peak_inside, self.inside)
             self.calls.append(Call(method, list(conversations), tokens_of(conversations), extra))
-        gate = self._gate
-        self.entered.set()
-        if gate is not None and not gate.wait(self.pause_timeout):
-            raise AssertionError(f"FakeBackend stayed paused for {self.pause_timeout} s: a test forgot resume()")
-        request.check()
-
-    def _exit(self) -> None:
-        with self._lock:
-            self.inside -= 1
+        try:
+            gate = self._gate
+            self.entered.set()
+            if gate is not None and not gate.wait(self.pause_timeout):
+                raise AssertionError(f"FakeBackend stayed paused for {self.pause_timeout} s: a test forgot resume()")
+            request.check()
+            yield
+            self.finished += 1
+        finally:
+            with self._lock:
+                self.inside -= 1
 
     def score(self, conversations: list[EncodedConversation], request: Request) -> list[Outputs]:
-        self._enter("score", conversations, request)
-        try:
+        with self._call("score", conversations, request):
             outputs = []
             for j, conv in enumerate(conversations):
                 request.check()  # between "forward passes", as a real backend
@@ -262,22 +269,16 @@ class FakeBackend:
                             raise CandidateTooLarge(f"Out of memory scoring a candidate of {n} tokens alone.", j, k, n)
                 outputs.append(fake_outputs(conv))
             return outputs
-        finally:
-            self._exit()
 
     def score_variants(self, conversation: EncodedConversation, request: Request) -> Outputs:
-        self._enter("score_variants", [conversation], request)
-        try:
+        with self._call("score_variants", [conversation], request):
             return fake_outputs(conversation)
-        finally:
-            self._exit()
 
     def attribute_tokens(self, conversation: EncodedConversation, target: TokenTarget, positions: list[int],
                          method: str, steps: int, request: Request) -> TokenAttributions:  # fmt: skip
         """Each token's attribution is ((id % 7) - 3) / 10; the baseline value is what makes them complete."""
-        self._enter("attribute_tokens", [conversation], request, target=target, positions=list(positions),
-                    method=method, steps=steps)  # fmt: skip
-        try:
+        with self._call("attribute_tokens", [conversation], request, target=target, positions=list(positions),
+                        how=method, steps=steps):  # fmt: skip
             out = fake_outputs(conversation)
             if target.kind == "score":
                 value = fake_score(conversation)
@@ -290,5 +291,3 @@ class FakeBackend:
             attributions = ((full[where] % 7) - 3) / 10.0
             return TokenAttributions(where, full[where], attributions, value, value - float(attributions.sum()),
                                      method, steps)  # fmt: skip
-        finally:
-            self._exit()

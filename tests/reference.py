@@ -1,4 +1,4 @@
-"""Test oracle: a literal re-implementation of the published ArmoRM forward pass (the authors' `modeling_custom.py` on the model's hub page).
+"""Test oracle: a literal re-implementation of the published ArmoRM forward pass (the authors' modeling_custom.py).
 
 Deliberately independent of armorm_ui.model and armorm_ui.scoring: the template comes from the tokenizer's own chat
 template, the backbone from transformers' stock LlamaModel.from_pretrained, the head tensors straight from the

@@ -142,7 +142,7 @@ def test_shaded_segments_render(browser, app_url):
     page.wait_for_selector("#seg-html .seg", timeout=60_000)
     spans = page.locator("#seg-html .seg")
     assert spans.count() == len(segment(responses[0])) > 10
-    assert "score" in spans.first.get_attribute("title") and "when left out" in spans.first.get_attribute("title")
+    assert "score" in spans.first.get_attribute("title") and "leaving this out" in spans.first.get_attribute("title")
     assert "rgba(" in spans.first.get_attribute("style")  # shaded
     assert page.inner_text("#seg-html .shaded-response").split() == responses[0].split()  # numbers are not text
     numbers = spans.evaluate_all("els => els.map(e => getComputedStyle(e, '::before').content)")

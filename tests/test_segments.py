@@ -104,9 +104,9 @@ def test_segments_fit_the_text():
 
 
 def test_coarsen_first_without():
-    segs = segment("A. B. C. D. E.")
-    assert len(segs) == 5 and coarsen(segs, 2) == ["A. B. C.", " D. E."] and coarsen(segs, 5) == segs
-    assert first(segs, 2) == "A. B." and without(segs, 0) == " B. C. D. E."
+    segs = segment("One. Two. Three. Four. Five.")
+    assert len(segs) == 5 and coarsen(segs, 2) == ["One. Two. Three.", " Four. Five."] and coarsen(segs, 5) == segs
+    assert first(segs, 2) == "One. Two." and without(segs, 0) == " Two. Three. Four. Five."
 
 
 def titles(page: str) -> list[str]:

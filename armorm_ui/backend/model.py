@@ -31,7 +31,8 @@ HEAD_MODULES = ("regression_layer", "gating", "reward_transform_matrix")
 
 
 class GatingNetwork(nn.Module):
-    """The prompt-conditioned gate: MLP with ReLU, then softmax(x / temperature) * logit_scale (`GatingNetwork` in the authors' `modeling_custom.py`)."""
+    """The prompt-conditioned gate: MLP with ReLU, then softmax(x / temperature) * logit_scale (`GatingNetwork` in
+    the authors' `modeling_custom.py`)."""
 
     def __init__(self, in_features: int, out_features: int, hidden_dim: int, n_hidden: int, temperature: float):
         super().__init__()

@@ -136,7 +136,9 @@ class NativeBackend:
             torch.cuda.empty_cache()
             if len(ks) == 1:
                 n = len(enc.prefix_ids) + len(enc.candidate_ids[ks[0]])
-                raise CandidateTooLarge(f"Out of GPU memory scoring a candidate of {n} tokens alone.", 0, ks[0], n) from e
+                raise CandidateTooLarge(
+                    f"Out of GPU memory scoring a candidate of {n} tokens alone.", 0, ks[0], n
+                ) from e
             half = len(ks) // 2
             r1, g = self._forward_split(enc, ks[:half], strategy, request)
             r2, _ = self._forward_split(enc, ks[half:], strategy, request)

@@ -61,8 +61,14 @@ def add_api(scorer) -> None:
         found = await cancellable(explain_segments, scorer, conversation, candidate)
         return found.to_dict()
 
-    async def attribute_tokens(conversation: list[dict], candidate: str, target: str = "score", objective: str = "",
-                               method: str = "integrated_gradients", steps: int = DEFAULT_STEPS) -> dict[str, Any]:
+    async def attribute_tokens(
+        conversation: list[dict],
+        candidate: str,
+        target: str = "score",
+        objective: str = "",
+        method: str = "integrated_gradients",
+        steps: int = DEFAULT_STEPS,
+    ) -> dict[str, Any]:
         """Explain one response word by word with gradients: how much each word (and token) of the response raised
         or lowered its ArmoRM score or one objective's reward, or, for a coefficient, how much each word of the
         conversation raised or lowered the weight the model gives that objective.

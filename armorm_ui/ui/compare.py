@@ -38,8 +38,11 @@ STALE_JS = (
 )
 FRESH_JS = """(message) => { const r = document.getElementById('results');
   if (r && !message) { r.classList.remove('stale'); r.dataset.scored = '1'; } }"""
-TOKEN_TARGETS = [("score", "score"), *[(f"{o.label} reward", f"reward:{o.name}") for o in OBJECTIVES],
-                 *[(f"{o.label} coefficient (the conversation's words)", f"coefficient:{o.name}") for o in OBJECTIVES]]
+TOKEN_TARGETS = [
+    ("score", "score"),
+    *[(f"{o.label} reward", f"reward:{o.name}") for o in OBJECTIVES],
+    *[(f"{o.label} coefficient (the conversation's words)", f"coefficient:{o.name}") for o in OBJECTIVES],
+]
 """What a token attribution can explain: the score, each objective's reward, each objective's coefficient."""
 REDRAWN = ("pairwise", "what_if", "what_if_table")
 """The views a pair pick or a what-if weight changes (the other eleven stay as scored)."""
@@ -340,8 +343,9 @@ def _wire_attribution(scorer, r, analysis) -> None:
         return {
             r.tok_summary: token_summary(found, state["labels"][k]),
             r.tok_html: token_html(found, state["messages"], response),
-            r.tok_plot: gr.update(value=figures.token_agreement(found["segments"], found["target"]) if shown
-                                  else None, visible=shown),  # fmt: skip
+            r.tok_plot: gr.update(
+                value=figures.token_agreement(found["segments"], found["target"]) if shown else None, visible=shown
+            ),  # fmt: skip
         }
 
     r.tok_run.click(tokens, [analysis, r.tok_pick, r.tok_target, r.tok_method],

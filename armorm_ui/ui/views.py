@@ -201,8 +201,9 @@ def token_html(found: dict, messages: list[dict], response: str) -> str:
     blocks = []
     for i, m in enumerate(messages):
         mine = [w for w in words if w.get("message") == i]
+        shaded = _shade(m["content"], mine, what, scale)
         blocks.append(f'<div class="tok-message"><b>{html.escape(m["role"])}</b>'
-                      f'<div class="shaded-response" {style}>{_shade(m["content"], mine, what, scale)}</div></div>')  # fmt: skip
+                      f'<div class="shaded-response" {style}>{shaded}</div></div>')  # fmt: skip
     return key + "".join(blocks)
 
 

@@ -1,0 +1,87 @@
+"""What the ZeroGPU tests share: a stand-in for the ZeroGPU device API, the environment that runs the real `spaces`
+package on this CPU-only machine (the shim in site/sitecustomize.py), and waits on conditions with deadlines."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+SITE = Path(__file__).resolve().parent / "site"
+"""Put on PYTHONPATH: its sitecustomize.py lets `import spaces` work with SPACES_ZERO_GPU=true under CPU torch."""
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
+    """Poll `condition` until it returns something true; fail after `timeout` seconds, saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class DeviceAPI:
+    """The ZeroGPU device API that `spaces` calls (SPACES_ZERO_DEVICE_API_URL: /startup-report, /schedule, /allow,
+    /release), on 127.0.0.1: every /schedule is granted at once on one idle GPU. Keeps every request it got."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                url = urlsplit(self.path)
+                params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                with api._lock:
+                    api.requests.append((url.path, params))
+                if url.path == "/schedule":
+                    body = json.dumps({"idle": True, "nvidiaIndex": 0, "nvidiaUUID": "GPU-emulated-0",
+                                       "allowToken": f"token-{len(api.requests)}"}).encode()  # fmt: skip
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                else:
+                    body = b""
+                    self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def routes(self, route: str) -> list[dict]:
+        """The parameters of every request made to `route`, in order."""
+        with self._lock:
+            return [params for path, params in self.requests if path == route]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def zerogpu_env(api: DeviceAPI, scratch: Path) -> dict[str, str]:
+    """Environment of a process that runs the real `spaces` package in ZeroGPU mode on this machine."""
+    cgroup = scratch / "cgroup"
+    cgroup.write_text("1:devices:/emulated-space\n")
+    return {
+        "SPACES_ZERO_GPU": "true",
+        "SPACES_ZERO_DEVICE_API_URL": api.url,
+        "ZEROGPU_PROC_SELF_CGROUP_PATH": str(cgroup),
+        "ZEROGPU_OFFLOAD_DIR": str(scratch / "offload"),
+        "PYTHONUNBUFFERED": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
