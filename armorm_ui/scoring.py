@@ -147,7 +147,7 @@ class Scorer:
                 raise ScoringError(f"Stopped after {len(results)} of {len(prepared)} items; nothing was written.")
             if progress is not None:
                 progress(len(results), len(prepared))
-            results += self._score(chunk, should_stop)
+            results += self._score(chunk, should_stop, items_from=len(results))
         return results
 
     def _chunks(self, prepared: list[Prepared]):
@@ -162,13 +162,15 @@ class Scorer:
         if chunk:
             yield chunk
 
-    def _score(self, prepared: list[Prepared], should_stop) -> list[ScoreResult]:
+    def _score(self, prepared: list[Prepared], should_stop, items_from: int | None = None) -> list[ScoreResult]:
+        """Score prepared requests in one model call; `items_from`: their place in a batch (for messages)."""
         with self._holding(should_stop) as request:  # the cache is shared too: used only inside the slot
+            known = {key: self._recall(key) for p in prepared for key in p.keys if key in self._cache}  # before
             work, owners = [], []  # one conversation per request, holding only the candidates not cached
             for i, p in enumerate(prepared):
                 todo: dict[str, int] = {}  # candidate text -> first index; duplicates are computed once
                 for k, c in enumerate(p.candidates):
-                    if p.keys[k] not in self._cache:
+                    if p.keys[k] not in known:
                         todo.setdefault(c, k)
                 if todo:
                     ks = list(todo.values())
@@ -178,10 +180,10 @@ class Scorer:
                 outputs = self.backend.score(work, request) if work else []
             except CandidateTooLarge as e:  # named by its place in the request
                 i, ks = owners[e.conversation]
-                where = f"Item {i + 1}: " if len(prepared) > 1 else ""
+                where = f"Item {items_from + i + 1}: " if items_from is not None else ""
                 raise ScoringError(f"{where}Out of GPU memory scoring candidate {ks[e.index] + 1} ({e.tokens} tokens) "
                                    "alone. Shorten it, or run the app on a GPU with more memory.") from e  # fmt: skip
-            fresh = {}  # computed now: kept here too, as a small cache (or none) may already have let them go
+            fresh = known  # with what is computed now: remembering new rows may push out rows this call reads
             for enc, (i, ks), out in zip(work, owners, outputs):
                 for row, k, ids in zip(out.rewards, ks, enc.candidate_ids):
                     key = prepared[i].keys[k]
@@ -189,7 +191,7 @@ class Scorer:
                     self._remember(key, fresh[key])
             results = []
             for p in prepared:
-                rows = [fresh[key] if key in fresh else self._recall(key) for key in p.keys]
+                rows = [fresh[key] for key in p.keys]
                 results.append(self._result(np.stack([r[0] for r in rows]), rows[0][1], len(p.enc.prefix_ids),
                                             [r[2] for r in rows]))  # fmt: skip
         return results

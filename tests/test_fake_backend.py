@@ -190,8 +190,6 @@ def test_the_cache_keeps_the_most_recent_pairs():
     assert small.backend.texts() == [["A."], ["B."], ["C."], ["B."]]
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="scoring.Scorer._score remembers fresh rows before it "
-                   "reads the cached ones: a full cache can drop a hit of the same request")  # fmt: skip
 def test_a_full_cache_still_returns_a_hit_scored_with_new_candidates():
     small = scorer_with(cache_size=2)
     small.score(USER, ["A.", "B."])  # the cache is full: A is the least recent
@@ -399,8 +397,6 @@ def test_a_candidate_too_large_in_a_chunk_names_its_item():
         scorer.score_many(items)
 
 
-@pytest.mark.xfail(strict=True, reason="score_many names an item by its place in its chunk, not in the batch, and "
-                   "not at all when the chunk holds one item (scoring.Scorer._score gets one chunk)")  # fmt: skip
 def test_a_candidate_too_large_after_the_first_chunk_names_its_item():
     scorer = scorer_with(FakeBackend(max_candidate_tokens=100, chunk_tokens=1))  # one item per chunk
     items = batch(3)
@@ -435,16 +431,20 @@ def test_the_compare_views_of_a_fake_result(fake_scorer):
     assert len(fake_scorer.backend.calls) == 1  # views never call the model
 
 
-def test_the_fakes_attributions_are_complete():
-    from armorm_ui.backend.base import Request, TokenTarget
+def test_token_attributions_go_through_the_slot_to_the_backend(fake_scorer):
+    from armorm_ui.backend.base import TokenTarget
 
-    backend, tokenizer = FakeBackend(), FakeTokenizer()
-    scorer = Scorer(backend, tokenizer)
-    enc = scorer.encoder.encode(USER, ["Some answer."])
-    positions = list(range(len(enc.prefix_ids) + 1, len(enc.full_ids(0)) - 1))
+    enc = fake_scorer.prepare(USER, ["Some answer."]).enc
+    positions = list(range(len(enc.prefix_ids) + 1, len(enc.full_ids(0)) - 1))  # the response's own tokens
     for target in (TokenTarget(), TokenTarget("reward", 3), TokenTarget("coefficient", 5)):
-        found = backend.attribute_tokens(enc, target, positions, "integrated_gradients", 8, Request())
+        found = fake_scorer.attribute_tokens(enc, target, positions, "integrated_gradients", 8)
         assert found.positions.tolist() == positions and found.completeness_gap < 1e-9
         assert found.token_ids.tolist() == [enc.full_ids(0)[p] for p in positions]
-    assert tokenizer.decode(found.token_ids) == "Some answer."
-    assert [c.method for c in backend.calls] == ["attribute_tokens"] * 3
+    assert fake_scorer.tokenizer.decode(found.token_ids) == "Some answer."
+    found = fake_scorer.attribute_tokens(enc, TokenTarget(), positions, "gradient_x_input", 8)
+    assert found.steps == 1 and fake_scorer.backend.calls[-1].extra["steps"] == 1
+    for bad in ({"method": "saliency"}, {"steps": 0}, {"steps": 257}, {"steps": True}):
+        with pytest.raises(InputError):
+            fake_scorer.attribute_tokens(enc, TokenTarget(), positions, **bad)
+    assert [c.method for c in fake_scorer.backend.calls] == ["attribute_tokens"] * 4
+    assert fake_scorer.peak_concurrency == 1

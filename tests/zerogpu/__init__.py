@@ -85,3 +85,46 @@ def zerogpu_env(api: DeviceAPI, scratch: Path) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
+
+
+def press(url: str, elem_id: str, values: dict[str, object], timeout: float = 120.0) -> dict[str, object]:
+    """Click the button `elem_id` the way the page does, over the page's own queue protocol: join the queue with
+    the event's inputs (each component's initial value, or `values[elem_id]`), then read the event stream until the
+    event completes. Returns its outputs by elem_id (a Markdown's text as it would be rendered from)."""
+    import uuid
+
+    import httpx
+
+    config = httpx.get(url + "config", timeout=30).json()
+    prefix = url.rstrip("/") + config.get("api_prefix", "/gradio_api")
+    components = {c["id"]: c for c in config["components"]}
+    ids = {c["props"]["elem_id"]: c["id"] for c in config["components"] if c.get("props", {}).get("elem_id")}
+    button = ids[elem_id]
+    event = next(d for d in config["dependencies"] if [button, "click"] in d["targets"] and d["backend_fn"])
+    names = {i: components[i]["props"].get("elem_id") for i in (*event["inputs"], *event["outputs"])}
+    data = [values.get(names[i], components[i]["props"].get("value")) for i in event["inputs"]]
+    session = uuid.uuid4().hex[:11]
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=timeout) as http:
+        joined = http.post(f"{prefix}/queue/join", json={"data": data, "event_data": None, "fn_index": event["id"],
+                                                         "trigger_id": button, "session_hash": session})  # fmt: skip
+        joined.raise_for_status()
+        event_id = joined.json()["event_id"]
+        with http.stream("GET", f"{prefix}/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the page's event did not complete in {timeout:.0f} s")
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("msg") != "process_completed" or message.get("event_id") != event_id:
+                    continue
+                if not message.get("success"):
+                    raise AssertionError(f"the page's event failed: {message.get('output')}")
+                out = {}
+                for i, value in zip(event["outputs"], message["output"]["data"]):
+                    if isinstance(value, dict) and value.get("__type__") == "update":
+                        value = value.get("value")
+                    out[names[i]] = value
+                return out
+    raise AssertionError("the page's event stream ended before the event completed")

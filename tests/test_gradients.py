@@ -1,0 +1,288 @@
+"""Token attribution (backend/gradients.py) on the demo checkpoint: gradients against finite differences, Integrated
+Gradients' completeness, gradient x input against an independent computation, planted tokens found, cancellation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from armorm_ui.backend import gradients, native
+from armorm_ui.backend.base import Request, TokenTarget
+from armorm_ui.chat import ChatEncoder
+from armorm_ui.errors import InputError, ScoringError
+
+from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+TARGETS = [TokenTarget("score"), TokenTarget("reward", 3), TokenTarget("coefficient", 2)]
+K, J = 4, 7
+"""The planted test's objectives: K's reward and J's coefficient."""
+PROMPT_START = 5
+"""<|begin_of_text|><|start_header_id|>user<|end_header_id|> then '\\n\\n': the user's text starts at 5."""
+
+
+def load(demo_dir) -> native.NativeBackend:
+    backend, _ = native.load(str(demo_dir), device="cpu", dtype="float32")
+    return backend
+
+
+def encode(tokenizer, prompt: str = CARD_PROMPT, response: str = CARD_RESPONSES[0]):
+    enc = ChatEncoder(tokenizer).encode([{"role": "user", "content": prompt}], [response])
+    assert enc.prefix_ids[PROMPT_START - 1] == 271  # '\n\n' before the user's text
+    return enc
+
+
+def prompt_positions(enc) -> list[int]:
+    return list(range(PROMPT_START, enc.gate_position))
+
+
+def response_positions(enc) -> list[int]:
+    """The response's own tokens: after the leading '\\n\\n', before the final <|eot_id|>."""
+    p = len(enc.prefix_ids)
+    return list(range(p + 1, p + len(enc.candidate_ids[0]) - 1))
+
+
+def positions_for(target: TokenTarget, enc) -> list[int]:
+    """The coefficient depends on the conversation only; the score and rewards are attributed to the response."""
+    return prompt_positions(enc) if target.kind == "coefficient" else response_positions(enc)
+
+
+@pytest.fixture(scope="module")
+def backend(demo_dir):
+    return load(demo_dir)
+
+
+@pytest.fixture(scope="module")
+def backend64(demo_dir):
+    b = load(demo_dir)
+    b.model.double()
+    return b
+
+
+@pytest.fixture(scope="module")
+def enc(tokenizer):
+    return encode(tokenizer)
+
+
+# ------------------------------------------------------------------------------------------------ exact gradients
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.kind)
+def test_gradient_equals_finite_differences(backend64, enc, target):
+    if target.kind == "score":  # prompt tokens move both the gate and the reward; response tokens the reward only
+        positions = prompt_positions(enc)[-2:] + response_positions(enc)[:2]
+    else:
+        positions = positions_for(target, enc)[:3]
+    f, x = gradients.target_function(backend64.model, enc, target, positions)
+    assert x.dtype == torch.float64 and x.shape == (len(positions), 64)
+    with torch.enable_grad():
+        assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(),), eps=1e-6, atol=1e-8, rtol=1e-5)
+
+
+def test_values_are_the_models_outputs(backend, enc):
+    """The target at the input is what scoring gives, and the baseline is the target with zeros put in."""
+    out = backend.score([enc], Request())[0]
+    T = backend.reward_transform_matrix
+    expected = {"score": ((out.rewards @ T) @ out.gating_output)[0], "reward": out.rewards[0, 3],
+                "coefficient": (out.gating_output @ T.T)[2]}  # fmt: skip
+    for target in TARGETS:
+        positions = positions_for(target, enc)
+        found = backend.attribute_tokens(enc, target, positions, "gradient_x_input", 1, Request())
+        assert found.value == pytest.approx(expected[target.kind], abs=1e-5)
+        f, x = gradients.target_function(backend.model, enc, target, positions)
+        with torch.no_grad():
+            assert found.baseline_value == pytest.approx(float(f(torch.zeros_like(x))), abs=1e-6)
+        assert abs(found.baseline_value - found.value) > 1e-5
+        np.testing.assert_array_equal(found.positions, positions)
+        np.testing.assert_array_equal(found.token_ids, [enc.full_ids(0)[p] for p in positions])
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.kind)
+def test_gradient_x_input_is_grad_dot_embedding(backend, enc, target):
+    """Computed here without gradients.target_function: the whole embedding matrix through model.head."""
+    model, ids = backend.model, enc.full_ids(0)
+    positions = positions_for(target, enc)
+    emb = model.model.embed_tokens(torch.tensor([ids])).detach().requires_grad_()  # (1, L, d)
+    with torch.enable_grad():
+        h = model.model(inputs_embeds=emb, use_cache=False).last_hidden_state[0]  # (L, d)
+        rewards, gating, scores = model.head(h[enc.gate_position], h[-1:])
+        T = model.reward_transform_matrix
+        y = {"score": scores[0], "reward": rewards[0, 3], "coefficient": (gating @ T.T)[2]}[target.kind]
+        (grad,) = torch.autograd.grad(y, emb)  # (1, L, d)
+    expected = (grad[0, positions] * emb[0, positions]).sum(-1).double().numpy()  # (T,)
+    found = backend.attribute_tokens(enc, target, positions, "gradient_x_input", 1, Request())
+    assert found.method == "gradient_x_input" and found.steps == 1
+    np.testing.assert_allclose(found.attributions, expected, rtol=1e-4, atol=1e-7)
+    assert np.abs(expected).max() > 1e-4
+
+
+def test_parameters_untouched_and_grad_mode_free(backend, enc):
+    """No .grad accumulates, requires_grad is as it was, and it runs inside torch.no_grad()."""
+    params = list(backend.model.parameters())
+    before = [p.requires_grad for p in params]
+    with torch.no_grad():
+        for method in ("gradient_x_input", "integrated_gradients"):
+            backend.attribute_tokens(enc, TokenTarget("score"), response_positions(enc), method, 4, Request())
+    assert [p.requires_grad for p in params] == before and any(before)
+    assert all(p.grad is None for p in params)
+
+
+# ---------------------------------------------------------------------------------------- Integrated Gradients
+
+
+def linear_gate(model) -> None:
+    """Make every ReLU of the gating MLP provably on along any path, so that the gate is softmax(affine(h) / T).
+    Layer 0's bias exceeds |W0 h| for any h the final RMSNorm can output (||h|| <= sqrt(d) max|norm weight|), the
+    next hidden layers pass their input through (identity), and the last layer's bias takes the offset back."""
+    layers, d = model.gating.layers, model.config.hidden_size
+    with torch.no_grad():
+        bound = layers[0].weight.norm(dim=1) * model.model.norm.weight.abs().max() * d**0.5 + 1.0  # (gh,)
+        layers[0].bias.copy_(bound)
+        for layer in layers[1:-1]:
+            layer.weight.copy_(torch.eye(layer.weight.shape[0]))
+            layer.bias.zero_()
+        layers[-1].bias.copy_(-layers[-1].weight @ bound)
+
+
+@pytest.fixture(scope="module")
+def smooth_backend(demo_dir):
+    """The demo checkpoint with two edits that make the path integral smooth, so that 64 nodes integrate it; without
+    them the gap at 64 steps is a property of the demo model, not of the integration (measured: about 100% for
+    the score, 10% for a reward, 2-170% for coefficients; it falls towards 0 as the steps grow).
+    - Embeddings scaled to rms 0.01 (the demo's are 1): RMSNorm(a x) = x / rms(x) for every a well above
+      sqrt(eps) / rms(x), so at rms 1 the first layer's input jumps from 0 to x / rms(x) within a < 0.003, a
+      near-step that the Gauss-Legendre nodes miss; at rms 0.01 the switch-on is spread over a ~ 0.3.
+    - The gating MLP's ReLUs held on (linear_gate): their kinks make the coefficient's integrand discontinuous, and
+      Gauss-Legendre converges only like 1/steps on it (2-4% at 64 steps here; with a smooth ReLU 0.1%).
+    float32 is enough: the same gaps come out in float64."""
+    b = load(demo_dir)
+    with torch.no_grad():
+        b.model.model.embed_tokens.weight.mul_(0.01)
+    linear_gate(b.model)
+    return b
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.kind)
+def test_integrated_gradients_completeness(smooth_backend, enc, target):
+    found = smooth_backend.attribute_tokens(enc, target, positions_for(target, enc), "integrated_gradients", 64,
+                                            Request())  # fmt: skip
+    assert found.method == "integrated_gradients" and found.steps == 64
+    assert abs(found.value - found.baseline_value) > 1e-4  # a gap relative to something that moved
+    assert found.completeness_gap < 0.01, found
+    few = smooth_backend.attribute_tokens(enc, target, positions_for(target, enc), "integrated_gradients", 2,
+                                          Request())  # fmt: skip
+    assert few.completeness_gap > found.completeness_gap  # the steps matter: the test can see a coarse integral
+
+
+def test_integrated_gradients_batches_do_not_change_the_result(backend, enc):
+    """Rows of 5 path points (the last batch short) give what one batch of all 16 gives."""
+    target, positions = TokenTarget("score"), prompt_positions(enc) + response_positions(enc)
+    n = len(enc.full_ids(0))
+    one = gradients.attribute_tokens(backend.model, enc, target, positions, "integrated_gradients", 16, Request(), 10**6)
+    calls = []
+    request = Request(should_stop=lambda: calls.append(1) and False)
+    split = gradients.attribute_tokens(backend.model, enc, target, positions, "integrated_gradients", 16, request,
+                                       5 * n)  # fmt: skip
+    np.testing.assert_allclose(split.attributions, one.attributions, rtol=1e-4, atol=1e-7)
+    assert split.value == pytest.approx(one.value) and split.baseline_value == pytest.approx(one.baseline_value)
+    assert len(calls) >= 4  # checked before each of the 4 batches
+
+
+# ------------------------------------------------------------------------------------------------ planted tokens
+
+
+def unique_token(enc, positions: list[int]) -> int:
+    """The middle one of the positions whose token occurs only once in the whole conversation."""
+    ids = enc.full_ids(0)
+    alone = [p for p in positions if ids.count(ids[p]) == 1]
+    return alone[len(alone) // 2]
+
+
+@pytest.fixture(scope="module")
+def planted(demo_dir, tokenizer):
+    """The demo model rewired so that objective K's reward reads direction u of one response token, and objective
+    J's gating logit direction v of one prompt token; every other token's embedding is orthogonal to u and v.
+
+    q_proj = k_proj = 0 gives uniform causal attention; v_proj/o_proj copy the u and v coordinates of each token
+    (after the layer's RMSNorm) into the residual stream; the MLPs add nothing (down_proj = 0). Then the last
+    position holds u only from the planted response token, and the gate position v only from the planted prompt
+    token; regression row K reads u (the other rows are orthogonal to it), the gate's logit J reads v."""
+    enc = encode(tokenizer, "Name three animals with stripes, please.", "Zebras, tigers and some snakes have stripes.")
+    backend = load(demo_dir)
+    model = backend.model
+    u, v = 0, 1  # coordinates of the residual stream
+    ids = enc.full_ids(0)
+    reward_pos, gate_pos = unique_token(enc, response_positions(enc)), unique_token(enc, prompt_positions(enc))
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight  # (V, d)
+        emb[:, [u, v]] = 0.0
+        emb[ids[reward_pos], u] = 8.0
+        emb[ids[gate_pos], v] = 8.0
+        for layer in model.model.layers:
+            attn = layer.self_attn
+            for w in (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, attn.o_proj.weight,
+                      layer.mlp.down_proj.weight):  # fmt: skip
+                w.zero_()
+            attn.v_proj.weight[u, u] = attn.v_proj.weight[v, v] = 1.0  # key/value head 0, dims 0 and 1
+            attn.o_proj.weight[u, u] = attn.o_proj.weight[v, v] = 1.0  # attention head 0 (reads value head 0)
+        model.regression_layer.weight[:, u] = 0.0
+        model.regression_layer.weight[K, u] = 1.0
+        for layer in model.gating.layers:
+            layer.weight.zero_()
+            layer.bias.zero_()
+        model.gating.layers[0].weight[0, v] = 1.0  # hidden unit 0 = relu(h_v), carried through to logit J
+        for layer in model.gating.layers[1:-1]:
+            layer.weight[0, 0] = 1.0
+        model.gating.layers[-1].weight[J, 0] = 10.0
+    return backend, enc, reward_pos, gate_pos
+
+
+@pytest.mark.parametrize("method", ["gradient_x_input", "integrated_gradients"])
+def test_planted_tokens_get_the_largest_attributions(planted, method):
+    backend, enc, reward_pos, gate_pos = planted
+    for target, positions, where in [(TokenTarget("reward", K), response_positions(enc), reward_pos),
+                                     (TokenTarget("coefficient", J), prompt_positions(enc), gate_pos)]:  # fmt: skip
+        found = backend.attribute_tokens(enc, target, positions, method, 32, Request())
+        top = positions[int(np.argmax(np.abs(found.attributions)))]
+        assert top == where, (target, found.attributions)
+        assert found.attributions[positions.index(where)] > 0  # the planted direction raises the target
+        assert found.value > found.baseline_value
+    other = backend.attribute_tokens(enc, TokenTarget("coefficient", J), response_positions(enc), method, 8, Request())
+    assert np.abs(other.attributions).max() < 1e-6  # the gate does not see the response (causal attention)
+
+
+# --------------------------------------------------------------------------------------- validation, cancellation
+
+
+@pytest.mark.parametrize(
+    "positions, message",
+    [([], "at least one position"), ([10**6], "outside"), ([-1], "outside"), ([6, 7, 6], "more than once"),
+     ([1.5], "whole numbers")],
+)  # fmt: skip
+def test_bad_positions_are_refused(backend, enc, positions, message):
+    with pytest.raises(InputError, match=message):
+        backend.attribute_tokens(enc, TokenTarget("score"), positions, "gradient_x_input", 1, Request())
+
+
+def test_bad_method_and_steps_are_refused(backend, enc):
+    with pytest.raises(InputError, match="not one of"):
+        backend.attribute_tokens(enc, TokenTarget("score"), [6], "saliency", 1, Request())
+    with pytest.raises(InputError, match="steps"):
+        backend.attribute_tokens(enc, TokenTarget("score"), [6], "integrated_gradients", 0, Request())
+
+
+def test_a_cancelled_request_stops(backend, enc):
+    positions = response_positions(enc)
+    for method in ("gradient_x_input", "integrated_gradients"):
+        with pytest.raises(ScoringError, match="cancelled"):
+            backend.attribute_tokens(enc, TokenTarget("score"), positions, method, 8, Request(should_stop=lambda: True))
+    calls, forwards = [], []  # batches of one path point each; stopped at the third check: two batches ran
+    request = Request(should_stop=lambda: len(calls) >= 2 or calls.append(1))
+    hook = backend.model.model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        with pytest.raises(ScoringError, match="cancelled"):
+            gradients.attribute_tokens(backend.model, enc, TokenTarget("score"), positions, "integrated_gradients", 8,
+                                       request, len(enc.full_ids(0)))  # fmt: skip
+    finally:
+        hook.remove()
+    assert len(calls) == 2 and len(forwards) == 2
