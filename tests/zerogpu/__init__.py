@@ -4,6 +4,8 @@ package on this CPU-only machine (the shim in site/sitecustomize.py), and waits 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,6 +73,29 @@ class DeviceAPI:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def stop_workers(pids) -> None:
+    """The GPU workers `spaces` forked outlive the app if it is killed: ask each to stop (SIGTERM closes its queue,
+    and it leaves its loop), and kill those still there after a while."""
+    pids = [int(p) for p in pids]
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(lambda: not any(alive(p) for p in pids), 10, "the GPU workers to stop")
+    except AssertionError:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def zerogpu_env(api: DeviceAPI, scratch: Path) -> dict[str, str]:
