@@ -31,7 +31,7 @@ CHAT_TEMPLATE = (
     " + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
 )
-VERSION = 1
+VERSION = 2
 """Bump when the builder's output changes, so cached demo checkpoints are rebuilt."""
 
 
@@ -82,7 +82,9 @@ def demo_tensors(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     def randn(*shape, std):
         return torch.randn(*shape, generator=g) * std
 
-    t = {"model.embed_tokens.weight": randn(cfg["vocab_size"], d, std=1.0), "model.norm.weight": torch.ones(d)}
+    # Embeddings at Llama's initializer_range (0.02), not 1: the first RMSNorm then works as it does on small trained
+    # embeddings, instead of switching on in a near-step just above zero, which no gradient path integral resolves.
+    t = {"model.embed_tokens.weight": randn(cfg["vocab_size"], d, std=0.02), "model.norm.weight": torch.ones(d)}
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         t[p + "input_layernorm.weight"] = torch.ones(d)
