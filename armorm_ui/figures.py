@@ -294,9 +294,10 @@ def token_agreement(segments: list[dict], what: str) -> go.Figure:
         mode="markers+text",
         text=[str(i + 1) for i, s in enumerate(segments) if s.get("leave_one_out") is not None],
         textposition="top center",
+        cliponaxis=False,
         customdata=[html.escape(" ".join(s["text"].split())[:80]) for s in shown],
         hovertemplate="segment %{text}: leave-one-out %{x:+.5f}, gradients %{y:+.5f}<br>%{customdata}<extra></extra>",
     )
-    return base_figure([dots], f"Segments: gradients against leave-one-out ({what})", 340,
+    return base_figure([dots], "Segments: gradients vs. leave-one-out", 340,
                        xaxis={"title": {"text": "with − without the segment"}, "zeroline": True},
-                       yaxis={"title": {"text": "summed attribution"}, "zeroline": True}, showlegend=False)  # fmt: skip
+                       yaxis={"title": {"text": f"gradients ({what})"}, "zeroline": True}, showlegend=False)  # fmt: skip

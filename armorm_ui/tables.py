@@ -43,8 +43,9 @@ def helpsteer(result: ScoreResult, labels: list[str]) -> pd.DataFrame:
     scale is marked ↓ (below 0) or ↑ (above 4)."""
     values = explain.helpsteer(result.rewards)
 
-    def cell(v: float) -> str:
-        return f"{v:.2f}" + (" ↓" if v < 0 else " ↑" if v > 4 else "")
+    def cell(v: float) -> str:  # the mark agrees with the value shown: -0.004 is shown as 0.00, unmarked
+        shown = round(float(v), 2) + 0.0  # + 0.0: no "-0.00"
+        return f"{shown:.2f}" + (" ↓" if shown < 0 else " ↑" if shown > 4 else "")
 
     table = {"objective": [o.label for o in HELPSTEER]}
     table.update({label: [cell(v) for v in values[k]] for k, label in enumerate(labels)})

@@ -159,6 +159,45 @@ def test_shaded_segments_render(browser, app_url):
                           "height": height})  # fmt: skip
 
 
+@pytest.mark.parametrize("width", [1440, 390])
+def test_token_words_render(browser, app_url, width):
+    """Which words drive the score: the answer's words shaded, the summary with the completeness gap and the
+    agreement with leave-one-out; a coefficient shaded on the conversation's words instead."""
+    page = card_scored(browser, app_url, width=width, height=900 if width > 400 else 844,
+                       responses=[CARD_RESPONSES[1], CARD_RESPONSES[0], CARD_RESPONSES[2]])  # fmt: skip
+    page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
+    page.get_by_text("Which words drive a score").click()
+    page.click("#tok-pick input")
+    page.get_by_role("option", name="A", exact=True).click()
+    page.click("#tok-run")
+    page.wait_for_selector("#tok-html .tok", timeout=120_000)
+    words = page.locator("#tok-html .tok")
+    assert words.count() == len(CARD_RESPONSES[1].split())
+    titles = words.evaluate_all("els => els.map(e => e.title)")
+    values = [float(v) for v in words.evaluate_all("els => els.map(e => e.dataset.attribution)")]
+    for title, value in zip(titles, values):  # the tooltip says the direction of the number it carries
+        assert ("raises the score" in title) == (value > 0) and ("lowers the score" in title) == (value < 0), title
+    assert page.inner_text("#tok-html .shaded-response").split() == CARD_RESPONSES[1].split()
+    summary = page.inner_text("#tok-summary")
+    assert "completeness gap" in summary and "Spearman" in summary
+    page.wait_for_selector("#plot-tok-agreement .js-plotly-plot .main-svg")
+    assert page.evaluate(CLIPPED_JS, "#tok-summary") == [] and page.evaluate(CLIPPED_JS, "#plot-tok-agreement") == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the screen
+    top = page.locator("#tok-pick").bounding_box()
+    bottom = page.locator("#plot-tok-agreement").bounding_box()
+    page.screenshot(path=str(ARTIFACTS / f"tokens-{width}.png"), full_page=True,
+                    clip={"x": 0, "y": top["y"] - 20 + page.evaluate("window.scrollY"), "width": width,
+                          "height": bottom["y"] + bottom["height"] - top["y"] + 40})  # fmt: skip
+    page.click("#tok-target input")
+    page.get_by_role("option", name="Safe coefficient (the conversation's words)").click()
+    page.click("#tok-run")
+    page.wait_for_selector("#tok-html .tok-message", timeout=120_000)
+    assert page.inner_text("#tok-html .tok-message").split()[1:] == CARD_PROMPT.split()  # role, then the prompt
+    assert "Safe coefficient" in page.inner_text("#tok-summary")
+    page.wait_for_selector("#plot-tok-agreement", state="hidden")  # no leave-one-out comparison for the gate
+    page.close()
+
+
 def test_example_and_candidate_boxes(browser, app_url):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(app_url)

@@ -21,19 +21,23 @@ from .model import ArmoRM, default_device, load_model, resolve_checkpoint
 from .packing import (
     bucket_candidates,
     candidate_batch_inputs,
+    multi_prompt_inputs,
     pack_candidates,
+    pack_conversations,
     shared_prompt_inputs,
     variant_batch_inputs,
 )
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SHARED_ROW_TOKENS_CPU = 1024
+"""Off CUDA, rows shared by several conversations hold at most this many tokens (measured: bench_many.py, TODO)."""
 
 
 class NativeBackend:
     """Runs a loaded ArmoRM (model.ArmoRM) on token ids; see base.Backend for the interface."""
 
     def __init__(self, model: ArmoRM, source: str = "", token_budget: int = 8192, strategy: str = "auto",
-                 packed_below: int = 1024):  # fmt: skip
+                 packed_below: int = 1024, shared_row_tokens: int = SHARED_ROW_TOKENS_CPU):  # fmt: skip
         self.model = model
         self.source = source
         self.token_budget = token_budget
@@ -41,6 +45,8 @@ class NativeBackend:
         self.strategy_name = strategy
         """'packed', 'prefix_cache', or 'auto' (packed on CUDA or under `packed_below` tokens)."""
         self.packed_below = packed_below
+        self.shared_row_tokens = shared_row_tokens
+        """Under 'auto' off CUDA: most tokens in a row shared by several conversations (`row_tokens`)."""
         self.is_demo = bool(getattr(model.config, "armorm_ui_demo", False))
         self.device = str(self.torch_device)
         self.reward_transform_matrix = model.reward_transform_matrix.detach().double().cpu().numpy()
@@ -53,12 +59,13 @@ class NativeBackend:
     # ------------------------------------------------------------------------------------------------- interface
 
     def score(self, conversations: list[EncodedConversation], request: Request) -> list[Outputs]:
-        outputs = []
-        for j, conversation in enumerate(conversations):
-            try:
-                outputs.append(self._score_one(conversation, request))
-            except CandidateTooLarge as e:
-                raise CandidateTooLarge(e.args[0], j, e.index, e.tokens) from e
+        """Conversations are grouped, in order, into packed rows of several conversations up to `row_tokens()`
+        tokens (one forward pass each); a conversation alone in its group, or too large for a shared row, takes the
+        one-conversation layouts (`_score_one`)."""
+        sizes = [len(c.prefix_ids) + sum(len(x) for x in c.candidate_ids) for c in conversations]
+        outputs: list[Outputs] = []
+        for group in pack_conversations(sizes, self.row_tokens()):
+            outputs += self._score_group(conversations, group, request)
         return outputs
 
     @torch.inference_mode()
@@ -111,6 +118,59 @@ class NativeBackend:
             return self.strategy_name
         packed = self.torch_device.type == "cuda" or tokens < self.packed_below
         return "packed" if packed else "prefix_cache"
+
+    def row_tokens(self) -> int:
+        """Most tokens in one row shared by several conversations (0: one conversation per pass).
+
+        'packed': the token budget; 'prefix_cache': 0; 'auto': the token budget on CUDA (as for one conversation's
+        packed row), and `shared_row_tokens` (SHARED_ROW_TOKENS_CPU, measured) elsewhere, where the row's dense
+        L x L attention soon costs more than the passes it saves."""
+        if self.strategy_name == "prefix_cache":
+            return 0
+        if self.strategy_name == "packed" or self.torch_device.type == "cuda":
+            return self.token_budget
+        return min(self.token_budget, self.shared_row_tokens)
+
+    def _score_group(self, conversations: list[EncodedConversation], group: list[int], request: Request):
+        """Conversations `group` (indices into `conversations`) in one shared row; on CUDA out-of-memory the group
+        is halved and retried, down to one conversation, which takes `_score_one` (halving its candidates)."""
+        if len(group) == 1:
+            j = group[0]
+            try:
+                return [self._score_one(conversations[j], request)]
+            except CandidateTooLarge as e:
+                raise CandidateTooLarge(e.args[0], j, e.index, e.tokens) from e
+        try:
+            return self._forward_many([conversations[j] for j in group], request)
+        except torch.cuda.OutOfMemoryError:
+            pass  # retried below, once the failed pass's tensors are gone with the exception
+        torch.cuda.empty_cache()
+        half = len(group) // 2
+        return self._score_group(conversations, group[:half], request) + self._score_group(
+            conversations, group[half:], request
+        )
+
+    @torch.inference_mode()
+    def _forward_many(self, encs: list[EncodedConversation], request: Request) -> list[Outputs]:
+        """One forward pass over a row of several conversations (packing.multi_prompt_inputs); the fp32 head per
+        conversation, its gate read at its own gate position and its rewards at its candidates' last tokens."""
+        request.check()
+        inputs = multi_prompt_inputs([e.prefix_ids for e in encs], [e.candidate_ids for e in encs],
+                                     self.torch_device, [e.gate_position for e in encs])  # fmt: skip
+        gates, ends = inputs.pop("gates"), inputs.pop("ends")  # (C,), (sum N,)
+        del inputs["starts"]
+        h = self.model.model(**inputs, use_cache=False).last_hidden_state[0]  # (L, d)
+        rewards, gatings, i = [], [], 0
+        for c, e in enumerate(encs):
+            n = len(e.candidate_ids)
+            r, g, _ = self.model.head(h[gates[c]], h[ends[i : i + n]])  # (n, k), (k,)
+            rewards.append(r)
+            gatings.append(g)
+            i += n
+        rewards = torch.cat(rewards).double().cpu().numpy()  # (sum N, k): one copy off the device
+        gatings = torch.stack(gatings).double().cpu().numpy()  # (C, k)
+        bounds = np.cumsum([0] + [len(e.candidate_ids) for e in encs])
+        return [Outputs(rewards[a:b], gatings[c]) for c, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
     @torch.inference_mode()
     def _score_one(self, enc: EncodedConversation, request: Request) -> Outputs:

@@ -7,6 +7,12 @@ Two layouts, both giving every candidate exactly the context and positions it wo
   L x L over the whole row, which dominates on a CPU with a small model.
 - prefix cache (`candidate_batch_inputs`): the conversation once, its keys/values reused by batches of candidates
   grouped by length (`bucket_candidates`) so that padding stays small; attention costs len x (P + len) per candidate.
+
+Several conversations can share one packed row (`multi_prompt_inputs`, grouped by `pack_conversations`): the mask
+is block-diagonal over conversations, each block the shared-prompt mask above, and position ids restart at 0 for
+each conversation. Every candidate still sees exactly what it would see scored alone, as in the model card's
+one-conversation-per-row pipeline (the authors' `modeling_custom.py` reads the reward at each row's last real token
+and the gate at the <|eot_id|> ending its last user turn; here those are the indices `ends` and `gates`).
 """
 
 from __future__ import annotations
@@ -45,23 +51,72 @@ def bucket_candidates(lengths: list[int], budget: int, max_padding: float = 0.1)
     return batches
 
 
-def shared_prompt_inputs(prefix: list[int], cands: list[list[int]], device) -> dict:
-    """Packed layout: one row, prefix then every candidate; each candidate attends to the prefix and to itself."""
-    lens = torch.tensor([len(c) for c in cands])
-    p = len(prefix)
-    ids = torch.tensor(prefix + [t for c in cands for t in c], device=device)  # (L,)
-    seg = torch.cat([torch.full((p,), -1), torch.repeat_interleave(torch.arange(len(cands)), lens)]).to(device)
-    pos = torch.cat([torch.arange(p)] + [torch.arange(p, p + n) for n in lens.tolist()]).to(device)
-    idx = torch.arange(ids.numel(), device=device)
+def pack_conversations(sizes: list[int], budget: int) -> list[list[int]]:
+    """Group conversation indices, in order, into packed rows of at most `budget` tokens (`sizes`: each one's
+    conversation once plus its candidates). Each group is a run of consecutive indices, so the groups concatenated
+    are 0..n-1; a conversation over `budget` is a group of its own."""
+    groups, current, used = [], [], 0
+    for j, n in enumerate(sizes):
+        if current and (used + n > budget or n > budget):
+            groups.append(current)
+            current, used = [], 0
+        current.append(j)
+        used += n
+        if n > budget:
+            groups.append(current)
+            current, used = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def multi_prompt_inputs(prefixes: list[list[int]], candidates_per_prefix: list[list[list[int]]], device,
+                        gate_positions: list[int] | None = None) -> dict:  # fmt: skip
+    """Packed layout of several conversations in one row: for each, its prefix then every candidate.
+
+    A query sees a key only in its own conversation, causally, and, inside the candidates, only its own candidate's
+    tokens. Position ids run 0..P-1 over each prefix and P.. over each of its candidates, as scored alone.
+    Returns input_ids (1, L), position_ids (1, L), attention_mask (1, 1, L, L) bool (True = attend), `starts`
+    (C,) each prefix's first index, `ends` (sum of N,) each candidate's last index (conversation by conversation,
+    candidates in order), and `gates` (C,) each conversation's gate index when `gate_positions` (into each prefix)
+    are given."""
+    ids, conv, cand, pos, starts, ends = [], [], [], [], [], []
+    for c, (prefix, cands) in enumerate(zip(prefixes, candidates_per_prefix)):
+        p = len(prefix)
+        starts.append(len(ids))
+        ids += prefix
+        conv.append(torch.full((p,), c))
+        cand.append(torch.full((p,), -1))
+        pos.append(torch.arange(p))
+        for k, x in enumerate(cands):
+            ids += x
+            ends.append(len(ids) - 1)
+            conv.append(torch.full((len(x),), c))
+            cand.append(torch.full((len(x),), k))
+            pos.append(torch.arange(p, p + len(x)))
+    conv, cand = torch.cat(conv).to(device), torch.cat(cand).to(device)  # (L,) each
+    idx = torch.arange(len(ids), device=device)  # (L,)
     causal = idx[None, :] <= idx[:, None]  # (L, L) key <= query
-    visible = (seg[None, :] == -1) | (seg[None, :] == seg[:, None])  # key in prefix or in the query's candidate
-    ends = p + torch.cumsum(lens, 0) - 1  # (n,) each candidate's last token, its <|eot_id|>
-    return {
-        "input_ids": ids[None],
-        "position_ids": pos[None],
-        "attention_mask": (causal & visible)[None, None],  # (1, 1, L, L), True = attend
-        "ends": ends.to(device),
+    same = conv[None, :] == conv[:, None]  # (L, L) key in the query's conversation
+    visible = (cand[None, :] == -1) | (cand[None, :] == cand[:, None])  # (L, L) key in a prefix or the query's cand.
+    out = {
+        "input_ids": torch.tensor(ids, device=device)[None],  # (1, L)
+        "position_ids": torch.cat(pos).to(device)[None],  # (1, L)
+        "attention_mask": (causal & same & visible)[None, None],  # (1, 1, L, L), True = attend
+        "starts": torch.tensor(starts, device=device),  # (C,)
+        "ends": torch.tensor(ends, device=device),  # (sum N,)
     }
+    if gate_positions is not None:
+        out["gates"] = out["starts"] + torch.tensor(gate_positions, device=device)  # (C,)
+    return out
+
+
+def shared_prompt_inputs(prefix: list[int], cands: list[list[int]], device) -> dict:
+    """Packed layout: one row, prefix then every candidate; each candidate attends to the prefix and to itself
+    (`multi_prompt_inputs` for one conversation)."""
+    out = multi_prompt_inputs([prefix], [cands], device)
+    del out["starts"]
+    return out
 
 
 def candidate_batch_inputs(prompt_len: int, cands: list[list[int]], device) -> dict:

@@ -117,7 +117,7 @@ def _results(letters: list[str]) -> SimpleNamespace:
             r.tok_target = gr.Dropdown(TOKEN_TARGETS, value="score", label="Explain", elem_id="tok-target")
             r.tok_method = gr.Radio([(v, k) for k, v in METHODS.items()], value="integrated_gradients",
                                     label="Method", elem_id="tok-method")  # fmt: skip
-            r.tok_run = gr.Button("Find the words (one gradient pass per step)", elem_id="tok-run")
+            r.tok_run = gr.Button("Find the words", elem_id="tok-run")
         r.tok_summary = gr.Markdown(elem_id="tok-summary")
         r.tok_html = gr.HTML(elem_id="tok-html")
         r.tok_plot = gr.Plot(label="Gradients against leave-one-out", elem_id="plot-tok-agreement", visible=False)

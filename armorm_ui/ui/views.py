@@ -229,7 +229,7 @@ def token_summary(found: dict, letter: str) -> str:
     down = [w for w in ranked if w["attribution"] < 0][:5]
 
     def listed(ws):
-        return ", ".join(f"“{as_text(w['text'])}” ({w['attribution']:+.3g})" for w in ws) or "none"
+        return ", ".join(f"**{as_text(w['text'])}** ({w['attribution']:+.3g})" for w in ws) or "none"
 
     lines.append(f"Raise it most: {listed(up)}. Lower it most: {listed(down)}.")
     rho = found.get("spearman_with_leave_one_out")
