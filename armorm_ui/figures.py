@@ -298,6 +298,8 @@ def token_agreement(segments: list[dict], what: str) -> go.Figure:
         customdata=[html.escape(" ".join(s["text"].split())[:80]) for s in shown],
         hovertemplate="segment %{text}: leave-one-out %{x:+.5f}, gradients %{y:+.5f}<br>%{customdata}<extra></extra>",
     )
-    return base_figure([dots], "Segments: gradients vs. leave-one-out", 340,
-                       xaxis={"title": {"text": "with − without the segment"}, "zeroline": True},
-                       yaxis={"title": {"text": f"gradients ({what})"}, "zeroline": True}, showlegend=False)  # fmt: skip
+    axes = {
+        "xaxis": {"title": {"text": "with − without the segment"}, "zeroline": True},
+        "yaxis": {"title": {"text": f"gradients ({what})"}, "zeroline": True},
+    }
+    return base_figure([dots], "Segments: gradients vs. leave-one-out", 340, showlegend=False, **axes)

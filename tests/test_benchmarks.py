@@ -33,3 +33,11 @@ def test_bench_evaluate_runs_and_agrees(tmp_path):
 
     figures = bench_evaluate.main(["--pairs", "3", "--repeats", "1", "--json", str(tmp_path / "e.json")])
     assert figures["max_score_difference"] < 1e-4 and figures["pairs_per_s"] > 0 and figures["ratio"] > 0
+
+
+def test_bench_token_attribution_runs_and_integrates():
+    import bench_token_attribution
+
+    figures = bench_token_attribution.main(["--repeats", "1", "--threads", "1"])
+    assert set(figures["ratios"]) == {"scoring pass", "gradient x input", "IG, 16 steps", "IG, 64 steps"}
+    assert figures["completeness_gaps"]["IG, 64 steps"] < 0.01  # on the card's long answer, the demo checkpoint

@@ -330,3 +330,27 @@ def test_a_cancelled_request_stops(backend, enc):
     finally:
         hook.remove()
     assert len(calls) == 2 and len(forwards) == 2
+
+
+def test_out_of_memory_halves_the_path_batches(demo_dir, enc):
+    """On CUDA out-of-memory the path points go in smaller batches, with the same result; one point that does not fit
+    is a clear refusal."""
+    b = load(demo_dir)
+    target, positions = TokenTarget("score"), response_positions(enc)
+    whole = b.attribute_tokens(enc, target, positions, "integrated_gradients", 8, Request())
+    real, sizes = b.model.model.forward, []
+
+    def tight(*args, inputs_embeds=None, **kwargs):  # pretend at most 2 path points fit at once
+        if torch.is_grad_enabled():
+            if inputs_embeds.shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            sizes.append(inputs_embeds.shape[0])
+        return real(*args, inputs_embeds=inputs_embeds, **kwargs)
+
+    b.model.model.forward = tight
+    split = b.attribute_tokens(enc, target, positions, "integrated_gradients", 8, Request())
+    np.testing.assert_allclose(split.attributions, whole.attributions, atol=1e-6)  # float32: batch size noise
+    assert sum(sizes) == 8 and max(sizes) <= 2, sizes  # the 8 path points, in passes that fit
+    b.model.model.forward = lambda *a, **k: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    with pytest.raises(ScoringError, match="Out of GPU memory for one gradient pass"):
+        b.attribute_tokens(enc, target, positions, "integrated_gradients", 8, Request())

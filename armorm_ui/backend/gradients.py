@@ -13,7 +13,8 @@ the embeddings at the requested positions are the input x; every other token's e
   which base.TokenAttributions.completeness_gap measures.
 
 The path points run as rows of one batched forward/backward pass, rows x tokens <= the backend's token budget, with
-`request.check()` before each batch. Gradients are taken with torch.autograd.grad with respect to the input only,
+`request.check()` before each batch; on CUDA out-of-memory a batch is halved and retried, down to one path point
+per pass. Gradients are taken with torch.autograd.grad with respect to the input only,
 with the parameters' requires_grad switched off for the call (restored after): nothing accumulates in `.grad`, and
 autograd saves only what the input's gradient needs.
 """
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from ..chat import EncodedConversation
-from ..errors import InputError
+from ..errors import InputError, ScoringError
 from .base import Method, Request, TokenAttributions, TokenTarget
 from .model import ArmoRM
 
@@ -131,17 +132,28 @@ def attribute_tokens(model: ArmoRM, conversation: EncodedConversation, target: T
     x_leaf = x.to(leaf)  # (T, d)
     grad_sum = torch.zeros(x.shape, dtype=torch.float64, device=x.device)  # (T, d): Σ_k w_k ∂f/∂x(α_k x)
     value = None
+    start = 0
     with torch.enable_grad(), frozen(model):
-        for start in range(0, len(alphas), rows):
+        while start < len(alphas):
             request.check()
             a = torch.tensor(alphas[start : start + rows], dtype=leaf, device=x.device)  # (B,)
             w = torch.tensor(weights[start : start + rows], dtype=torch.float64, device=x.device)  # (B,)
-            path = (a[:, None, None] * x_leaf).requires_grad_()  # (B, T, d)
-            out = f(path)  # (B,)
-            (grads,) = torch.autograd.grad(out.sum(), path)  # (B, T, d); the graph is freed here
+            try:
+                path = (a[:, None, None] * x_leaf).requires_grad_()  # (B, T, d)
+                out = f(path)  # (B,)
+                (grads,) = torch.autograd.grad(out.sum(), path)  # (B, T, d); the graph is freed here
+            except torch.cuda.OutOfMemoryError as e:  # fewer path points per pass, down to one
+                path = out = None
+                torch.cuda.empty_cache()
+                if rows == 1:
+                    raise ScoringError(f"Out of GPU memory for one gradient pass of {len(ids):,} tokens; explain a "
+                                       "shorter conversation or response.") from e  # fmt: skip
+                rows = max(1, rows // 2)
+                continue
             grad_sum += torch.einsum("b,btd->td", w, grads.double())  # (T, d)
             if method == "gradient_x_input":
                 value = float(out[0].detach())
+            start += len(a)
             del path, out, grads
     request.check()
     ends = torch.stack([torch.zeros_like(x_leaf)] + ([x_leaf] if value is None else []))  # (1 or 2, T, d)
