@@ -61,6 +61,8 @@ class Piece:
     """For the conversation: the index of the message the piece belongs to; None for the response."""
     leave_one_out: float | None = None
     """For segments of the response: score (or reward) with the segment minus without it."""
+    parts: tuple[tuple[str, float], ...] = ()
+    """For words: the tokens summed into it, (text, attribution) each."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class TokenExplanation:
                 d["message"] = p.message
             if p.leave_one_out is not None:
                 d["leave_one_out"] = p.leave_one_out
+            if p.parts:
+                d["tokens"] = [list(t) for t in p.parts]
             return d
 
         return {
@@ -110,14 +114,14 @@ def words_of(text: str, tokens: list[Piece], message: int | None = None) -> list
     words = [(m.start(), m.end()) for m in WORD.finditer(text)]
     if not words:
         return []
-    totals = np.zeros(len(words))
+    parts: list[list[Piece]] = [[] for _ in words]
     starts = np.array([a for a, _ in words])
     for t in tokens:
         stripped = len(t.text) - len(t.text.lstrip())
         at = t.start + stripped if t.text.strip() else t.start
-        i = int(np.searchsorted(starts, at, side="right")) - 1
-        totals[max(i, 0)] += t.attribution
-    return [Piece(text[a:b], a, b, float(v), message) for (a, b), v in zip(words, totals)]
+        parts[max(int(np.searchsorted(starts, at, side="right")) - 1, 0)].append(t)
+    return [Piece(text[a:b], a, b, float(sum(t.attribution for t in ts)), message,
+                  parts=tuple((t.text, t.attribution) for t in ts)) for (a, b), ts in zip(words, parts)]  # fmt: skip
 
 
 def segments_of(segs: list[str], tokens: list[Piece]) -> list[Piece]:

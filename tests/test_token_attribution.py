@@ -42,6 +42,7 @@ def test_tokens_sum_into_words_and_segments_without_losing_any():
     assert [text[w.start : w.end] for w in words] == text.split()
     why = next(w for w in words if w.text == "why:")
     assert why.attribution == pytest.approx(sum(t.attribution for t in tokens[5:8]))
+    assert [t for t, _ in why.parts] == [" wh", "y", ":"]  # the tokens behind the word, shown on hover
     assert sum(w.attribution for w in words) == pytest.approx(sum(t.attribution for t in tokens))
     segs = segments_of(segment(text), tokens)
     assert "".join(s.text for s in segs) == text and len(segs) == 2

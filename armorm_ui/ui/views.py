@@ -178,6 +178,8 @@ def _shade(text: str, words: list[dict], what: str, scale: float) -> str:
         alpha = 0.06 + 0.64 * min(abs(v) / scale, 1.0)
         colour = f"rgba(47,158,91,{alpha:.2f})" if v >= 0 else f"rgba(209,73,91,{alpha:.2f})"
         tip = f"{w['text']}: {_direction(v, what)}"
+        if len(w.get("tokens", ())) > 1:  # the per-token numbers behind the word's
+            tip += "\ntokens: " + ", ".join(f"{t!r} {a:+.3g}" for t, a in w["tokens"])
         out.append(html.escape(text[pos : w["start"]]))
         out.append(f'<span class="tok" style="background:{colour}" title="{html.escape(tip)}" '
                    f'data-attribution="{v:.6g}">{html.escape(text[w["start"] : w["end"]])}</span>')  # fmt: skip
