@@ -2,12 +2,24 @@
 
 Settings come from the same AppConfig as the app (every ARMORM_* variable), with the flags below on top. Everything
 that would be refused later is refused before the model loads: the whole input file, the output's name, format and
-folder, and a partial file from an earlier run. Each scored item is appended at once to OUT.partial.jsonl (flushed
-and synced) under a header that records the input's SHA-256, the model and the options; the same command after an
-interruption (a crash, kill -9, Ctrl-C) skips the items already there and ends with the same output as an
-uninterrupted run, and a run with another model or other options is refused instead of mixing their scores. Damaged
-lines of a partial file are dropped (their items are scored again). The final file is written under a temporary
+folder, and a partial file from an earlier run. Scored items are appended to OUT.partial.jsonl in batches (written,
+flushed and synced every --flush-every items or --flush-seconds after the last write, whichever comes first, and at
+the end, on Ctrl-C and on any error) under a header that records the input's SHA-256, the model and the options; the
+same command after an interruption (a crash, kill -9, Ctrl-C) skips the items already there and ends with the same
+output as an uninterrupted run, and a run with another model or other options is refused instead of mixing their
+scores. A kill -9 or a power cut loses at most the items of the batch not yet written. Damaged lines of a partial
+file (a batch torn by a kill) are dropped and their items scored again. The final file is written under a temporary
 name and renamed, then the partial file is removed.
+
+Start-up imports only what the command uses: nothing of the web app, and no pandas, scipy, torch or transformers
+before the model loads (torch and transformers load with it; pandas when the results are written), so a refused
+input is refused in a fraction of a second.
+
+Test hooks (environment, read once per run; for the tests of the guarantees above):
+- ARMORM_CLI_TEST_KILL_AFTER=N[:torn]: kill -9 this process once the N-th item of this run is scored, before it is
+  written (with `:torn`, after writing half of the unwritten batch's bytes, as a kill during a write leaves it);
+- ARMORM_CLI_TEST_PAUSE_AFTER=N:PATH: once the N-th item is scored (not yet written), create PATH and wait there
+  until interrupted (SIGINT), so a test can interrupt a run that is certainly still running.
 """
 
 from __future__ import annotations
@@ -15,11 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .batch import FORMATS, Item, file_digest, parse_items, results_frame, write_results
 from .config import AppConfig
@@ -28,6 +40,10 @@ from .results import ScoreResult
 
 RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute")
 """What must be the same to resume: anything that changes the numbers written."""
+FLUSH_EVERY = 64
+"""Items per write (and sync) of the partial file, by default."""
+FLUSH_SECONDS = 1.0
+"""Longest a scored item waits to be written (and synced), by default."""
 
 
 def partial_path(out: Path) -> Path:
@@ -98,9 +114,9 @@ def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tupl
 
 
 def local_engine(config: AppConfig, attribute: bool):
-    from .attribution import attribute as explain_segments
-
     scorer = config.load_scorer()
+    if attribute:
+        from .attribution import attribute as explain_segments
 
     def run(items: list[Item]):
         for item in items:
@@ -112,6 +128,58 @@ def local_engine(config: AppConfig, attribute: bool):
     return run
 
 
+class PartialWriter:
+    """Appends rows to the open partial file in batches: rows wait in memory until `every` of them wait or `seconds`
+    have passed since the last write (checked as each row comes); then they are written in one piece, flushed and
+    synced. The cost per row is its own JSON, whatever the file's size; a kill loses at most the rows waiting: at most
+    `every`, scored in the last `seconds`."""
+
+    def __init__(self, f, every: int = FLUSH_EVERY, seconds: float = FLUSH_SECONDS):
+        self.f, self.every, self.seconds = f, every, seconds
+        self.waiting: list[str] = []
+        self.written = time.monotonic()
+
+    def add(self, row: dict) -> None:
+        self.waiting.append(json.dumps(row) + "\n")
+
+    def due(self) -> bool:
+        return len(self.waiting) >= self.every or time.monotonic() - self.written >= self.seconds
+
+    def flush(self) -> None:
+        if self.waiting:
+            data, self.waiting = "".join(self.waiting), []
+            self.f.write(data)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.written = time.monotonic()
+
+
+def _test_hook() -> tuple[int, str, str] | None:
+    """(N, "kill" or "pause", detail) from ARMORM_CLI_TEST_KILL_AFTER or ARMORM_CLI_TEST_PAUSE_AFTER (see above)."""
+    for name, action in (("ARMORM_CLI_TEST_KILL_AFTER", "kill"), ("ARMORM_CLI_TEST_PAUSE_AFTER", "pause")):
+        value = os.environ.get(name)
+        if value:
+            count, _, detail = value.partition(":")
+            return int(count), action, detail
+    return None
+
+
+def _run_test_hook(hook: tuple[int, str, str], writer: PartialWriter) -> None:
+    _, action, detail = hook
+    if action == "kill":
+        if detail == "torn" and writer.waiting:
+            data = "".join(writer.waiting).encode("utf-8")
+            writer.f.flush()
+            writer.f.buffer.write(data[: len(data) // 2])
+            writer.f.buffer.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if detail:
+        Path(detail).touch()
+    deadline = time.monotonic() + 600  # a test that forgot the process does not leave it waiting for ever
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # Ctrl-C lands here as KeyboardInterrupt
+
+
 def score_items(
     items: list[Item],
     header: dict,
@@ -120,9 +188,11 @@ def score_items(
     engine: str = "local",
     workers: int | None = None,
     attribute: bool = False,
+    flush_every: int = FLUSH_EVERY,
+    flush_seconds: float = FLUSH_SECONDS,
 ) -> dict | None:
-    """Every item's (result, extra), scoring only those not already in OUT's partial file and appending each one as
-    it is scored; None when interrupted (what was scored is kept for the next run)."""
+    """Every item's (result, extra), scoring only those not already in OUT's partial file and appending them in
+    batches (PartialWriter); None when interrupted (what was scored is written for the next run)."""
     partial = partial_path(out)
     done = load_partial(partial, header, {item.item_id for item in items})
     todo = [item for item in items if item.item_id not in done]
@@ -136,23 +206,33 @@ def score_items(
         run = ray_engine(config, workers)
     else:
         run = local_engine(config, attribute)
+    from tqdm import tqdm
+
+    hook = _test_hook()
     new = not partial.exists() or partial.stat().st_size == 0
+    interrupted = False
     with partial.open("a", encoding="utf-8") as f, tqdm(total=len(items), initial=len(done), unit="item") as bar:
+        writer = PartialWriter(f, flush_every, flush_seconds)
         if new:
             f.write(json.dumps(header) + "\n")
+            writer.flush()
         try:
-            for item_id, result, extra in run(todo):
-                row = {"item_id": item_id, "result": result.to_dict(), "attribution": extra}
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            for n, (item_id, result, extra) in enumerate(run(todo), start=1):
+                writer.add({"item_id": item_id, "result": result.to_dict(), "attribution": extra})
                 done[item_id] = (result, extra)
                 bar.update(1)
+                if hook is not None and n == hook[0]:
+                    _run_test_hook(hook, writer)
+                if writer.due():
+                    writer.flush()
         except KeyboardInterrupt:
-            bar.close()
-            print(f"interrupted: {len(done)} of {len(items)} items are saved in {partial}; run the same command "
-                  "again to resume.", file=sys.stderr)  # fmt: skip
-            return None
+            interrupted = True
+        finally:
+            writer.flush()  # on success, Ctrl-C or any error: nothing scored is lost
+    if interrupted:
+        print(f"interrupted: {len(done)} of {len(items)} items are saved in {partial}; run the same command "
+              "again to resume.", file=sys.stderr)  # fmt: skip
+        return None
     return done
 
 
@@ -165,7 +245,8 @@ def score_command(args, config: AppConfig) -> int:
         raise InputError("--attribute runs with the local engine; drop --engine ray or --attribute.")
     items = parse_items(inp, config.limits(), config.max_rows)
     header = run_header(file_digest(inp), inp, config, args.attribute)
-    done = score_items(items, header, out, config, args.engine, args.workers, args.attribute)
+    done = score_items(items, header, out, config, args.engine, args.workers, args.attribute, args.flush_every,
+                       args.flush_seconds)  # fmt: skip
     if done is None:
         return 130
     results = [done[item.item_id][0] for item in items]
@@ -182,7 +263,6 @@ def report_path(out: Path) -> Path:
 
 
 def evaluate_command(args, config: AppConfig) -> int:
-    from .evaluation import pair_frame, report, write_report
     from .preferences import load_dataset_pairs, parse_columns, read_pairs
 
     out = Path(args.output)
@@ -205,9 +285,12 @@ def evaluate_command(args, config: AppConfig) -> int:
         source = Path(args.dataset)
     items = [pair.item() for pair in pairs]
     header = run_header(digest, source, config, False)
-    done = score_items(items, header, out, config, args.engine, args.workers)
+    done = score_items(items, header, out, config, args.engine, args.workers, False, args.flush_every,
+                       args.flush_seconds)  # fmt: skip
     if done is None:
         return 130
+    from .evaluation import pair_frame, report, write_report
+
     frame = pair_frame(pairs, [done[item.item_id][0] for item in items])
     found = report(frame)
     write_results(frame, out)
@@ -230,6 +313,22 @@ def add_run_flags(p: argparse.ArgumentParser, env: AppConfig) -> None:
     p.add_argument("--max-rows", type=int, default=env.max_rows, help="rows per file (env ARMORM_MAX_ROWS)")
     p.add_argument("--max-candidates", type=int, default=env.api_candidates,
                    help="candidates per item (env ARMORM_API_CANDIDATES)")  # fmt: skip
+    p.add_argument("--flush-every", type=_positive(int), default=FLUSH_EVERY, metavar="N",
+                   help=f"write scored items to OUT.partial.jsonl every N (default {FLUSH_EVERY})...")  # fmt: skip
+    p.add_argument("--flush-seconds", type=_positive(float, zero=True), default=FLUSH_SECONDS, metavar="S",
+                   help=f"...or S seconds after the last write (default {FLUSH_SECONDS:g}; 0: every item); a kill "
+                   "-9 loses at most the items not yet written")  # fmt: skip
+
+
+def _positive(kind, zero: bool = False):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0 or (value == 0 and not zero) or value != value:
+            raise argparse.ArgumentTypeError(f"{text} is not {'a non-negative' if zero else 'a positive'} number")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message for a value kind() refuses
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,20 +4,28 @@
 coefficients, token counts); `report` computes everything from that table alone, so a report can be recomputed
 from a downloaded table. A decision is right when the chosen response scores strictly higher (a tie is wrong), as
 RewardBench counts it.
+
+The statistics are scipy's formulas written out (Wilson's interval in closed form, Spearman's rho as the correlation
+of average ranks), so a report costs no import of scipy.stats (about a second); only the p-value of rho takes
+scipy.special's Student t, imported when it is computed.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .objectives import LABELS, NAMES
 from .results import ScoreResult
 
 CONFIDENCE = 0.95
+Z = 1.959963984540054 if CONFIDENCE == 0.95 else NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
+"""The two-sided normal quantile of CONFIDENCE for Wilson's interval: scipy.special.ndtri(0.975) itself (the
+standard library's quantile is one unit in the last place away), so the intervals are scipy's to the bit."""
 WORST = 10
 """How many of the most confident wrong decisions the report lists."""
 
@@ -72,14 +80,37 @@ def label_pairs(labels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:
+    """Wilson's score interval for k of n (no continuity correction), as scipy's
+    binomtest(k, n).proportion_ci(method="wilson") computes it (Newcombe 1998): exactly 0 at k = 0, 1 at k = n."""
+    p = k / n
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
+    return (0.0 if k == 0 else center - delta), (1.0 if k == n else center + delta)
+
+
 def accuracy(right) -> dict:
     """Share of right decisions with its Wilson interval."""
     right = np.asarray(right, dtype=bool)
     n, k = int(right.size), int(right.sum())
     if n == 0:
         return {"n": 0, "right": 0, "accuracy": None, "low": None, "high": None}
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return {"n": n, "right": k, "accuracy": k / n, "low": float(ci.low), "high": float(ci.high)}
+    low, high = wilson(k, n)
+    return {"n": n, "right": k, "accuracy": k / n, "low": float(low), "high": float(high)}
+
+
+def spearman(a, b) -> tuple[float, float]:
+    """(rho, two-sided p-value) as scipy.stats.spearmanr gives them: the correlation of average ranks, and the
+    Student t test of rho with n - 2 degrees of freedom."""
+    from scipy.special import stdtr
+
+    ranked = np.vstack([pd.Series(np.asarray(x, dtype=float)).rank(method="average").to_numpy() for x in (a, b)])
+    rho = np.corrcoef(ranked)[1, 0]
+    dof = ranked.shape[1] - 2
+    with np.errstate(divide="ignore"):
+        t = rho * np.sqrt((dof / ((rho + 1.0) * (1.0 - rho))).clip(0))
+    return float(rho), float(2 * stdtr(dof, -np.abs(t)))
 
 
 def rewardbench_sections(per_subset: dict[str, float]) -> dict[str, float] | None:
@@ -134,8 +165,8 @@ def length_view(frame: pd.DataFrame) -> dict:
     out = {"chosen_longer": accuracy(right[diff > 0]), "chosen_shorter": accuracy(right[diff < 0]),
            "same_length": accuracy(right[diff == 0])}  # fmt: skip
     varies = len(frame) > 2 and np.ptp(diff) > 0 and np.ptp(frame["margin"]) > 0
-    rho = stats.spearmanr(frame["margin"], diff) if varies else None
-    out["margin_vs_length"] = {"spearman": float(rho.statistic), "p_value": float(rho.pvalue)} if rho else None
+    rho = spearman(frame["margin"], diff) if varies else None
+    out["margin_vs_length"] = {"spearman": rho[0], "p_value": rho[1]} if rho else None
     return out
 
 

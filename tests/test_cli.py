@@ -1,6 +1,10 @@
-"""The batch command line: a run killed half-way (kill -9 or Ctrl-C) resumes and ends with the same output as an
-uninterrupted run; what it would refuse later is refused before the model loads; the Ray engine gives the same output
-as the single process."""
+"""The batch command line: a run killed half-way (kill -9, at any moment, or Ctrl-C) resumes and ends with the same
+output as an uninterrupted run, and a kill loses at most the batch not yet written; what it would refuse later is
+refused before the model loads, which is reached without importing the web app, pandas, scipy or the model's
+libraries; the Ray engine gives the same output as the single process.
+
+Interruptions are placed by events, never by sleeping: the CLI's test hooks (cli.py's docstring) kill the process
+after a given item, or hold it after one until the test interrupts it, so a loaded machine changes nothing."""
 
 from __future__ import annotations
 
@@ -27,38 +31,108 @@ def make_input(path: Path, n: int = 60) -> Path:
     return path
 
 
-def run_cli(inp, out, demo_dir, *extra, command="score", **popen):
-    """python -m armorm_ui COMMAND [IN] -o OUT on the demo checkpoint, in a subprocess."""
+HOOKS = ("ARMORM_CLI_TEST_KILL_AFTER", "ARMORM_CLI_TEST_PAUSE_AFTER")
+WAIT = 300
+"""Seconds a test waits for an event (the model loading on a loaded machine), polling, before it fails."""
+
+
+def run_cli(inp, out, demo_dir, *extra, command="score", hooks: dict | None = None, **popen):
+    """python -m armorm_ui COMMAND [IN] -o OUT on the demo checkpoint, in a subprocess (hooks: cli.py's test hooks)."""
     cmd = [sys.executable, "-m", "armorm_ui", command, *([str(inp)] if inp else []), "-o", str(out), "--model",
            str(demo_dir), "--device", "cpu", *extra]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if k not in HOOKS}
+    env.update({"PYTHONPATH": str(ROOT), **(hooks or {})})
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def test_interrupted_run_resumes_to_the_same_output(tmp_path, demo_dir):
-    inp = make_input(tmp_path / "items.csv")
-    full = tmp_path / "full.csv"
-    proc = run_cli(inp, full, demo_dir)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-
-    out = tmp_path / "resumed.csv"
-    partial = tmp_path / "resumed.csv.partial.jsonl"
-    proc = run_cli(inp, out, demo_dir)
-    deadline = time.time() + 120
-    while not (partial.exists() and partial.read_text().count("\n") >= 6):  # header + 5 items
-        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be interrupted"
+def wait_for(condition, proc, what: str) -> None:
+    """Poll until condition() holds, failing if the process ends first or WAIT seconds pass."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {WAIT} s"
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    scored_before = partial.read_text().count("\n") - 1
-    assert 5 <= scored_before < 60 and not out.exists()
 
+
+def saved_rows(partial: Path) -> list[str]:
+    """The item ids of the whole, readable rows of a partial file (after its header)."""
+    ids = []
+    for line in partial.read_text(errors="replace").splitlines()[1:]:
+        try:
+            ids.append(json.loads(line)["item_id"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return ids
+
+
+N_ITEMS = 30
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
+    """(input of N_ITEMS items, the output of one uninterrupted run on it): what every interrupted run must end with."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    inp, full = make_input(folder / "items.csv", n=N_ITEMS), folder / "full.csv"
+    proc = run_cli(inp, full, demo_dir)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    return inp, full
+
+
+def resume_and_compare(inp: Path, out: Path, demo_dir, saved: int, full: Path) -> None:
+    """Run the same command again: it resumes from the `saved` items and ends with the uninterrupted output."""
     proc = run_cli(inp, out, demo_dir)
-    assert proc.wait(timeout=300) == 0
-    err = proc.stderr.read()
-    assert f"resuming: {scored_before} of 60 items already scored" in err or "resuming:" in err
-    assert not partial.exists()
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert f"resuming: {saved} of {N_ITEMS} items already scored" in proc.stderr.read()
+    assert not partial_path(out).exists()
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial.jsonl")
+
+
+def test_interrupted_run_resumes_to_the_same_output(tmp_path, demo_dir, uninterrupted):
+    """kill -9 from outside at whatever moment the run is at once 6 items are written (writing a batch of 3,
+    scoring, or between): the run is held after item 25, so it cannot have finished."""
+    inp, full = uninterrupted
+    out = tmp_path / "resumed.csv"
+    partial = partial_path(out)
+    proc = run_cli(inp, out, demo_dir, "--flush-every", "3",
+                   hooks={"ARMORM_CLI_TEST_PAUSE_AFTER": f"25:{tmp_path / 'held'}"})  # fmt: skip
+    wait_for(lambda: partial.exists() and len(saved_rows(partial)) >= 6, proc, "6 items were written")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    saved = len(set(saved_rows(partial)))
+    assert 6 <= saved <= 25 and not out.exists()
+    resume_and_compare(inp, out, demo_dir, saved, full)
+
+
+@pytest.mark.parametrize(
+    "flush_every, flush_seconds, torn, written",
+    [
+        (4, "1000", False, (8, 8)),  # items 1-8 were written in two batches; 9-11 waited
+        (4, "1000", True, (8, 10)),  # killed while writing 9-11: a torn batch, its whole lines kept
+        (1000, "0", False, (10, 10)),  # the time limit (0 s): every item written as it came, 11 not yet
+    ],
+)
+def test_a_kill_loses_at_most_the_unwritten_batch(tmp_path, demo_dir, uninterrupted, flush_every, flush_seconds,
+                                                  torn, written):  # fmt: skip
+    """The run kills itself (kill -9) once its 11th item is scored, before the item is written: at most the batch
+    that waited is lost, exactly as many as the flush settings say, and the rerun ends with the uninterrupted
+    output."""
+    inp, full = uninterrupted
+    out = tmp_path / "out.csv"
+    partial = partial_path(out)
+    proc = run_cli(inp, out, demo_dir, "--flush-every", str(flush_every), "--flush-seconds", flush_seconds,
+                   hooks={"ARMORM_CLI_TEST_KILL_AFTER": "11:torn" if torn else "11"})  # fmt: skip
+    assert proc.wait(timeout=600) == -signal.SIGKILL, proc.stderr.read()
+    ids = saved_rows(partial)
+    assert ids == [f"q{i}" for i in range(len(ids))]  # in order, each once
+    assert written[0] <= len(ids) <= written[1]
+    assert 11 - len(ids) <= flush_every
+    assert partial.read_bytes().endswith(b"\n") != torn  # a torn batch ends in half a line
+    assert not out.exists()
+    resume_and_compare(inp, out, demo_dir, len(ids), full)
 
 
 def test_partial_file_of_another_input_is_refused(tmp_path, demo_dir):
@@ -131,17 +205,13 @@ def test_unwritable_folder_is_refused_before_the_model_loads(tmp_path, no_model,
 
 
 def partial_of(tmp_path, n: int, demo_dir, *extra) -> tuple[Path, Path, Path]:
-    """A run killed after its first item: (input, output, partial file)."""
+    """A run killed (kill -9) after its first item was written: (input, output, partial file)."""
     inp = make_input(tmp_path / "items.csv", n=n)
     out = tmp_path / "out.csv"
-    proc = run_cli(inp, out, demo_dir, *extra)
+    proc = run_cli(inp, out, demo_dir, "--flush-every", "1", *extra, hooks={"ARMORM_CLI_TEST_KILL_AFTER": "2"})
+    assert proc.wait(timeout=600) == -signal.SIGKILL, proc.stderr.read()
     partial = tmp_path / "out.csv.partial.jsonl"
-    deadline = time.time() + 120
-    while not (partial.exists() and partial.read_text().count("\n") >= 2):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    assert saved_rows(partial) == ["q0"]
     return inp, out, partial
 
 
@@ -179,22 +249,23 @@ def test_a_damaged_partial_file_is_recovered_or_reported(tmp_path, demo_dir, cap
     assert "is damaged or not a partial results file" in capsys.readouterr().err
 
 
-def test_ctrl_c_saves_and_resumes(tmp_path, demo_dir):
-    inp = make_input(tmp_path / "items.csv", n=60)
+def test_ctrl_c_saves_and_resumes(tmp_path, demo_dir, uninterrupted):
+    """Ctrl-C while 5 scored items wait to be written (no batch is due): they are written, and the rerun resumes
+    from them. The run is held after its 5th item until the SIGINT comes, so it cannot finish first."""
+    inp, full = uninterrupted
     out = tmp_path / "out.csv"
-    partial = tmp_path / "out.csv.partial.jsonl"
-    proc = run_cli(inp, out, demo_dir)
-    deadline = time.time() + 120
-    while not (partial.exists() and partial.read_text().count("\n") >= 4):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.02)
+    held = tmp_path / "held"
+    proc = run_cli(inp, out, demo_dir, "--flush-every", "1000", "--flush-seconds", "1000",
+                   hooks={"ARMORM_CLI_TEST_PAUSE_AFTER": f"5:{held}"})  # fmt: skip
+    wait_for(held.exists, proc, "the 5th item was scored")
+    assert saved_rows(partial_path(out)) == []  # the 5 wait in memory
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=120) == 130
     err = proc.stderr.read()
-    assert "interrupted:" in err and "run the same command again to resume" in err and "Traceback" not in err
-    proc = run_cli(inp, out, demo_dir)
-    assert proc.wait(timeout=300) == 0 and "resuming:" in proc.stderr.read()
-    assert len(pd.read_csv(out)) == 180
+    assert f"interrupted: 5 of {N_ITEMS} items are saved" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert saved_rows(partial_path(out)) == [f"q{i}" for i in range(5)]
+    resume_and_compare(inp, out, demo_dir, 5, full)
 
 
 def test_settings_come_from_the_environment(tmp_path, demo_dir, monkeypatch, capsys):
@@ -276,16 +347,13 @@ def test_evaluate_resumes_to_the_same_report(tmp_path, demo_dir, scorer):
     assert "accuracy" in proc.stderr.read()
 
     out, partial = tmp_path / "resumed.csv", tmp_path / "resumed.csv.partial.jsonl"
-    proc = run_evaluate(inp, out, demo_dir)
-    deadline = time.time() + 120
-    while not (partial.exists() and partial.read_text().count("\n") >= 4):
-        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be interrupted"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc = run_cli(inp, out, demo_dir, "--flush-every", "5", "--flush-seconds", "1000", command="evaluate",
+                   hooks={"ARMORM_CLI_TEST_KILL_AFTER": "13"})  # fmt: skip
+    assert proc.wait(timeout=600) == -signal.SIGKILL, proc.stderr.read()
+    assert len(saved_rows(partial)) == 10  # two batches of 5; 11-13 waited
     assert not out.exists() and not (tmp_path / "resumed.report.json").exists()
     proc = run_evaluate(inp, out, demo_dir)
-    assert proc.wait(timeout=300) == 0 and "resuming:" in proc.stderr.read()
+    assert proc.wait(timeout=600) == 0 and "resuming: 10 of 40 items already scored" in proc.stderr.read()
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
     report = json.loads((tmp_path / "resumed.report.json").read_text())
     assert report == json.loads((tmp_path / "full.report.json").read_text())
@@ -310,3 +378,156 @@ def test_evaluate_a_saved_data_set_and_refusals(tmp_path, demo_dir):
     assert len(pd.read_parquet(out)) == 4 and (tmp_path / "eval.report.json").exists()
     proc = run_evaluate(tmp_path / "pairs.jsonl", out, demo_dir, "--dataset", "x")
     assert proc.wait(timeout=60) == 2 and "not both" in proc.stderr.read()
+
+
+HEAVY = ("gradio", "gradio_client", "fastapi", "starlette", "uvicorn", "httpx", "mcp", "plotly", "torch",
+         "transformers", "tokenizers", "safetensors", "huggingface_hub", "accelerate", "datasets", "pandas",
+         "pyarrow", "scipy", "ray", "sqlalchemy")  # fmt: skip
+"""Nothing the CLI needs before the model loads for a CSV or JSONL file: the web app, the model's libraries (they
+come with the model), the data libraries (pandas when results are written, pyarrow for Parquet input only)."""
+
+BEFORE_THE_MODEL = """
+import json, sys
+import armorm_ui.cli as cli
+
+class Reached(BaseException):
+    pass
+
+def load_scorer(self):
+    raise Reached
+
+cli.AppConfig.load_scorer = load_scorer
+try:
+    cli.main(sys.argv[1:])
+    reached = "returned"
+except Reached:
+    reached = "load_scorer"
+except SystemExit as e:
+    reached = f"exit {e.code}"
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.stdin.read())))
+print(json.dumps({"reached": reached, "heavy": heavy, "cli_loaded": "armorm_ui.batch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate", "help"])
+def test_nothing_heavy_is_imported_before_the_model_loads(tmp_path, command):
+    """Everything the CLI does before the model loads (reading and validating the whole file, its digest, the
+    output's checks, the partial file) runs in a fresh interpreter, stopped where the model would load: none of
+    HEAVY is imported by then."""
+    if command == "score":
+        argv = ["score", str(make_input(tmp_path / "items.csv", n=5)), "-o", str(tmp_path / "out.parquet")]
+    elif command == "evaluate":
+        argv = ["evaluate", str(make_pairs(tmp_path / "pairs.jsonl", n=5)), "-o", str(tmp_path / "out.csv")]
+    else:
+        argv = ["score", "--help"]
+    env = {k: v for k, v in os.environ.items() if k not in HOOKS}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-c", BEFORE_THE_MODEL, *argv, "--device", "cpu"], cwd=ROOT, env=env,
+                          input=json.dumps(HEAVY), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["reached"] == ("exit 0" if command == "help" else "load_scorer"), done.stderr
+    assert found["cli_loaded"]
+    assert found["heavy"] == []
+
+
+@pytest.mark.parametrize("flag, value", [("--flush-every", "0"), ("--flush-every", "x"), ("--flush-seconds", "-1"),
+                                         ("--flush-seconds", "nan")])  # fmt: skip
+def test_bad_flush_settings_are_refused_before_the_model_loads(tmp_path, no_model, capsys, flag, value):
+    inp = make_input(tmp_path / "items.csv", n=2)
+    with pytest.raises(SystemExit) as e:
+        cli_main(inp, "-o", tmp_path / "out.csv", flag, value)
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_the_partial_file_is_written_in_batches(tmp_path, monkeypatch):
+    """Rows wait in memory and go out `every` at a time, each batch in one write and one sync; nothing is read back
+    or rewritten, so a row costs the same however long the file is. With 0 seconds, every row is due at once."""
+    from armorm_ui import cli
+
+    class Recording:
+        def __init__(self, f):
+            self.f, self.writes = f, []
+
+        def write(self, data):
+            self.writes.append(data)
+            return self.f.write(data)
+
+        def flush(self):
+            self.f.flush()
+
+        def fileno(self):
+            return self.f.fileno()
+
+    syncs = []
+    monkeypatch.setattr(cli.os, "fsync", syncs.append)
+    path = tmp_path / "p.jsonl"
+    with path.open("a", encoding="utf-8") as f:
+        rec = Recording(f)
+        writer = cli.PartialWriter(rec, every=4, seconds=1000)
+        for i in range(10):
+            writer.add({"item_id": f"q{i}"})
+            if writer.due():
+                writer.flush()
+            assert path.stat().st_size == sum(len(w) for w in rec.writes)  # what was written is on disk, no more
+        assert len(rec.writes) == len(syncs) == 2 and len(writer.waiting) == 2
+        writer.flush()
+        assert len(rec.writes) == len(syncs) == 3
+        timed = cli.PartialWriter(rec, every=1000, seconds=0)
+        timed.add({"item_id": "q10"})
+        assert timed.due()
+        timed.flush()
+    assert [json.loads(line)["item_id"] for line in path.read_text().splitlines()] == [f"q{i}" for i in range(11)]
+
+
+def test_results_frame_is_export_frame_per_item():
+    """batch.results_frame builds the table for all items at once; it must stay exactly what concatenating
+    tables.export_frame per item gives (the same columns, values and types), with and without attributions."""
+    from armorm_ui import explain, tables
+    from armorm_ui.batch import Item, results_frame
+    from armorm_ui.results import ScoreResult
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        counts = [1, 3, 2, 28, 5, 2]
+        items = [Item(f"q{k}", [], [f"=answer {k}.{c}" for c in range(n)], k) for k, n in enumerate(counts)]
+        results = [ScoreResult(rng.normal(size=n).astype(dtype), rng.normal(size=(n, 19)).astype(dtype),
+                               rng.random(19).astype(dtype), rng.random(19).astype(dtype), np.eye(19), 4,
+                               np.arange(n)) for n in counts]  # fmt: skip
+        extras = [[{"segments": ["a", "é"], "effects": [0.5, -1.0], "trimmed_tokens": [1, 2],
+                    "trimmed_scores": [0.1, 0.2]}] * n for n in counts]  # fmt: skip
+        for attributions in (None, extras):
+            frames = []
+            for k, (item, result) in enumerate(zip(items, results)):
+                frame = tables.export_frame(result, explain.candidate_labels(result.n), item.candidates)
+                frame.insert(0, "item_id", item.item_id)
+                if attributions is not None:
+                    frame["segments"] = [json.dumps(a["segments"], ensure_ascii=False) for a in attributions[k]]
+                    frame["segment_effects"] = [json.dumps(a["effects"]) for a in attributions[k]]
+                    frame["length_probe"] = [json.dumps(list(zip(a["trimmed_tokens"], a["trimmed_scores"])))
+                                             for a in attributions[k]]  # fmt: skip
+                frames.append(frame)
+            expected = pd.concat(frames, ignore_index=True)
+            pd.testing.assert_frame_equal(results_frame(items, results, attributions), expected, check_exact=True)
+
+
+def test_the_reports_statistics_are_scipys():
+    """evaluation computes Wilson's interval and Spearman's rho without scipy.stats (a second to import): they must
+    be scipy's to the bit."""
+    from scipy import special, stats
+
+    from armorm_ui import evaluation
+
+    assert evaluation.Z == special.ndtri(0.5 + evaluation.CONFIDENCE / 2)
+    for n in [1, 2, 3, 7, 40, 333]:
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            ci = stats.binomtest(k, n).proportion_ci(confidence_level=evaluation.CONFIDENCE, method="wilson")
+            assert evaluation.wilson(k, n) == (ci.low, ci.high)
+    rng = np.random.default_rng(0)
+    for n in [3, 4, 10, 100]:
+        a = rng.normal(size=n)
+        for b in (rng.normal(size=n), rng.integers(-2, 3, size=n), 2 * a, -a):
+            if np.ptp(b) == 0:
+                continue
+            expected = stats.spearmanr(a, b)
+            assert evaluation.spearman(a, b) == (float(expected.statistic), float(expected.pvalue))
