@@ -231,14 +231,20 @@ def emulate_small_gpu(monkeypatch, tokens: int) -> None:
     """Out of GPU memory (torch.cuda.OutOfMemoryError) on any forward pass holding a candidate over `tokens`."""
     import torch
 
-    real = native.NativeBackend._forward
+    real, real_many = native.NativeBackend._forward, native.NativeBackend._forward_many
 
     def forward(self, enc, ks, strategy, request):
         if max(len(enc.candidate_ids[k]) for k in ks) > tokens:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (emulated)")
         return real(self, enc, ks, strategy, request)
 
+    def forward_many(self, encs, request):  # a row of several conversations (NativeBackend.score packs them)
+        if max(len(c) for e in encs for c in e.candidate_ids) > tokens:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (emulated)")
+        return real_many(self, encs, request)
+
     monkeypatch.setattr(native.NativeBackend, "_forward", forward)
+    monkeypatch.setattr(native.NativeBackend, "_forward_many", forward_many)
 
 
 def test_a_refusal_inside_the_gpu_call_comes_back_with_its_class_and_message(zero, monkeypatch):

@@ -1,10 +1,14 @@
 """The native backend: ArmoRM as torch modules (model.py) in this process, laid out by packing.py.
 
-A conversation's candidates are scored in one of two layouts (packing.py), chosen per request by measured speed:
-one packed row with a shared-prompt mask (CUDA, and short requests on a CPU), or the conversation's keys/values
-computed once and reused by length-bucketed candidate batches (longer requests on a CPU). The gate is read once
-per conversation, at the <|eot_id|> that ends its last user turn (the authors' `modeling_custom.py`). On CUDA
-out-of-memory a group of candidates is halved and retried, down to one.
+Several conversations given to one `score` call share packed rows: each row holds whole conversations, in order,
+up to `row_tokens()` tokens, under a block-diagonal shared-prompt mask (packing.multi_prompt_inputs), so that every
+candidate sees only its own conversation and its own earlier tokens, at the positions it would have alone. A
+conversation too large for a shared row, or alone in its group, is scored in one of two layouts (packing.py),
+chosen per request by measured speed: one packed row with a shared-prompt mask (CUDA, and short requests on a CPU),
+or the conversation's keys/values computed once and reused by length-bucketed candidate batches (longer requests on
+a CPU). The gate is read once per conversation, at the <|eot_id|> that ends its last user turn, and the rewards at
+each candidate's last token (the authors' `modeling_custom.py`). On CUDA out-of-memory a shared row is halved and
+retried, down to one conversation, and a conversation's group of candidates likewise, down to one.
 """
 
 from __future__ import annotations
@@ -29,8 +33,23 @@ from .packing import (
 )
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-SHARED_ROW_TOKENS_CPU = 1024
-"""Off CUDA, rows shared by several conversations hold at most this many tokens (measured: bench_many.py, TODO)."""
+SHARED_ROW_TOKENS_CPU = 256
+"""Off CUDA ('auto'), rows shared by several conversations hold at most this many tokens.
+
+Measured with benchmarks/bench_many.py --grid (fp32, torch 2.13 CPU, 1 thread, medians of 5-7 interleaved rounds):
+k conversations of s tokens in k passes vs one shared row of k * s tokens, ratio of times (> 1: the row is faster),
+demo checkpoint (hidden 64, 2 layers) / a wider random one (hidden 256, 4 layers):
+    row of  128: 2 x 64   1.49x / 1.28x
+    row of  256: 4 x 64   1.72x / 1.27x    2 x 128  1.22x / 1.06x
+    row of  512: 8 x 64   1.62x / 1.09x    4 x 128  1.09x / 0.93x    2 x 256  0.91x / 0.88x
+    row of 1024: 8 x 128  0.70x / 0.75x    4 x 256  0.55x / 0.69x    2 x 512  0.68x / 0.73x
+Rows up to 256 tokens won in every case on both shapes; from 512 the row's dense L x L attention can cost more
+than the passes it saves, and from 1024 it always did. On 64 pairs through `score`: short chat pairs (median 116
+tokens) 301 -> 403 pairs/s with 2 threads (1.34x), 409 -> 433-486 with 1 (1.06x-1.19x over two timings of the
+same rule: this machine's noise), 72.9 -> 84.9 on the wider shape (1.17x); RewardBench-like pairs (median 681
+tokens, so few fit a row) unchanged (0.99x-1.00x), and 0.51x-0.65x had rows of 2048 been allowed. FlexAttention (a
+block mask) was tried on this CPU build: once compiled, 550 ms against SDPA's 70 ms for a 1024-token row in the same
+run, and its recompile for a new row length failed to build; not used."""
 
 
 class NativeBackend:
@@ -246,7 +265,8 @@ def load(model: str, device: str | None = None, dtype: str | None = None, revisi
     dtype: backbone precision, 'bfloat16' | 'float16' | 'float32'; default bf16 on CUDA, fp32 on CPU.
     move_to: load on `device`, then move the whole model there (ZeroGPU: load on the CPU, then `.to("cuda")`, as
     the `spaces` documentation shows). The head (regression layer, gating network, transform matrix) always stays
-    in float32, as stored. `settings`: NativeBackend's layout settings (token_budget, strategy, packed_below).
+    in float32, as stored. `settings`: NativeBackend's layout settings (token_budget, strategy, packed_below,
+    shared_row_tokens).
     """
     from transformers import AutoTokenizer
 

@@ -115,7 +115,16 @@ def _limit_memory() -> None:
             raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (emulated: a candidate of {longest} tokens)")
         return real(self, enc, ks, strategy, request)
 
+    real_many = native.NativeBackend._forward_many
+
+    def _forward_many(self, encs, request):  # a row of several conversations: the same limit per candidate
+        longest = max(len(c) for e in encs for c in e.candidate_ids)
+        if longest > int(limit):
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (emulated: a candidate of {longest} tokens)")
+        return real_many(self, encs, request)
+
     native.NativeBackend._forward = _forward
+    native.NativeBackend._forward_many = _forward_many
 
 
 class _Hooks(importlib.abc.MetaPathFinder):
