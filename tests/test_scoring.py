@@ -61,25 +61,30 @@ def test_a_stopped_request_does_not_stop_another(fresh):
 
 
 def test_six_cancelled_batches_never_run_at_once(fresh, tmp_path):
-    path = tmp_path / "batch.csv"
-    rows = [{"prompt": f"Question {i}: " + "why? " * 20, "response_1": "Because " * 30, "response_2": f"No {i}."}
-            for i in range(40)]  # fmt: skip
-    pd.DataFrame(rows).to_csv(path, index=False)
+    paths = []  # one file per batch: no batch finds another's items in the result cache and races to its end
+    for j in range(6):
+        rows = [{"prompt": f"Question {j}.{i}: " + "why? " * 20, "response_1": "Because " * 30,
+                 "response_2": f"No {j}.{i}."} for i in range(40)]  # fmt: skip
+        paths.append(tmp_path / f"batch{j}.csv")
+        pd.DataFrame(rows).to_csv(paths[-1], index=False)
     scored = []  # when each item's scoring returned
     cancelled_at = []
-    real = fresh.score
+    real = fresh.backend.score
 
-    def counting(*args, **kwargs):
+    def counting(*args, **kwargs):  # each model call of a batch (one item per call on the native backend)
         out = real(*args, **kwargs)
         scored.append(time.monotonic())
         return out
 
-    fresh.score = counting
+    fresh.backend.score = counting
 
     async def main():
         tasks = [asyncio.create_task(cancellable(score_file, fresh, str(path), "CSV", Limits(), 100))
-                 for _ in range(6)]  # fmt: skip
-        await asyncio.sleep(0.5)
+                 for path in paths]  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not scored:  # cancel once the model is at work (an event, not a guess at how long start-up takes)
+            assert time.monotonic() < deadline, "no item was scored"
+            await asyncio.sleep(0.01)
         cancelled_at.append(time.monotonic())
         for task in tasks:
             task.cancel()
