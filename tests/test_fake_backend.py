@@ -202,7 +202,8 @@ def test_a_full_cache_still_returns_a_hit_scored_with_new_candidates():
 # -------------------------------------------------------------------------------------------------------- slot
 
 
-def test_a_second_request_waits_while_the_first_is_inside_the_backend(fake_scorer):
+def first_inside_second_waiting(fake_scorer):
+    """A first request held inside the backend, and a second one that asked for the slot and did not get it."""
     backend = fake_scorer.backend
     backend.pause()
     first = Runner(fake_scorer, ["First."])
@@ -210,7 +211,12 @@ def test_a_second_request_waits_while_the_first_is_inside_the_backend(fake_score
     assert backend.entered.wait(WAIT)
     second = Runner(fake_scorer, ["Second."])
     second.start()
-    assert second.waiting.wait(WAIT)  # it asked for the slot and did not get it
+    assert second.waiting.wait(WAIT)
+    return backend, first, second
+
+
+def test_a_second_request_waits_while_the_first_is_inside_the_backend(fake_scorer):
+    backend, first, second = first_inside_second_waiting(fake_scorer)
     assert second.is_alive() and backend.texts() == [["First."]]
     backend.resume()
     first.finish()
@@ -223,14 +229,7 @@ def test_a_second_request_waits_while_the_first_is_inside_the_backend(fake_score
 
 
 def test_a_request_cancelled_while_waiting_never_reaches_the_backend(fake_scorer):
-    backend = fake_scorer.backend
-    backend.pause()
-    first = Runner(fake_scorer, ["First."])
-    first.start()
-    assert backend.entered.wait(WAIT)
-    second = Runner(fake_scorer, ["Second."])
-    second.start()
-    assert second.waiting.wait(WAIT)
+    backend, first, second = first_inside_second_waiting(fake_scorer)
     second.stop.set()
     second.finish()  # it gave up while the first was still inside the backend
     assert isinstance(second.error, ScoringError) and "cancelled while waiting" in str(second.error)
