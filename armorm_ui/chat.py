@@ -108,6 +108,11 @@ class ChatEncoder:
         self._check(enc)
         return enc
 
+    def candidate_lengths(self, candidates: list[str]) -> list[int]:
+        """Tokens each candidate takes after the assistant header ("\\n\\n" + text + <|eot_id|>), as `encode`
+        counts them against the limit; nothing is checked."""
+        return [len(ids) + 1 for ids in self._texts([self._turn_body(c) for c in candidates])]
+
     def _spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans in `text` of the tokens of its turn body ("\\n\\n" + text stripped): one per token,
         (start, end) into `text`; the leading "\\n\\n" token gets an empty span at the start of the content."""
