@@ -6,9 +6,9 @@ Starts app.py in a subprocess (its own port, a small queue), runs `users` thread
 calls of varying size, --rounds times, and reports: requests, results, refusals (queue full, limits) and failures;
 p50/p99 latency of answered calls; the server's resident memory after a warm-up and after each round. Every call must
 end with a result or a clear refusal within --timeout seconds: a hung call is a failure. With --cancel-rate, that
-share of the calls is cancelled by its client after a random wait, and a tenth of those are whole batch files
-(/score_file) cancelled mid-run; the server's log is read for the scorer's own count of model calls at once, which
-must never pass one. Figures go to benchmarks/load_results.json.
+share of the calls is cancelled by its client a random wait after the server queued it, and a tenth of those are
+whole batch files (/score_file) cancelled mid-run; the server's log is read for the scorer's own count of model calls
+at once, which must never pass one. Figures go to benchmarks/load_results.json.
 """
 
 from __future__ import annotations
@@ -81,9 +81,50 @@ def batch_file(rows: int = 200) -> str:
     return str(path)
 
 
+def connect(url: str) -> Client:
+    return Client(url, verbose=False, analytics_enabled=False)  # loopback only: no telemetry calls out
+
+
+def stream_read(client: Client) -> bool:
+    """Whether the client has read the end of its event stream: gradio_client's own flag, cleared when its reader
+    reads the server's close_stream (gradio_client/client.py, stream_messages); True where a version lacks it."""
+    return not getattr(client, "stream_open", False)
+
+
+def wait_for(condition, timeout: float, every: float = 0.01) -> bool:
+    """Whether `condition()` came true within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
+def describe(e: BaseException) -> str:
+    """An exception as a failure report: its type, its message (some have none) and where it was raised."""
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" (raised at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"{type(e).__module__}.{type(e).__qualname__}: {str(e) or '(no message)'}{where}"
+
+
 def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, cancel_rate: float = 0.0,
-        batch_share: float = 0.1) -> dict:  # fmt: skip
-    """`users` clients in threads; of the cancelled calls, `batch_share` are batch files."""
+        batch_share: float = 0.1, cancel_after: tuple[float, float] = (0.05, 0.5)) -> dict:  # fmt: skip
+    """`users` clients in threads; of the cancelled calls, `batch_share` are batch files, each cancelled a random
+    `cancel_after` seconds (low, high) after the server queued it.
+
+    Each user submits a call only once its Client has read all the server sent about the previous one. A Client
+    reads every call's messages from one event stream, which the server ends as soon as the session has nothing
+    pending (gradio/routes.py, queue_data_helper: close_stream): after a call's completion, and after a cancel once
+    it has sent the cancelled call's completion. A call submitted before the client's reader thread has read that
+    close is filed under the closing stream, handed None when it closes, and ends in a bare CancelledError from the
+    client itself (gradio_client/utils.py, stream_sse_v1plus), a call the server never failed; on a busy machine,
+    where the reader thread is slow to run, that happens. So after a call the user waits (with a deadline) for its
+    Client to have read the end of the stream; after a cancel, or when the stream does not end, it goes on with a
+    fresh Client (a new session and event stream).
+    """
     from gradio_client import handle_file
 
     outcomes, lock = [], threading.Lock()
@@ -91,31 +132,53 @@ def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, canc
 
     def user(i: int) -> None:
         rng = random.Random(seed + i)
-        client = Client(url, verbose=False)
+        client = None
         for _ in range(requests):
             messages, cands = request(rng)
             t = time.perf_counter()
             cancel = rng.random() < cancel_rate
-            if cancel and rng.random() < batch_share:
+            whole_file = cancel and rng.random() < batch_share
+            try:
+                client = connect(url) if client is None else client
+            except Exception as e:  # the app did not answer a new visitor: a failure of this call
+                with lock:
+                    outcomes.append({"kind": "failed", "seconds": time.perf_counter() - t,
+                                     "detail": f"connecting: {describe(e)}"[:600]})  # fmt: skip
+                continue
+            if whole_file:
                 job = client.submit(handle_file(batch), "CSV", api_name="/score_file")
             else:
                 job = client.submit(messages, cands, api_name="/score")
             if cancel:
-                time.sleep(rng.uniform(0.05, 0.5))
+                # Stop is pressed on a call the server holds: a cancel sent before the client knows the call's event
+                # id cannot take it off the queue (gradio/routes.py cancel_event), and it would run to its end.
+                if not wait_for(lambda job=job: job.communicator.event_id is not None or job.done(), timeout):
+                    with lock:
+                        outcomes.append({"kind": "hung", "seconds": time.perf_counter() - t,
+                                         "detail": f"not queued in {timeout} s"})  # fmt: skip
+                    client = None
+                    continue
+                time.sleep(rng.uniform(*cancel_after))  # when the user presses Stop: timing, not a wait for anything
                 job.cancel()
+                client = None  # not reused after a cancel (docstring)
                 with lock:
                     outcomes.append({"kind": "cancelled", "seconds": time.perf_counter() - t, "detail": ""})
                 continue
             try:
                 out = job.result(timeout=timeout)
                 kind, detail = ("result" if len(out["scores"]) == len(cands) else "wrong"), ""
+                if kind == "wrong":
+                    detail = f"{len(out['scores'])} scores for {len(cands)} candidates"
             except TimeoutError:
                 kind, detail = "hung", f"no answer in {timeout} s"
             except Exception as e:  # the refusal's message is what a user sees
-                detail = str(e)
-                kind = "refused" if detail and ("queue" in detail.lower() or "empty" in detail.lower()) else "failed"
+                message = str(e)
+                refused = message and ("queue" in message.lower() or "empty" in message.lower())
+                kind, detail = ("refused", message[:200]) if refused else ("failed", describe(e)[:600])
             with lock:
-                outcomes.append({"kind": kind, "seconds": time.perf_counter() - t, "detail": detail[:200]})
+                outcomes.append({"kind": kind, "seconds": time.perf_counter() - t, "detail": detail})
+            if not wait_for(lambda client=client: stream_read(client), 10):
+                client = None  # the stream did not end (a hung call): not reused (docstring)
 
     threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
     for th in threads:
@@ -136,7 +199,17 @@ def summarise(outcomes: list[dict]) -> dict:
     refusals = sorted({o["detail"] for o in outcomes if o["kind"] == "refused"})
     return {"requests": len(outcomes), **kinds, "p50_s": statistics.median(answered) if answered else None,
             "p99_s": pct(0.99), "refusal_messages": refusals[:5],
-            "failures": [o["detail"] for o in outcomes if o["kind"] in ("failed", "wrong")][:5]}  # fmt: skip
+            "failures": [f"{o['kind']}: {o['detail']}" for o in outcomes if o["kind"] in ("failed", "hung",
+                                                                                         "wrong")][:5]}  # fmt: skip
+
+
+def report(summary: dict) -> str:
+    """A summary as an assertion message: the counts, then each failing outcome's details in full, one a line."""
+    counts = ", ".join(f"{k}={summary[k]}" for k in ("requests", "result", "refused", "cancelled", "failed", "hung",
+                                                      "wrong"))  # fmt: skip
+    failures = "".join(f"\n  {f}" for f in summary["failures"]) or " none"
+    refusals = "".join(f"\n  {m}" for m in summary["refusal_messages"]) or " none"
+    return f"{counts}\nfailing outcomes (first 5):{failures}\nrefusal messages:{refusals}"
 
 
 def overlaps(log: Path) -> list[int]:
