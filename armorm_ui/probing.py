@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .evaluation import wilson
 from .explain import candidate_label, ranks
 from .objectives import LABELS, NUM_OBJECTIVES
 from .probes import PROBES, Edit, Probe, apply
@@ -250,6 +249,8 @@ def _mean_interval(x: np.ndarray) -> tuple[float, float, float]:
 
 
 def _rate(flags) -> dict:
+    from .evaluation import wilson  # with pandas: only when a report is made, not when probing starts
+
     flags = np.asarray(flags, dtype=bool)
     n, k = int(flags.size), int(flags.sum())
     if n == 0:
