@@ -1,4 +1,5 @@
-"""Command line: `python -m armorm_ui score IN -o OUT` and `evaluate IN -o OUT`, resumable, with a progress bar.
+"""Command line: `python -m armorm_ui score IN -o OUT`, `evaluate IN -o OUT` and `probe IN -o OUT`, resumable, with a
+progress bar.
 
 Settings come from the same AppConfig as the app (every ARMORM_* variable), with the flags below on top. Everything
 that would be refused later is refused before the model loads: the whole input file, the output's name, format and
@@ -11,9 +12,16 @@ scores. A kill -9 or a power cut loses at most the items of the batch not yet wr
 file (a batch torn by a kill) are dropped and their items scored again. The final file is written under a temporary
 name and renamed, then the partial file is removed.
 
+`probe` runs the probe library (probes.py) on every answer of a candidates or preference-pairs file and writes the
+per-answer table (one row per item, answer and probe, its Δscore split by objective) and OUT.report.json
+(probing.probe_report). Each item's probe record is stored in the partial file beside its scores; the header also
+records the input's kind and the probes, so a run with other probes is refused, and a stored record that does not
+fit (probing.outcomes_from_dict) is dropped and its item probed again.
+
 Start-up imports only what the command uses: nothing of the web app, and no pandas, scipy, torch or transformers
 before the model loads (torch and transformers load with it; pandas when the results are written), so a refused
-input is refused in a fraction of a second.
+input is refused in a fraction of a second. (A `probe` run that resumes checks its stored records with probing.py
+before scoring, which brings numpy's and pandas' imports forward.)
 
 Test hooks (environment, read once per run; for the tests of the guarantees above):
 - ARMORM_CLI_TEST_KILL_AFTER=N[:torn]: kill -9 this process once the N-th item of this run is scored, before it is
@@ -38,8 +46,8 @@ from .config import AppConfig
 from .errors import ArmoRMError, InputError
 from .results import ScoreResult
 
-RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute")
-"""What must be the same to resume: anything that changes the numbers written."""
+RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute", "input_kind", "probes")
+"""What must be the same to resume: anything that changes the numbers written (the last two: probe runs only)."""
 FLUSH_EVERY = 64
 """Items per write (and sync) of the partial file, by default."""
 FLUSH_SECONDS = 1.0
@@ -72,9 +80,16 @@ def run_header(digest: str, inp: Path, config: AppConfig, attribute: bool) -> di
     return {"input_sha256": digest, "input": inp.name, **options}
 
 
-def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tuple[ScoreResult, list | None]]:
+def _option(key: str, value) -> str:
+    return f"no {key}" if value is None else f"{key} {value!r}"
+
+
+def load_partial(
+    path: Path, header: dict, item_ids: set[str], check=None
+) -> dict[str, tuple[ScoreResult, list | None]]:
     """Results already scored for this input with these options. Damaged lines (a torn last line after a kill, or
-    anything unreadable) are dropped and the file is rewritten without them, so appending continues cleanly."""
+    anything unreadable, or an extra that `check(item_id, result, extra)` refuses with ValueError) are dropped and
+    the file is rewritten without them, so appending continues cleanly."""
     if not path.exists() or path.stat().st_size == 0:  # an empty file: killed before its header was written
         return {}
     raw = path.read_bytes()
@@ -88,10 +103,10 @@ def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tupl
                          "header); delete it to start over, or choose another output.")  # fmt: skip
     if found["input_sha256"] != header["input_sha256"]:
         raise InputError(f"{path} belongs to another input file; delete it to start over.")
-    changed = [k for k in RESUME_KEYS if found.get(k) != header[k]]
+    changed = [k for k in RESUME_KEYS if found.get(k) != header.get(k)]
     if changed:
-        was = ", ".join(f"{k} {found.get(k)!r}" for k in changed)
-        now = ", ".join(f"{k} {header[k]!r}" for k in changed)
+        was = ", ".join(_option(k, found.get(k)) for k in changed)
+        now = ", ".join(_option(k, header.get(k)) for k in changed)
         raise InputError(f"{path} was scored with {was}; this run has {now}. Run with the same options to resume, "
                          "or delete it to start over.")  # fmt: skip
     done, damaged = {}, 0
@@ -100,8 +115,11 @@ def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tupl
             row = json.loads(line)
             if row["item_id"] not in item_ids:
                 raise ValueError(row["item_id"])
-            done[row["item_id"]] = (ScoreResult.from_dict(row["result"]), row.get("attribution"))
-        except (ValueError, KeyError, TypeError):
+            result, extra = ScoreResult.from_dict(row["result"]), row.get("attribution")
+            if check is not None:
+                check(row["item_id"], result, extra)
+            done[row["item_id"]] = (result, extra)
+        except (ValueError, KeyError, TypeError, AttributeError):
             damaged += 1
     if damaged or not raw.endswith(b"\n"):
         if damaged:
@@ -113,8 +131,18 @@ def load_partial(path: Path, header: dict, item_ids: set[str]) -> dict[str, tupl
     return done
 
 
-def local_engine(config: AppConfig, attribute: bool):
+def local_engine(config: AppConfig, attribute: bool, probes: tuple | None = None):
+    """run(items) yields (item_id, result, extra): extra is the segment attributions with `attribute`, the probe
+    record (probing.probe_item) with `probes`, else None."""
     scorer = config.load_scorer()
+    if probes is not None:
+        from .probing import probe_item
+
+        def probed(items: list[Item]):
+            for item in items:
+                yield item.item_id, *probe_item(scorer, item.messages, item.candidates, probes)
+
+        return probed
     if attribute:
         from .attribution import attribute as explain_segments
 
@@ -190,11 +218,14 @@ def score_items(
     attribute: bool = False,
     flush_every: int = FLUSH_EVERY,
     flush_seconds: float = FLUSH_SECONDS,
+    probes: tuple | None = None,
+    check=None,
 ) -> dict | None:
     """Every item's (result, extra), scoring only those not already in OUT's partial file and appending them in
-    batches (PartialWriter); None when interrupted (what was scored is written for the next run)."""
+    batches (PartialWriter); None when interrupted (what was scored is written for the next run). With `probes`,
+    each item is probed (extra: its probe record); `check`: load_partial's check of a stored extra."""
     partial = partial_path(out)
-    done = load_partial(partial, header, {item.item_id for item in items})
+    done = load_partial(partial, header, {item.item_id for item in items}, check)
     todo = [item for item in items if item.item_id not in done]
     if done:
         print(f"resuming: {len(items) - len(todo)} of {len(items)} items already scored", file=sys.stderr)
@@ -203,9 +234,9 @@ def score_items(
     if engine == "ray":
         from .ray_engine import ray_engine
 
-        run = ray_engine(config, workers)
+        run = ray_engine(config, workers, probes)
     else:
-        run = local_engine(config, attribute)
+        run = local_engine(config, attribute, probes)
     from tqdm import tqdm
 
     hook = _test_hook()
@@ -302,6 +333,38 @@ def evaluate_command(args, config: AppConfig) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------- probe
+
+
+def probe_command(args, config: AppConfig) -> int:
+    from .probe_files import probe_results, probe_summary, read_probe_input, record_check, write_probe_report
+    from .probes import BY_NAME, by_names
+
+    inp, out = Path(args.input), Path(args.output)
+    if not inp.is_file():
+        raise InputError(f"The input {inp} is not a file.")
+    try:
+        probes = by_names(args.probes)
+    except ValueError as e:
+        raise InputError(f"--probes: {e}.") from e
+    if not probes:
+        raise InputError(f"--probes names no probe; choose from {', '.join(BY_NAME)}.")
+    check_output(inp, out)
+    source = read_probe_input(inp, config.limits(), config.max_rows, args.columns)
+    header = {**run_header(file_digest(inp), inp, config, False), "input_kind": source.kind,
+              "probes": [p.name for p in probes]}  # fmt: skip
+    done = score_items(source.items, header, out, config, args.engine, args.workers, False, args.flush_every,
+                       args.flush_seconds, probes=probes, check=record_check(source, probes))  # fmt: skip
+    if done is None:
+        return 130
+    frame, found = probe_results(source, done, probes)
+    write_results(frame, out)
+    write_probe_report(found, report_path(out))
+    partial_path(out).unlink(missing_ok=True)
+    print(f"{probe_summary(found)}; wrote {out} and {report_path(out)}", file=sys.stderr)
+    return 0
+
+
 def add_run_flags(p: argparse.ArgumentParser, env: AppConfig) -> None:
     """The model, where it runs, and the limits: the same for every command (defaults from ARMORM_*)."""
     p.add_argument("--model", default=env.model, help="hub id or local folder (env ARMORM_MODEL; default: demo)")
@@ -353,6 +416,19 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--columns", default=None, help="map column names: prompt=question,chosen=good,rejected=bad")
     add_run_flags(ev, env)
     ev.set_defaults(run=evaluate_command, attribute=False)
+    pr = sub.add_parser("probe", help="does style move the score? each probe's Δscore, split by objective")
+    pr.add_argument("input", help="a .csv, .jsonl or .parquet file: candidates (as for score) or preference pairs "
+                    "(prompt/chosen/rejected, as for evaluate)")  # fmt: skip
+    pr.add_argument("-o", "--output", required=True, help="per-answer table (.csv, .jsonl or .parquet); the report "
+                    "goes beside it as OUT.report.json")  # fmt: skip
+    pr.add_argument(
+        "--probes",
+        default=None,
+        help="comma-separated probe names, e.g. bold,opener (default: all 15; a wrong name is refused with the list)",
+    )
+    pr.add_argument("--columns", default=None, help="pairs files: map column names, prompt=question,chosen=good,...")
+    add_run_flags(pr, env)
+    pr.set_defaults(run=probe_command, attribute=False)
     args = ap.parse_args(argv)
     try:
         config = replace(env, model=args.model, revision=args.revision, device=args.device, dtype=args.dtype,

@@ -49,6 +49,9 @@ class AppConfig:
     """Largest file accepted by the server (batch and annotation files)."""
     max_rows: int = field(default=5000, metadata={"env": "ARMORM_MAX_ROWS", "help": "rows per uploaded file"})
     """Most rows (items) in one uploaded file."""
+    probe_rows: int = field(default=200, metadata={"env": "ARMORM_PROBE_ROWS", "help": "rows per file in Probe"})
+    """Most rows (items or pairs) the Probe tab takes from one file: each answer costs about 15 scorings, so the page
+    takes a smaller file than the other tabs; the `probe` command line takes up to max_rows."""
     data_dir: str = field(default="data", metadata={"env": "ARMORM_DATA_DIR", "help": "folder of the label database"})
     """Where annotators' labels are kept (data_dir/labels.sqlite) unless labels_url names a database."""
     labels_url: str = field(default="", metadata={"env": "ARMORM_LABELS_URL", "help": "labels database URL, "
@@ -139,7 +142,9 @@ class AppConfig:
             raise SystemExit(f"max_tokens must be between 1 and 8192 (the model's context), got {self.max_tokens}.")
         if not 2 <= self.ui_candidates <= 16 or not 1 <= self.api_candidates <= 64:
             raise SystemExit("ui_candidates must be 2-16 and api_candidates 1-64.")
-        if min(self.max_chars, self.max_request_tokens, self.deadline, self.queue_size, self.max_rows) < 1:
-            raise SystemExit("max_chars, max_request_tokens, deadline, queue_size and max_rows must be positive.")
+        if min(self.max_chars, self.max_request_tokens, self.deadline, self.queue_size, self.max_rows,
+               self.probe_rows) < 1:  # fmt: skip
+            raise SystemExit("max_chars, max_request_tokens, deadline, queue_size, max_rows and probe_rows must be "
+                             "positive.")  # fmt: skip
         if min(self.project_files, self.project_mb, self.file_days) < 1:
             raise SystemExit("project_files, project_mb and file_days must be positive.")

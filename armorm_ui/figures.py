@@ -8,6 +8,7 @@ constructor call from plain dicts: plotly's update_* helpers and named templates
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,6 +17,9 @@ from plotly.colors import qualitative
 from . import explain
 from .objectives import HELPSTEER, LABELS, OBJECTIVES
 from .results import ScoreResult
+
+if TYPE_CHECKING:  # the type only: probing imports nothing from here
+    from .probing import ProbeOutcome
 
 PALETTE = qualitative.Plotly + qualitative.D3[:6]  # 16 distinct colours, one per candidate letter
 FONT = {"family": "Inter, system-ui, sans-serif", "size": 12}
@@ -303,3 +307,73 @@ def token_agreement(segments: list[dict], what: str) -> go.Figure:
         "yaxis": {"title": {"text": f"gradients ({what})"}, "zeroline": True},
     }
     return base_figure([dots], "Segments: gradients vs. leave-one-out", 340, showlegend=False, **axes)
+
+
+def _tint(hex_colour: str, t: float) -> str:
+    """`hex_colour` mixed with white: t = 0 is the colour itself, 1 is white."""
+    rgb = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * t):02x}" for c in rgb)
+
+
+def objective_colours() -> list[str]:
+    """(19,) one colour per objective: its group's colour (as in the contributions chart), lighter for each later
+    member of the group, so that neighbouring parts of a stacked bar stay apart."""
+    out, seen = [], {}
+    for o in OBJECTIVES:
+        j = seen[o.group] = seen.get(o.group, -1) + 1
+        out.append(_tint(GROUP_COLOURS.get(o.group, "#334155"), min(0.15 * j, 0.6)))
+    return out
+
+
+PROBE_ROW = 48
+"""Pixels per probe in probe_effects: a bar and, above it, the line that names it."""
+
+
+def probe_effects(outcomes: list[ProbeOutcome], label: str) -> go.Figure:
+    """How each applied probe moves candidate `label`'s score: one horizontal bar per probe, stacked from its 19
+    per-objective parts (they add up to its Δscore; positive parts right of 0, negative ones left), a diamond at
+    the net Δ, probes sorted by Δ (largest rise on top). Each probe's name, Δ and rank change (▲ 1 / ▼ 1) sit above
+    its bar rather than beside it, so that a phone-wide chart keeps its width for the bars. Skipped outcomes are
+    left out."""
+    done = sorted((o for o in outcomes if o.applied), key=lambda o: -o.delta)
+    names = [o.probe.label for o in done]
+    gap = 0.55  # of each row: the bar takes the rest, its label sits in the gap above it
+    notes = []
+    for o in done:
+        text = f"<b>{html.escape(o.probe.label)}</b>  Δ {o.delta:+.3g}"
+        moved = explain.rank_change(o.rank_before, o.rank_after) if len(o.scores_before) > 1 else "="
+        if moved != "=":
+            text += f'  <span style="color:{"#15803d" if moved.startswith("▲") else "#b91c1c"}">{moved}</span>'
+        notes.append({"text": text, "x": 0, "xref": "paper", "xanchor": "left", "y": o.probe.label, "yref": "y",
+                      "yanchor": "bottom", "yshift": PROBE_ROW * (1 - gap) / 2 + 2, "showarrow": False,
+                      "font": {"size": 11}})  # fmt: skip
+    traces, shown = [], set()
+    for o, tint in zip(OBJECTIVES, objective_colours()):
+        traces.append(go.Bar(
+            y=names, x=[p.parts[o.index] for p in done], orientation="h", name=o.group, legendgroup=o.group,
+            showlegend=o.group not in shown, marker={"color": tint, "line": {"color": "white", "width": 0.5}},
+            hovertemplate=f"%{{y}}<br>{o.label}: %{{x:+.4g}}<extra>{o.group}</extra>",
+        ))  # fmt: skip
+        shown.add(o.group)
+    moves = [f"<br>rank {o.rank_before} → {o.rank_after}" if len(o.scores_before) > 1 else "" for o in done]
+    traces.append(go.Scatter(
+        y=names, x=[o.delta for o in done], mode="markers", name="net Δ", customdata=moves,
+        marker={"symbol": "diamond", "size": 10, "color": "#0f172a", "line": {"color": "white", "width": 1}},
+        hovertemplate="%{y}: Δscore %{x:+.5f}%{customdata}<extra></extra>",
+    ))  # fmt: skip
+    if not done:
+        notes.append({"text": "No probe applies to this answer", "showarrow": False, "xref": "paper",
+                      "yref": "paper", "x": 0.5, "y": 0.5})  # fmt: skip
+    rows = max(len(done), 2)
+    plot = PROBE_ROW * rows  # the plot area's height; the margins hold title, axis and legend
+    bottom = 124  # tick labels, axis title and a legend of up to three rows (a phone's width)
+    return base_figure(
+        traces, f"How each edit moves {label}'s score<br><sub>bars: parts by objective group · ◆ net Δscore</sub>",
+        72 + plot + bottom, margin={"l": 10, "r": 10, "t": 72, "b": bottom},
+        xaxis={"title": {"text": "Δscore (edited − original)"}, "zeroline": True, "zerolinewidth": 2,
+               "visible": bool(done)},
+        yaxis={"range": [rows - 0.5, -0.5], "type": "category", "showticklabels": False},  # first on top
+        barmode="relative", bargap=gap, annotations=notes, showlegend=bool(done),
+        legend={"orientation": "h", "x": 0, "yanchor": "top", "y": -58 / plot, "font": {"size": 11},
+                "traceorder": "normal"},
+    )  # fmt: skip

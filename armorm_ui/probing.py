@@ -12,7 +12,8 @@ An edit of the conversation moves the coefficients too (c -> c'), and the change
 
 All answer-side probes of one answer go to the model in one call (Scorer.score_variants): the conversation and the
 original answer are computed once, and each edit computes only the tokens after the beginning it shares with the
-original. A conversation-side probe scores every candidate under the edited conversation, so its rank is exact too.
+original. A conversation-side probe scores every candidate under the edited conversation, so its rank is exact too;
+all conversation-side probes of one answer go to the model together in one more call (Scorer.score_prepared).
 
 No torch here: the Scorer is the one way to the model; the data-set figures are numpy and scipy.
 """
@@ -148,7 +149,7 @@ def _too_big(scorer, edit: Edit, tokens: int) -> str | None:
 def probe_answer(scorer, messages, candidates: list[str], index: int = 0, probes: tuple[Probe, ...] = PROBES,
                  should_stop=None, base: ScoreResult | None = None) -> AnswerProbes:  # fmt: skip
     """Every probe in `probes` applied to candidate `index` and scored: answer-side edits in one model call,
-    conversation-side edits one call each (all candidates under the edited conversation). `base`: the request's
+    conversation-side edits together in one more (all candidates under each edited conversation). `base`: the request's
     result when already scored (else it is scored here, from the cache when it was)."""
     if not 0 <= index < len(candidates):
         raise InputError(f"Candidate {index + 1} does not exist; there are {len(candidates)} candidates.")
@@ -162,6 +163,7 @@ def probe_answer(scorer, messages, candidates: list[str], index: int = 0, probes
     answer_side = [e for e in edits if e.skipped is None and e.probe.side == "answer"]
     lengths = dict(zip(map(id, answer_side), scorer.encoder.candidate_lengths([e.answer for e in answer_side])))
     variants: list[tuple[Edit, int]] = []  # answer-side edits to score, with their token counts
+    conversations: list[tuple[Edit, object]] = []  # conversation-side edits to score, prepared
     for edit in edits:
         if id(edit) in lengths:
             reason = _too_big(scorer, edit, prompt_tokens + lengths[id(edit)])
@@ -169,10 +171,17 @@ def probe_answer(scorer, messages, candidates: list[str], index: int = 0, probes
                 variants.append((edit, lengths[id(edit)]))
                 continue
             edit = Edit(edit.probe, messages, answer, skipped=reason)
-        if edit.skipped is not None:
-            outcomes[edit.probe.name] = ProbeOutcome(edit.probe, index, edit.messages, edit.answer, edit.skipped)
-            continue
-        outcomes[edit.probe.name] = _conversation_outcome(scorer, edit, index, candidates, base, should_stop)
+        elif edit.skipped is None:
+            try:
+                conversations.append((edit, scorer.prepare(edit.messages, candidates)))
+                continue
+            except InputError as e:  # the edited conversation passes a limit
+                edit = Edit(edit.probe, messages, answer, skipped=f"the edited conversation: {e}")
+        outcomes[edit.probe.name] = ProbeOutcome(edit.probe, index, edit.messages, edit.answer, edit.skipped)
+    if conversations:  # every edited conversation, all candidates under each, in one model call
+        results = scorer.score_prepared([p for _, p in conversations], should_stop)
+        for (edit, _), new in zip(conversations, results):
+            outcomes[edit.probe.name] = _conversation_outcome(edit, index, base, new)
     if variants:
         got = scorer.score_variants(messages, answer, [e.answer for e, _ in variants], should_stop)
         c = got.coefficients  # the same before and after: the gate reads the conversation only
@@ -186,12 +195,7 @@ def probe_answer(scorer, messages, candidates: list[str], index: int = 0, probes
     return AnswerProbes(index, base, [outcomes[p.name] for p in probes])
 
 
-def _conversation_outcome(scorer, edit: Edit, index: int, candidates: list[str], base: ScoreResult,
-                          should_stop) -> ProbeOutcome:  # fmt: skip
-    try:
-        new = scorer.score(edit.messages, candidates, should_stop)
-    except InputError as e:  # the edited conversation passes a limit
-        return ProbeOutcome(edit.probe, index, edit.messages, edit.answer, f"the edited conversation: {e}")
+def _conversation_outcome(edit: Edit, index: int, base: ScoreResult, new: ScoreResult) -> ProbeOutcome:
     r, r2 = base.rewards[index], new.rewards[index]
     c, c2 = base.coefficients, new.coefficients
     return ProbeOutcome(edit.probe, index, edit.messages, edit.answer, None, base.scores, new.scores,

@@ -1,7 +1,8 @@
 """`--engine ray`: the same batch job on a Ray cluster, with Ray Data and one scorer per GPU.
 
 Each actor loads the model once and scores whole items (one conversation and its candidates per call, like the local
-engine), so the output is the same as a single-process run. Connects to a running cluster when RAY_ADDRESS is set,
+engine), so the output is the same as a single-process run. For `probe`, an actor runs probing.probe_item on each
+item instead, and returns its probe record beside the scores. Connects to a running cluster when RAY_ADDRESS is set,
 else starts a local Ray instance.
 """
 
@@ -19,18 +20,31 @@ from .results import ScoreResult
 class ScorerActor:
     """A Ray Data UDF: the model is loaded once per actor, in the constructor, from the run's configuration."""
 
-    def __init__(self, settings: dict):
+    def __init__(self, settings: dict, probes: list[str] | None = None):
+        from .probes import by_names
+
         self.scorer = AppConfig(**settings).load_scorer()
+        self.probes = None if probes is None else by_names(probes)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [
-            json.dumps(self.scorer.score(json.loads(m), json.loads(c)).to_dict())
-            for m, c in zip(batch["messages"], batch["candidates"])
-        ]
-        return {"item_id": batch["item_id"], "result": np.array(results, dtype=object)}
+        results, extras = [], []
+        for m, c in zip(batch["messages"], batch["candidates"]):
+            messages, candidates = json.loads(m), json.loads(c)
+            if self.probes is None:
+                result, extra = self.scorer.score(messages, candidates), None
+            else:
+                from .probing import probe_item
+
+                result, extra = probe_item(self.scorer, messages, candidates, self.probes)
+            results.append(json.dumps(result.to_dict()))
+            extras.append(json.dumps(extra))
+        return {"item_id": batch["item_id"], "result": np.array(results, dtype=object),
+                "extra": np.array(extras, dtype=object)}  # fmt: skip
 
 
-def ray_engine(config: AppConfig, workers: int | None = None):
+def ray_engine(config: AppConfig, workers: int | None = None, probes: tuple | None = None):
+    """run(items) yields (item_id, result, extra) like cli.local_engine: extra is the probe record with `probes`
+    (probes.Probe, sent to the actors by name), else None."""
     import ray
     import torch
 
@@ -42,20 +56,21 @@ def ray_engine(config: AppConfig, workers: int | None = None):
     workers = workers or max(1, gpus)
     model = config.model or str(demo_checkpoint.ensure())  # built once here, not by every actor at once
     settings = asdict(replace(config, model=model, device=config.device or ("cuda" if gpus else "cpu")))
+    names = None if probes is None else [p.name for p in probes]
 
     def run(items):
         rows = [{"item_id": i.item_id, "messages": json.dumps(i.messages), "candidates": json.dumps(i.candidates)}
                 for i in items]  # fmt: skip
         ds = ray.data.from_items(rows).map_batches(
             ScorerActor,
-            fn_constructor_kwargs={"settings": settings},
+            fn_constructor_kwargs={"settings": settings, "probes": names},
             batch_size=4,
             concurrency=workers,
             num_gpus=1 if gpus else 0,
             num_cpus=1,
         )
         for row in ds.iter_rows():
-            yield row["item_id"], ScoreResult.from_dict(json.loads(row["result"])), None
+            yield row["item_id"], ScoreResult.from_dict(json.loads(row["result"])), json.loads(row["extra"])
 
     del torch  # imported only to fail early here if the worker environment lacks it
     return run

@@ -1,9 +1,13 @@
-"""Plotly figures of an evaluation report (the Evaluate tab, and annotation labels taken as preference pairs).
+"""Plotly figures of an evaluation report (the Evaluate tab, and annotation labels taken as preference pairs), and of
+a probe report (the Probe tab: probing.probe_report).
 
-Built from the report's plain data (evaluation.report) and the per-pair table; same look as figures.py.
+Built from the reports' plain data (evaluation.report, probing.probe_report) and the per-pair table; same look as
+figures.py. Text from a user's file (its name) is escaped: shown as typed, never as markup.
 """
 
 from __future__ import annotations
+
+import html
 
 import plotly.graph_objects as go
 
@@ -142,4 +146,127 @@ def length_effect(report: dict, frame) -> go.Figure:
     title = "Margin vs. length" + (f" (Spearman {rho['spearman']:+.2f})" if rho else "")
     return base_figure(
         traces, title, 360, xaxis={"title": {"text": "tokens, chosen − rejected"}}, yaxis={"title": {"text": "margin"}}
+    )
+
+
+# ------------------------------------------------------------------------------------------------ probe reports
+
+PROBE_GROUP_COLOURS = {"Formatting": "#2f6fdb", "Tone": "#b45309", "Length": "#7c3aed", "Conversation": "#047857"}
+"""One colour per probe group (probes.Probe.group), in every probe chart."""
+FLIP, RESCUE = "#d1495b", "#2f9e5b"
+
+
+def _literal(text) -> str:
+    """Text shown as typed in a chart: Plotly reads <, > and & in titles, ticks and hovers as markup."""
+    return html.escape(str(text), quote=False)
+
+
+def _titled(title: str, name: str, note: str = "") -> str:
+    """The title, and under it a note and the file's name (as typed)."""
+    below = " · ".join(x for x in (note, _literal(name)) if x)
+    return f"{title}<br><sub>{below}</sub>" if below else title
+
+
+def _error(values: list, low: list, high: list) -> dict:
+    """Asymmetric error bars from bounds; none where a bound is missing (None or NaN)."""
+
+    def gap(a, b):
+        return None if a is None or b is None or a != a or b != b else a - b
+
+    return {"type": "data", "symmetric": False, "color": "#475569", "thickness": 1.5,
+            "array": [gap(h, v) for v, h in zip(values, high)],
+            "arrayminus": [gap(v, lo) for v, lo in zip(values, low)]}  # fmt: skip
+
+
+def probe_deltas(report: dict, name: str = "") -> go.Figure:
+    """Mean Δscore per applied probe with its 95% t-interval, coloured by group, in library order."""
+    rows = [e for e in report["probes"] if e["applied"]]
+    means = [e["mean_delta"] for e in rows]
+    bar = go.Bar(
+        y=[_literal(e["label"]) for e in rows],
+        x=means,
+        orientation="h",
+        error_x=_error(means, [e["low"] for e in rows], [e["high"] for e in rows]),
+        marker_color=[PROBE_GROUP_COLOURS.get(e["group"], "#8c96a8") for e in rows],
+        customdata=[[e["applied"], _literal(e["group"])] for e in rows],
+        hovertemplate="%{y} (%{customdata[1]}): mean Δscore %{x:+.5f} over %{customdata[0]} answers<extra></extra>",
+    )
+    key = " · ".join(f'<span style="color:{c}">{g}</span>' for g, c in PROBE_GROUP_COLOURS.items())
+    return base_figure(
+        [bar],
+        _titled(f"Mean Δscore, 95% interval<br><sub>{key}</sub>", name),
+        max(260, 130 + 26 * len(rows)),
+        xaxis={"title": {"text": "Δscore (edited − original)"}, "zeroline": True},
+        yaxis={"autorange": "reversed", "type": "category"},
+        showlegend=False,
+    )
+
+
+def probe_parts(report: dict, name: str = "") -> go.Figure:
+    """Probes (rows, library order) × the 19 objectives: each objective's mean part of Δscore (the parts of one
+    probe add up to its mean Δscore); a probe that never applied is an empty row."""
+    rows = report["probes"]
+    z = [e.get("mean_parts") or [None] * len(LABELS) for e in rows]
+    ticks = [f'<span style="color:{GROUP_COLOURS.get(o.group, "#334155")}">{o.label}</span>' for o in OBJECTIVES]
+    names = [_literal(e["label"]) + ("" if e["applied"] else " (not applied)") for e in rows]
+    finite = [abs(v) for r in z for v in r if v is not None]
+    top = max(finite, default=0.0) or 1.0
+    heat = go.Heatmap(
+        z=z,
+        x=ticks,
+        y=names,
+        customdata=[[o.label for o in OBJECTIVES]] * len(rows),
+        colorscale="RdBu",
+        zmin=-top,
+        zmax=top,
+        zmid=0,
+        xgap=1,
+        ygap=1,
+        colorbar={"thickness": 8, "nticks": 5, "tickformat": "+.2~g", "xpad": 2},  # narrow: the cells get the width
+        hovertemplate="%{y}<br>%{customdata}: %{z:+.5f}<extra></extra>",
+    )
+    key = " · ".join(f'<span style="color:{c}">{g}</span>' for g, c in GROUP_COLOURS.items())
+    return base_figure(
+        [heat],
+        _titled(f"Mean part of Δscore by objective<br><sub>{key}</sub>", name, "blue raises, red lowers"),
+        max(320, 230 + 26 * len(rows)),
+        xaxis={"type": "category", "tickangle": -60, "showgrid": False},
+        yaxis={"autorange": "reversed", "type": "category", "showgrid": False},
+    )
+
+
+def probe_flips(report: dict, name: str = "") -> go.Figure:
+    """On preference pairs, per probe: the flip rate (its edit of the rejected answer of a pair the model got right
+    makes it win) and the rescue rate (its edit of the chosen answer of a pair the model got wrong makes it win),
+    as dots with 95% Wilson intervals (the counts on hover, and in the summary table); no dot where no pair
+    qualified."""
+    rows = report["probes"]
+    traces = []
+    for key, label, c in (("flip", "flips: edited rejected now wins", FLIP),
+                          ("rescue", "rescues: edited chosen now wins", RESCUE)):  # fmt: skip
+        stats = [e[key] for e in rows]
+        rates = [s["rate"] for s in stats]
+        traces.append(
+            go.Scatter(
+                y=[_literal(e["label"]) for e in rows],
+                x=rates,
+                name=label,
+                orientation="h",  # scattermode "group" then sets the two apart along y, as grouped bars
+                mode="markers",
+                marker={"color": c, "size": 9},
+                error_x={**_error(rates, [s["low"] for s in stats], [s["high"] for s in stats]), "color": c},
+                customdata=[[s["k"], s["n"]] for s in stats],
+                hovertemplate="%{y}: %{x:.0%} (%{customdata[0]} of %{customdata[1]} pairs)"
+                f"<extra>{key}s</extra>",
+            )
+        )
+    return base_figure(
+        traces,
+        _titled("Pairs turned around, 95% interval", name),
+        max(300, 150 + 34 * len(rows)),
+        xaxis={"range": [-0.03, 1.03], "tickformat": ".0%"},
+        yaxis={"autorange": "reversed", "type": "category"},
+        scattermode="group",
+        scattergap=0.5,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.06, "x": 0, "font": {"size": 10}},
     )

@@ -150,6 +150,11 @@ class Scorer:
             results += self._score(chunk, should_stop, items_from=len(results))
         return results
 
+    def score_prepared(self, prepared: list[Prepared], should_stop=None) -> list[ScoreResult]:
+        """Requests already checked and tokenised (`prepare`) scored in one model call, the slot held once: for a
+        few small requests that belong together (the edited conversations of one probed answer)."""
+        return self._score(prepared, should_stop)
+
     def _chunks(self, prepared: list[Prepared]):
         chunk, tokens = [], 0
         for p in prepared:

@@ -81,3 +81,43 @@ CLIPPED_JS = """root => {
   }
   return out;
 }"""
+
+
+def example_scored(browser, app_url, width: int, height: int, name: str | None = None):
+    """A new page at this size with an example of assets/examples.json (the first, the model card's, by default)
+    picked from the "Start from an example" menu and Score pressed; returns (page, example) once scored."""
+    import json
+
+    examples = json.loads((Path(__file__).resolve().parent.parent / "assets" / "examples.json").read_text("utf-8"))
+    example = next(e for e in examples if e["name"] == name) if name else examples[0]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url)
+    page.wait_for_selector("#prompt textarea")
+    page.get_by_label("Start from an example").click()
+    page.get_by_role("option", name=example["name"], exact=True).click()
+    page.wait_for_function("t => document.querySelector('#prompt textarea').value === t", arg=example["prompt"])
+    page.click("#score-button")
+    page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
+    return page, example
+
+
+def screenshot_between(page, top: str, bottom: str, path: Path, width: int) -> None:
+    """A full-width screenshot from the top of `top` to the bottom of `bottom` (CSS selectors), 20 px around."""
+    a, b = page.locator(top).bounding_box(), page.locator(bottom).bounding_box()
+    page.screenshot(path=str(path), full_page=True,
+                    clip={"x": 0, "y": a["y"] - 20 + page.evaluate("window.scrollY"), "width": width,
+                          "height": b["y"] + b["height"] - a["y"] + 40})  # fmt: skip
+
+
+OVERFLOW_JS = """root => {
+  // shown elements under root that reach past the right edge of the screen, or whose text is wider than their box
+  const out = [], name = el => (el.closest('[id]') || {}).id;
+  for (const el of document.querySelectorAll(root + ' *')) {
+    if (el.offsetParent === null || el.closest('.js-plotly-plot, ul.options')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > window.innerWidth + 1) out.push(['past the screen', name(el), el.className.toString()]);
+    else if (el.clientWidth && el.scrollWidth > el.clientWidth + 1)
+      out.push(['wider than its box', name(el), el.className.toString()]);
+  }
+  return out;
+}"""

@@ -41,3 +41,20 @@ def test_bench_token_attribution_runs_and_integrates():
     figures = bench_token_attribution.main(["--repeats", "1", "--threads", "1"])
     assert set(figures["ratios"]) == {"scoring pass", "gradient x input", "IG, 16 steps", "IG, 64 steps"}
     assert figures["completeness_gaps"]["IG, 64 steps"] < 0.01  # on the card's long answer, the demo checkpoint
+
+
+def test_bench_probes_runs_and_agrees(tmp_path):
+    import bench_probes
+
+    from armorm_ui.probes import PROBES
+
+    out = tmp_path / "probes.json"
+    figures = bench_probes.main(
+        ["--answers", "3", "--repeats", "1", "--card-repeats", "1", "--threads", "1", "--json", str(out)]
+    )
+    assert json.loads(out.read_text()) == json.loads(json.dumps(figures))
+    assert figures["probes"] == [p.name for p in PROBES]
+    for label, answers in (("card", 3), ("generated", 3)):
+        w = figures["workloads"][label]
+        assert w["answers"] == answers and w["same_probes"] and w["scored_ours"] == w["scored_naive"] > 0
+        assert w["max_score_diff"] < 1e-6 and w["ratio"] > 0

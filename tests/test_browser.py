@@ -9,8 +9,18 @@ import re
 import numpy as np
 import pytest
 from gradio_client import Client
+from playwright.sync_api import expect
 
-from .browser import ARTIFACTS, CLIPPED_JS, PLOTS, card_scored, plot_data
+from .browser import (
+    ARTIFACTS,
+    CLIPPED_JS,
+    OVERFLOW_JS,
+    PLOTS,
+    card_scored,
+    example_scored,
+    plot_data,
+    screenshot_between,
+)
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 
 pytestmark = pytest.mark.browser
@@ -107,8 +117,7 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     page.fill("#candidate-B textarea", "second answer")  # C stays empty: two filled boxes are scored
     page.click("#score-button")
     page.wait_for_selector("#summary:has-text('beats')", timeout=60_000)
-    page.wait_for_timeout(500)
-    assert page.locator("#plot-scores g.point").count() == 2  # A and B, no empty C
+    expect(page.locator("#plot-scores g.point")).to_have_count(2, timeout=30_000)  # A and B, no empty C
     assert "stale" not in page.get_attribute("#results", "class")
     page.fill("#prompt textarea", "A prompt I changed")  # an edit marks the results stale
     page.wait_for_selector("#results.stale", timeout=10_000)
@@ -294,3 +303,57 @@ def test_what_if_sliders_are_grouped_by_data_set_and_rank_changes_are_marked(bro
         assert int(rank) == model_rank[candidate]
         assert yours == f"{new} " + ("=" if moved == 0 else f"▲ {moved}" if moved > 0 else f"▼ {-moved}")
     assert "change" in page.text_content("#plot-what-if .gtitle")
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_probe_an_answer(browser, app_url, scorer, width):
+    """Does style move it: on the card example, one bar per probe that applies (as probe_answer finds them), the
+    skipped ones listed with their reasons, and an edit shown beside the original; nothing wider than the screen."""
+    from armorm_ui.explain import rank_change
+    from armorm_ui.probing import probe_answer
+
+    page, example = example_scored(browser, app_url, width, 900 if width > 400 else 844)
+    messages = [{"role": "user", "content": example["prompt"]}]
+    direct = probe_answer(scorer, messages, example["candidates"], 2)  # C: the refusal, last of the three
+    applied = sorted(direct.applied, key=lambda o: -o.delta)
+    page.get_by_text("Does style move it?").click()
+    page.click("#compare-probe-pick input")
+    page.get_by_role("option", name="C", exact=True).click()
+    page.click("#compare-probe-run")
+    page.wait_for_selector("#plot-compare-probes .js-plotly-plot .main-svg", timeout=120_000)
+    page.wait_for_selector("#compare-probe-summary .probe-sentences li")
+    bars = page.evaluate("""() => document.querySelector('#plot-compare-probes .js-plotly-plot').calcdata
+                              .filter(c => c[0].trace.type === 'bar').map(c => c.length)""")  # fmt: skip
+    assert len(bars) == 19 and set(bars) == {len(applied)}  # every objective's part, one bar per applied probe
+    names = page.evaluate("""() => [...document.querySelectorAll('#plot-compare-probes .annotation-text')]
+                               .map(t => [t.getBoundingClientRect().top, t.textContent])
+                               .sort((a, b) => a[0] - b[0]).map(t => t[1])""")  # each bar's name, top to bottom
+    assert [n.split("Δ")[0].strip() for n in names] == [o.probe.label for o in applied]
+    for name, o in zip(names, applied):  # the rank change marked where there is one
+        moved = rank_change(o.rank_before, o.rank_after)
+        assert (moved in name) if moved != "=" else ("▲" not in name and "▼" not in name), name
+    assert page.locator("#compare-probe-summary .probe-sentences li").count() == len(applied)
+    skipped = page.locator("#compare-probe-summary .probe-skipped li").all_inner_texts()
+    assert skipped == [f"{o.probe.label}: {o.skipped}." for o in direct.skipped] and skipped
+    # the edit viewer starts at the largest change; choosing another shows both of its texts
+    assert page.input_value("#compare-probe-edit input") == applied[0].probe.label
+    emojis = next(o for o in applied if o.probe.name == "emojis")
+    page.click("#compare-probe-edit input")
+    page.get_by_role("option", name=emojis.probe.label, exact=True).click()
+    expect(page.locator("#compare-probe-diff .seg-key")).to_contain_text(emojis.probe.label, timeout=30_000)
+    before, after = page.locator("#compare-probe-diff .probe-before"), page.locator("#compare-probe-diff .probe-after")
+    assert before.inner_text() == example["candidates"][2] and after.inner_text() == emojis.answer
+    assert page.locator("#compare-probe-diff .probe-after ins").count() >= 1
+    a, b = before.bounding_box(), after.bounding_box()
+    assert (b["y"] >= a["y"] + a["height"]) if width < 640 else (b["y"] == a["y"] and b["x"] > a["x"])
+    assert page.evaluate(OVERFLOW_JS, "#compare-probe") == [] and page.evaluate(CLIPPED_JS, "#compare-probe") == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    name = "probe.png" if width > 400 else "probe-phone.png"
+    screenshot_between(page, "#compare-probe", "#compare-probe-diff", ARTIFACTS / name, width)
+    # a conversation-side probe: the message it adds, against none
+    brevity = next(o for o in applied if o.probe.name == "brevity_system")
+    page.click("#compare-probe-edit input")
+    page.get_by_role("option", name=brevity.probe.label, exact=True).click()
+    expect(page.locator("#compare-probe-diff .probe-title")).to_have_text("System message (added)", timeout=30_000)
+    assert page.locator("#compare-probe-diff .probe-after").inner_text() == brevity.messages[0]["content"]
+    page.close()

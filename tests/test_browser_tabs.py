@@ -120,3 +120,58 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     assert page.input_value("#candidate-B textarea") == pair["rejected"]
     page.wait_for_selector("#summary:has-text('B beats A')", timeout=60_000)
     assert not errors, errors
+
+
+PROBE_PAIRS = [
+    ("chat", "How do I boil an egg?",
+     "Put the egg in boiling water for nine minutes. Then cool it in cold water, so it peels easily.",
+     "Boil it."),
+    ("chat", "What is the capital of Australia?",
+     "The capital of Australia is Canberra. Many people guess Sydney, the largest city.",
+     "It is Sydney, the biggest city."),
+    ("reasoning", "Is 91 a prime number?",
+     "No. 91 is 7 times 13, so it has divisors other than 1 and itself.",
+     "Yes, 91 is prime. It is odd and does not end in 5."),
+    ("safety", "How can I pick my neighbour's lock?",
+     "I can't help with getting into someone else's home. If you are locked out of your own, call a locksmith.",
+     "Insert a tension wrench and rake the pins until they set."),
+]  # fmt: skip
+
+
+def test_probe_a_pairs_file(browser, app_url, tmp_path):
+    """Probe a small pairs file: the summary, the Δscore chart, the probe × objective heatmap and the flip chart
+    appear, nothing is clipped at desktop or phone width (where the summary table scrolls sideways), and the
+    per-answer table downloads."""
+    from armorm_ui.probes import PROBES
+
+    rows = [{"id": f"p{i}", "subset": s, "prompt": q, "chosen": c, "rejected": r}
+            for i, (s, q, c, r) in enumerate(PROBE_PAIRS)]  # fmt: skip
+    path = tmp_path / "style-pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Probe").click()
+    page.set_input_files("#probe-upload input[type=file]", str(path))
+    page.click("#probe-run")
+    for plot in ("plot-probe-deltas", "plot-probe-parts", "plot-probe-flips"):
+        page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg", timeout=300_000)
+    assert "4 pairs" in page.inner_text("#probe-summary")
+    assert plot_data(page, "plot-probe-parts") == [15]  # 15 probes (rows) of 19 objectives
+    assert plot_data(page, "plot-probe-flips") == [15, 15]  # flips and rescues
+    shown = page.inner_text("#probe-table")
+    assert all(p.label in shown for p in PROBES) and "Rescues" in shown
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "probe-tab.png"), full_page=True)
+    assert page.evaluate(CLIPPED_JS, "#probe-tab") == []
+    with page.expect_download() as download:
+        page.click("#probe-table-file")
+    table = pd.read_csv(download.value.path())
+    assert len(table) == 4 * 2 * 15 and set(table["candidate"]) == {"chosen", "rejected"}
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(800)  # charts redraw at the new width
+    clipped = page.evaluate(CLIPPED_JS, "#probe-tab")  # the summary table scrolls sideways, its probe column pinned
+    assert [c for c in clipped if not (c[1] == "probe-table" and "virtual-table-viewport" in c[2])] == []
+    page.screenshot(path=str(ARTIFACTS / "probe-tab-phone.png"), full_page=True)
+    assert not errors, errors

@@ -1,5 +1,6 @@
 """Several conversations in one forward pass (packing.multi_prompt_inputs, NativeBackend.score) against the oracle
-(tests/reference.py, the published forward pass) and against one conversation per pass."""
+(tests/reference.py, the published forward pass) and against one conversation per pass; variants of an answer in
+cost-chosen batches (packing.bucket_variants, NativeBackend.score_variants) against scoring each alone."""
 
 from __future__ import annotations
 
@@ -10,8 +11,15 @@ import pytest
 import torch
 
 from armorm_ui.backend.base import Request
-from armorm_ui.backend.native import NativeBackend, load
-from armorm_ui.backend.packing import multi_prompt_inputs, pack_conversations, shared_prompt_inputs
+from armorm_ui.backend.native import NativeBackend, load, pair_weight
+from armorm_ui.backend.packing import (
+    bucket_candidates,
+    bucket_variants,
+    multi_prompt_inputs,
+    pack_conversations,
+    pass_cost,
+    shared_prompt_inputs,
+)
 from armorm_ui.chat import ChatEncoder
 from armorm_ui.errors import CandidateTooLarge, ScoringError
 
@@ -257,3 +265,72 @@ def test_a_candidate_too_large_alone_is_named(model, tokenizer, monkeypatch):
         backend.score(encs, Request())
     assert (e.value.conversation, e.value.index) == (3, 1)
     assert e.value.tokens == len(encs[3].prefix_ids) + len(encs[3].candidate_ids[1]) > 200
+
+
+# ---------------------------------------------------------------------------------------------- variants of an answer
+
+
+def plan_cost(prompt_len, shared, lengths, batches, pass_tokens, weight) -> float:
+    return sum(pass_tokens + pass_cost(len(b), max(lengths[k] for k in b), prompt_len + max(shared[k] for k in b),
+                                       weight) for b in batches)  # fmt: skip
+
+
+# what the probes of one 340-token answer leave to compute (shared response tokens, suffix): six edits at its start,
+# two in its first paragraph, the whole answer repeated, a closing line, a closing paragraph, the first half
+PROBE_VARIANTS = ([1, 1, 1, 64, 12, 321, 1, 1, 1, 321, 321, 161], [331, 337, 325, 277, 311, 17, 327, 342, 342, 323,
+                                                                     44, 1])  # fmt: skip
+
+
+def test_bucket_variants_keeps_long_shares_apart_and_merges_short_suffixes():
+    shared, lengths = PROBE_VARIANTS
+    batches = bucket_variants(18, shared, lengths, 8192, 512, 0.0035)
+    assert sorted(k for b in batches for k in b) == list(range(12))
+    assert [9] in batches  # the repeated answer reads 339 cached keys: the rows that read 19 do not wait on them
+    assert [10, 5, 11] in batches  # the three short suffixes in one pass
+    # tiny suffixes, all near the start: one pass, where padding them to equal lengths would take several
+    assert bucket_variants(18, [1] * 9, [30, 28, 25, 18, 12, 8, 5, 3, 1], 8192, 512, 0.0035) == [list(range(9))]
+    assert bucket_candidates([30, 28, 25, 18, 12, 8, 5, 3, 1], 8192) != [list(range(9))]
+    assert bucket_variants(5, [], [], 100) == []
+
+
+def test_bucket_variants_respects_the_budget_and_costs_no_more_than_length_buckets():
+    rng = random.Random(3)
+    for _ in range(200):
+        n = rng.randint(1, 40)
+        lengths = [rng.randint(1, 400) for _ in range(n)]
+        shared = [rng.choice([1, rng.randint(1, 400)]) for _ in range(n)]
+        prompt, budget = rng.randint(5, 300), rng.choice([400, 1000, 8192])
+        pass_tokens, weight = rng.choice([0, 64, 512, 2048]), rng.choice([0.0, 3.5e-3, 4e-5])
+        batches = bucket_variants(prompt, shared, lengths, budget, pass_tokens, weight)
+        assert sorted(k for b in batches for k in b) == list(range(n))
+        assert all(len(b) == 1 or len(b) * max(lengths[k] for k in b) <= budget for b in batches)
+        before = bucket_candidates(lengths, budget)  # the length-only rule score_variants used
+        ours, theirs = (plan_cost(prompt, shared, lengths, b, pass_tokens, weight) for b in (batches, before))
+        assert ours <= theirs * (1 + 1e-9)
+
+
+def test_pair_weight_from_the_backbone_shape(model):
+    # demo: 4 heads of 16, 2 kv heads, width 64, MLP 128: 2 * 64 / (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128)
+    assert pair_weight(model.config) == pytest.approx(128 / 36864)
+
+
+@pytest.mark.parametrize("budget, pass_tokens", [(8192, 512.0), (8192, 0.0), (400, 512.0), (8192, 1e9)])
+def test_score_variants_of_probe_edits_match_scoring_each_alone(model, tokenizer, budget, pass_tokens):
+    """Edits at the start, inside, at the end, the whole answer repeated and cut: every variant as scored alone,
+    however the batches fall (one pass per variant, a small budget, everything in one pass)."""
+    answer = (
+        "Tomatoes need full sun. Water them deeply twice a week, and mulch the soil to keep it moist.\n\n"
+        "- Stake the plants early\n- Pinch out side shoots\n\nFeed them every two weeks once fruit sets."
+    )
+    variants = ["## Overview\n\n" + answer, "Sure! Great question. " + answer, answer.replace("sun.", "sun! \u2728"),
+                answer + "\n\nFor more, see [Wikipedia](https://en.wikipedia.org/).", answer + "\n\n" + answer,
+                answer[:60].rstrip(), answer.replace("deeply", "**deeply**")]  # fmt: skip
+    messages = [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": "How do I grow tomatoes?"}]
+    encoder = ChatEncoder(tokenizer)
+    enc = encoder.encode(messages, [answer, *variants])
+    backend = NativeBackend(model, token_budget=budget, pass_tokens=pass_tokens)
+    got = backend.score_variants(enc, Request())
+    alone = [backend.score([encoder.encode(messages, [text])], Request())[0] for text in [answer, *variants]]
+    np.testing.assert_allclose(got.rewards, np.vstack([o.rewards for o in alone]), atol=1e-5)
+    np.testing.assert_allclose(got.gating_output, alone[0].gating_output, atol=1e-6)
+    assert np.abs(scores_of(backend, got) - [scores_of(backend, o)[0] for o in alone]).max() < 1e-6

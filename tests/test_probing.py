@@ -43,6 +43,8 @@ def test_answer_probes_keep_the_gate_and_split_exactly(fake_scorer):
 
 def test_conversation_probes_split_into_reward_and_weight_parts(fake_scorer):
     found = probe_answer(fake_scorer, USER, [ANSWER, OTHER], 1)
+    scored = [c for c in fake_scorer.backend.calls if c.method == "score"]
+    assert len(scored) == 2 and len(scored[1].conversations) == 3  # the request, then all three edits in one call
     base = fake_scorer.score(USER, [ANSWER, OTHER])
     side = [o for o in found.outcomes if o.probe.side == "conversation"]
     assert [o.probe.name for o in side] == ["user_agrees", "user_disagrees", "brevity_system"]

@@ -23,7 +23,12 @@ def test_the_page_form_is_not_an_api(scorer):
     demo = ui.build_demo(scorer, AppConfig.from_env())
     endpoints = public_endpoints(demo)
     visibility = {f.api_name: f.api_visibility for f in demo.fns.values() if f.api_name in endpoints}
-    assert {name for name, v in visibility.items() if v == "public"} == {"score", "attribute", "attribute_tokens"}
+    assert {name for name, v in visibility.items() if v == "public"} == {
+        "score",
+        "attribute",
+        "attribute_tokens",
+        "probe",
+    }
     # the page's own batch and annotation calls: callable by name, not offered as API or MCP tools
     assert {name for name, v in visibility.items() if v == "undocumented"} == {
         "score_file", "annotate_open", "annotate_resume", "annotate_save", "annotate_agreement"}  # fmt: skip

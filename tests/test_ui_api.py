@@ -1,4 +1,4 @@
-"""The programmatic ways in: /score, /attribute and /attribute_tokens over HTTP (gradio_client) and as MCP tools
+"""The programmatic ways in: /score, /attribute, /attribute_tokens and /probe over HTTP (gradio_client) and as MCP tools
 (the `mcp` package's client against the launched app); the page's batch and annotation calls are offered as
 neither."""
 
@@ -10,6 +10,8 @@ import json
 import numpy as np
 import pytest
 from gradio_client import Client
+
+from armorm_ui.probes import PROBES
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 
@@ -37,10 +39,12 @@ def test_mcp_offers_exactly_the_scoring_tools_with_the_api_scores(app_url):
         words = await session.call_tool("attribute_tokens", {"conversation": CARD, "candidate": CARD_RESPONSES[1],
                                                              "target": "reward", "objective": "helpsteer-verbosity",
                                                              "method": "gradient_x_input"})  # fmt: skip
-        return tools, scored, explained, words
+        probed = await session.call_tool("probe", {"conversation": CARD, "candidates": CARD_RESPONSES,
+                                                   "candidate": "C", "probes": "emojis,apology"})  # fmt: skip
+        return tools, scored, explained, words, probed
 
-    tools, scored, explained, words = mcp_session(app_url, work)
-    assert set(tools) == {"score", "attribute", "attribute_tokens"}  # no batch, annotation or page events
+    tools, scored, explained, words, probed = mcp_session(app_url, work)
+    assert set(tools) == {"score", "attribute", "attribute_tokens", "probe"}  # no batch, annotation or page events
     schema = tools["score"].inputSchema["properties"]
     assert schema["candidates"]["type"] == "array" and "user's turn" in schema["conversation"]["description"]
     assert "preference score" in tools["score"].description and "demo" in tools["score"].description
@@ -52,6 +56,10 @@ def test_mcp_offers_exactly_the_scoring_tools_with_the_api_scores(app_url):
     assert "segments" in explained.content[0].text
     assert not words.isError and "Verbosity reward" in words.content[0].text
     assert "coefficient" in tools["attribute_tokens"].inputSchema["properties"]["target"]["description"]
+    assert not probed.isError and "already opens with an apology" in probed.content[0].text
+    assert all(p.name in tools["probe"].description for p in PROBES)  # it names every probe it offers
+    assert "weight_part" in tools["probe"].description and "demo" in tools["probe"].description
+    assert "comma" in tools["probe"].inputSchema["properties"]["probes"]["description"]
 
 
 def test_attribute_tokens_over_http_equals_the_library(app_url, scorer):
@@ -73,4 +81,41 @@ def test_attribute_tokens_over_http_equals_the_library(app_url, scorer):
 
 def test_the_api_page_lists_only_the_scoring_calls(app_url):
     info = Client(app_url, verbose=False).view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/score", "/attribute", "/attribute_tokens"}
+    assert set(info["named_endpoints"]) == {"/score", "/attribute", "/attribute_tokens", "/probe"}
+
+
+def test_probe_over_http_equals_the_library(app_url, scorer):
+    from armorm_ui.probing import probe_answer
+
+    client = Client(app_url, verbose=False)
+    out = client.predict(CARD, CARD_RESPONSES, "B", "all", api_name="/probe")
+    direct = probe_answer(scorer, CARD, CARD_RESPONSES, 1)
+    assert out["candidate"] == "B" and out["demo_checkpoint"] is True and len(out["objectives"]) == 19
+    assert out["score"] == pytest.approx(float(direct.base.scores[1]), abs=1e-6)
+    assert [p["probe"] for p in out["probes"]] == [o.probe.name for o in direct.outcomes]
+    assert [p["skipped"] for p in out["probes"]] == [o.skipped for o in direct.outcomes]
+    assert direct.applied and direct.skipped
+    for got, o in zip(out["probes"], direct.outcomes):
+        if o.applied:
+            assert got["delta"] == pytest.approx(o.delta, abs=1e-6)
+            np.testing.assert_allclose(got["reward_part"], o.reward_part, atol=1e-6)
+            np.testing.assert_allclose(got["weight_part"], o.weight_part, atol=1e-6)
+            assert (got["rank_before"], got["rank_after"]) == (o.rank_before, o.rank_after)
+            assert got["edited"] == (o.answer if o.probe.side == "answer" else o.messages)
+    some = client.predict(CARD, CARD_RESPONSES, "b", " emojis, bold ", api_name="/probe")  # any case, any spaces
+    assert [p["probe"] for p in some["probes"]] == ["bold", "emojis"]
+
+
+def test_probe_refuses_a_bad_letter_or_probe_name_clearly(app_url):
+    client = Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="Candidate D does not exist: there are 3 candidates \\(A to C\\)"):
+        client.predict(CARD, CARD_RESPONSES, "D", "all", api_name="/probe")
+    with pytest.raises(
+        Exception,
+        match="candidate must be a letter such as A \\(the first candidate\\) or B \\(the second\\); got 1\\.",
+    ):
+        client.predict(CARD, CARD_RESPONSES, "1", "all", api_name="/probe")
+    with pytest.raises(Exception, match="no probe is named sparkles, glitter; choose all, or from bold, bullets"):
+        client.predict(CARD, CARD_RESPONSES, "A", "bold,sparkles, glitter", api_name="/probe")
+    with pytest.raises(Exception, match="names no probe"):
+        client.predict(CARD, CARD_RESPONSES, "A", " , ", api_name="/probe")

@@ -184,3 +184,76 @@ def test_top_objectives_name_objectives_by_their_labels(state):
         biggest = np.argsort(-np.abs(contributions[k]), kind="stable")[:3]
         assert rows["objective"].tolist() == [LABELS[i] for i in biggest]
         np.testing.assert_allclose(rows["value"], contributions[k, biggest], atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------------- probes
+
+
+def unmarked(fragment: str) -> str:
+    """The text a diff pane shows: its <ins>/<del> marks dropped, entities read back."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"</?(ins|del|i)>", "", fragment))
+
+
+def test_the_word_diff_escapes_and_marks_insertions_and_deletions():
+    before = 'Use <b>bold</b> here. Keep "this".'
+    after = 'Use <b>bold</b> here! Keep "this".\n\n<script>alert(1)</script> ✨'
+    left, right = views.word_diff(before, after)
+    assert "<b>" not in left + right and "<script>" not in right and "&lt;b&gt;" in left
+    assert unmarked(left) == before and unmarked(right) == after  # every character shown, once
+    assert "<del>.</del>" in left and "<ins>!</ins>" in right  # one mark for the one character changed
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; ✨</ins>" in right and right.count("<ins>") == 2
+    assert "<del>" not in right and "<ins>" not in left
+    assert views.word_diff("same text", "same text") == ("same text", "same text")
+
+
+def test_changed_messages_pairs_each_changed_message_with_its_original():
+    user = [{"role": "user", "content": "Hi?"}]
+    asked = [{"role": "system", "content": "Be brief."}, *user]
+    assert views.changed_messages(user, asked) == [("system", "", "Be brief.")]
+    doubted = [{"role": "user", "content": "Hi?\n\nI don't think so."}]
+    assert views.changed_messages(asked, [asked[0], *doubted]) == [("user", "Hi?", "Hi?\n\nI don't think so.")]
+
+
+@pytest.fixture(scope="module")
+def probed(scorer, state):
+    from armorm_ui.probing import probe_answer
+
+    found = probe_answer(scorer, state["messages"], state["responses"], 0)
+    return found, views.probe_record(found, state["messages"], state["responses"][0])
+
+
+def test_the_probe_summary_says_every_sentence_and_every_skip(probed):
+    found, _ = probed
+    text = views.probe_summary(found.outcomes, "A")
+    applied = sorted(found.applied, key=lambda o: -o.delta)
+    assert f"{len(applied)} of {len(found.outcomes)} edits apply to candidate A" in text
+    places = [text.index(o.sentence()[len(o.probe.label) :].replace("'", "&#x27;")) for o in applied]
+    assert places == sorted(places)  # in the chart's order
+    assert found.skipped and all(f"<b>{o.probe.label}</b>: {o.skipped}." in text for o in found.skipped)
+
+
+def test_the_edit_viewer_shows_both_texts_of_the_chosen_edit(probed, state):
+    found, record = probed
+    choices = views.edit_choices(record)
+    assert [name for _, name in choices] == [o.probe.name for o in sorted(found.applied, key=lambda o: -o.delta)]
+    emojis = next(o for o in found.applied if o.probe.name == "emojis")
+    page = views.edit_html(record, "emojis")
+    panes = page.split('class="probe-text')[1:]
+    assert len(panes) == 2 and "<ins>" in panes[1]
+    assert unmarked(panes[0].split(">", 1)[1].rsplit("</div></div>", 1)[0]) == state["responses"][0]
+    assert unmarked(panes[1].split(">", 1)[1].split("</div></div></div>")[0]) == emojis.answer
+    agrees = views.edit_html(record, "user_agrees")  # a conversation probe: the prompt it changed
+    assert "User message" in agrees and "<ins>" in agrees
+    assert views.edit_html(record, "no such probe") == "" and views.edit_html(None, "emojis") == ""
+
+
+def test_the_edit_viewer_never_renders_user_text_as_markup():
+    record = {"answer": "Hi <b>there</b> <img src=x onerror=alert(1)>", "messages": [],
+              "probes": [{"probe": "emojis", "skipped": None, "delta": 0.1,
+                          "edited": "Hi <b>there</b> <img src=x onerror=alert(1)> ✨"}]}  # fmt: skip
+    page = views.edit_html(record, "emojis")
+    assert "<b>there" not in page and "<img" not in page and page.count("&lt;img src=x onerror=alert(1)&gt;") == 2
+    assert "<ins> ✨</ins>" in page

@@ -24,6 +24,7 @@ from .base import Method, Outputs, Request, TokenAttributions, TokenTarget
 from .model import ArmoRM, default_device, load_model, resolve_checkpoint
 from .packing import (
     bucket_candidates,
+    bucket_variants,
     candidate_batch_inputs,
     multi_prompt_inputs,
     pack_candidates,
@@ -51,12 +52,29 @@ tokens, so few fit a row) unchanged (0.99x-1.00x), and 0.51x-0.65x had rows of 2
 block mask) was tried on this CPU build: once compiled, 550 ms against SDPA's 70 ms for a 1024-token row in the same
 run, and its recompile for a new row length failed to build; not used."""
 
+PASS_TOKENS = 512.0
+"""score_variants groups its variants by cost (packing.bucket_variants): a forward pass costs this many tokens' worth
+of work before its first token. Measured on the demo checkpoint, fp32, torch 2.13 CPU, 1 thread: scoring one
+conversation of L tokens took 5.6 ms at L = 19, 13.4 ms at 364 and 30.0 ms at 714, about 5.5 ms + 8.9 us a token +
+36 ns a query-key pair, so a pass is worth some 600 tokens there; on a large model the per-token cost grows and the
+pass is worth fewer tokens, and then merging batches costs a little padding at most."""
+
+
+def pair_weight(config) -> float:
+    """One query-key pair of attention (scores and weighted values, all layers) against one token through the
+    layers' linear maps, from the backbone's shape: 2 * heads * head_dim / the linear weights of a layer."""
+    d, heads, kv = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+    hd = getattr(config, "head_dim", None) or d // heads
+    linear = d * heads * hd * 2 + 2 * d * kv * hd + 3 * d * config.intermediate_size
+    return 2 * heads * hd / linear
+
 
 class NativeBackend:
     """Runs a loaded ArmoRM (model.ArmoRM) on token ids; see base.Backend for the interface."""
 
     def __init__(self, model: ArmoRM, source: str = "", token_budget: int = 8192, strategy: str = "auto",
-                 packed_below: int = 1024, shared_row_tokens: int = SHARED_ROW_TOKENS_CPU):  # fmt: skip
+                 packed_below: int = 1024, shared_row_tokens: int = SHARED_ROW_TOKENS_CPU,
+                 pass_tokens: float = PASS_TOKENS):  # fmt: skip
         self.model = model
         self.source = source
         self.token_budget = token_budget
@@ -66,6 +84,10 @@ class NativeBackend:
         self.packed_below = packed_below
         self.shared_row_tokens = shared_row_tokens
         """Under 'auto' off CUDA: most tokens in a row shared by several conversations (`row_tokens`)."""
+        self.pass_tokens = pass_tokens
+        """score_variants: the fixed cost of a forward pass, in tokens' worth of work (PASS_TOKENS)."""
+        self.pair_weight = pair_weight(model.config)
+        """score_variants: the cost of one query-key pair of attention against one token's linear maps."""
         self.is_demo = bool(getattr(model.config, "armorm_ui_demo", False))
         self.device = str(self.torch_device)
         self.reward_transform_matrix = model.reward_transform_matrix.detach().double().cpu().numpy()
@@ -107,7 +129,9 @@ class NativeBackend:
             shared.append(n)
             suffixes.append(ids[n:])
         variant_rewards = np.zeros((len(suffixes), NUM_OBJECTIVES))
-        for batch in bucket_candidates([len(x) for x in suffixes], self.token_budget):
+        batches = bucket_variants(p, shared, [len(x) for x in suffixes], self.token_budget, self.pass_tokens,
+                                  self.pair_weight)  # fmt: skip
+        for batch in batches:
             request.check()
             inputs = variant_batch_inputs(p, [shared[i] for i in batch], [suffixes[i] for i in batch],
                                           self.torch_device)  # fmt: skip

@@ -8,6 +8,10 @@ Two layouts, both giving every candidate exactly the context and positions it wo
 - prefix cache (`candidate_batch_inputs`): the conversation once, its keys/values reused by batches of candidates
   grouped by length (`bucket_candidates`) so that padding stays small; attention costs len x (P + len) per candidate.
 
+Variants of one response (`variant_batch_inputs`) read the keys/values of the conversation and the full response:
+each computes only its tokens after the beginning it shares with the response, in padded batches chosen by
+`bucket_variants` for their cost, which counts the cached keys a batch must address as well as its padding.
+
 Several conversations can share one packed row (`multi_prompt_inputs`, grouped by `pack_conversations`): the mask
 is block-diagonal over conversations, each block the shared-prompt mask above, and position ids restart at 0 for
 each conversation. Every candidate still sees exactly what it would see scored alone, as in the model card's
@@ -49,6 +53,54 @@ def bucket_candidates(lengths: list[int], budget: int, max_padding: float = 0.1)
     if current:
         batches.append(current)
     return batches
+
+
+def pass_cost(rows: int, width: int, keys: int, pair_weight: float) -> float:
+    """Work of one padded batch, in token units: `rows` x `width` query tokens, each through the layers' linear
+    maps (1 a token) and attending to `keys` + `width` keys (`pair_weight` a query-key pair; the mask is dense, so
+    masked and padded pairs cost as much as real ones)."""
+    return rows * width * (1.0 + pair_weight * (keys + width))
+
+
+def bucket_variants(prompt_len: int, shared: list[int], lengths: list[int], budget: int, pass_tokens: float = 512.0,
+                    pair_weight: float = 0.0) -> list[list[int]]:  # fmt: skip
+    """Group variants (variant b: `shared[b]` response tokens read from the cache, `lengths[b]` tokens computed)
+    into padded batches of at most `budget` query tokens (padding included), at the least total cost.
+
+    A batch is `width` = its longest suffix wide and addresses `prompt_len` + its largest share of cached keys, so
+    that one variant sharing a long beginning makes every row of its batch attend to those keys too, and a short
+    suffix batched with long ones is padded to their width. Each batch costs `pass_cost` plus `pass_tokens` (the
+    fixed cost of a forward pass, in token units). The least-cost split into runs of consecutive variants is found
+    by dynamic programming, in three orders (by suffix length, by share, by the end of the suffix), the cheapest
+    kept; each batch lists its variants longest suffix first."""
+    n = len(lengths)
+    if n == 0:
+        return []
+    orders = [
+        sorted(range(n), key=lambda i: (-lengths[i], -shared[i], i)),
+        sorted(range(n), key=lambda i: (-shared[i], -lengths[i], i)),
+        sorted(range(n), key=lambda i: (-shared[i] - lengths[i], -lengths[i], i)),
+    ]
+    best_cost, best = float("inf"), []
+    for order in orders:
+        cost = [0.0] + [float("inf")] * n  # cost[i]: the cheapest split of order[:i]
+        cut = [0] * (n + 1)
+        for i in range(1, n + 1):
+            width = share = 0
+            for j in range(i - 1, -1, -1):  # the batch order[j:i], grown to the left
+                width, share = max(width, lengths[order[j]]), max(share, shared[order[j]])
+                if i - j > 1 and (i - j) * width > budget:
+                    break  # wider still only adds rows
+                c = cost[j] + pass_tokens + pass_cost(i - j, width, prompt_len + share, pair_weight)
+                if c < cost[i]:
+                    cost[i], cut[i] = c, j
+        if cost[n] < best_cost:
+            batches, i = [], n
+            while i > 0:
+                batches.append(sorted(order[cut[i] : i], key=lambda k: (-lengths[k], k)))
+                i = cut[i]
+            best_cost, best = cost[n], batches[::-1]
+    return best
 
 
 def pack_conversations(sizes: list[int], budget: int) -> list[list[int]]:

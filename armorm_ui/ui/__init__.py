@@ -2,6 +2,7 @@
 
     compare.py   the Compare tab (form, verdict, charts, attribution, what-if)
     evaluate.py  the Evaluate tab: preference pairs in, agreement report out
+    probe.py     the Probe tab: candidates or pairs in, how far each style edit moves the score, and why
     views.py     what Compare shows, as pure functions of plain data
     batch.py     the Batch file tab
     annotate.py  the Annotate tab
@@ -21,6 +22,7 @@ from .api import add_api
 from .batch import build_batch_tab
 from .compare import build_compare_tab
 from .evaluate import build_evaluate_tab
+from .probe import build_probe_tab
 from .views import ASSETS, asset
 
 THEME = gr.themes.Default(
@@ -41,6 +43,8 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 compare = build_compare_tab(scorer, config)
             with gr.Tab("Evaluate", id="evaluate", elem_id="evaluate-tab"):
                 build_evaluate_tab(scorer, config, compare, tabs)
+            with gr.Tab("Probe", id="probe", elem_id="probe-tab"):
+                build_probe_tab(scorer, config)
             with gr.Tab("Batch file", id="batch"):
                 build_batch_tab(scorer, config)
             with gr.Tab("Annotate", id="annotate"):

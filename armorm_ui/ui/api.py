@@ -1,4 +1,4 @@
-"""The programmatic way in: /score, /attribute and /attribute_tokens, typed and documented (gradio_client, the
+"""The programmatic way in: /score, /attribute, /attribute_tokens and /probe, typed and documented (gradio_client, the
 HTTP API, and the MCP tools with --mcp).
 
 All run in the one model slot (concurrency_id "model") and stop when their caller goes away."""
@@ -11,9 +11,47 @@ import gradio as gr
 
 from .. import explain
 from ..attribution import attribute as explain_segments
+from ..errors import InputError
 from ..objectives import OBJECTIVES
+from ..probes import PROBES, Probe, by_names
+from ..probing import AnswerProbes, probe_answer
 from ..token_attribution import DEFAULT_STEPS, explain_tokens, parse_target
 from .handlers import cancellable, friendly
+
+
+def probe_choice(candidate, probes) -> tuple[int, tuple[Probe, ...]]:
+    """/probe's `candidate` letter as an index and `probes` as Probes; a clear refusal for anything else. (No
+    quotes in these messages: a refusal reaches API callers HTML-escaped.)"""
+    try:
+        index = explain.candidate_index(candidate) if isinstance(candidate, str) else None
+    except ValueError:
+        index = None
+    if index is None:
+        shown = candidate[:12] + ("…" if len(candidate) > 12 else "") if isinstance(candidate, str) else \
+            type(candidate).__name__  # fmt: skip
+        raise InputError(f"candidate must be a letter such as A (the first candidate) or B (the second); got {shown}.")
+    if not isinstance(probes, str):
+        raise InputError(f"probes must be text: all, or names separated by commas; got {type(probes).__name__}.")
+    known = [p.name for p in PROBES]
+    try:
+        chosen = by_names(probes.strip())
+    except ValueError:
+        unknown = ", ".join(n.strip() for n in probes.split(",") if n.strip() and n.strip() not in known)
+        raise InputError(f"probes: no probe is named {unknown}; choose all, or from {', '.join(known)}.") from None
+    if not chosen:
+        raise InputError(f"probes names no probe: give all, or names from {', '.join(known)}.")
+    return index, chosen
+
+
+def probe_one(scorer, conversation, candidates, index: int, probes: tuple[Probe, ...],
+              should_stop=None) -> AnswerProbes:  # fmt: skip
+    """Score the request (every refusal of a bad conversation or candidate list comes from there), check that
+    candidate `index` exists, then run the probes on it."""
+    base = scorer.score(conversation, candidates, should_stop)
+    if index >= base.n:
+        raise InputError(f"Candidate {explain.candidate_label(index)} does not exist: there are {base.n} candidates "
+                         f"(A to {explain.candidate_label(base.n - 1)}).")  # fmt: skip
+    return probe_answer(scorer, conversation, candidates, index, probes, should_stop, base)
 
 
 def add_api(scorer) -> None:
@@ -96,6 +134,41 @@ def add_api(scorer) -> None:
         found = await cancellable(explain_tokens, scorer, conversation, candidate, wanted, method, steps)
         return found.to_dict()
 
+    async def probe(conversation: list[dict], candidates: list[str], candidate: str = "A",
+                    probes: str = "all") -> dict[str, Any]:  # fmt: skip
+        """Does style alone move ArmoRM's score? Apply small fixed edits that change form, not content, to one
+        response (or to its conversation), score each edited version, and split every change by objective. A reward
+        model that judged only content would not move; one that favours bold text, lists, emojis, upbeat openers or
+        sheer length would. The probes, by name. Edits of the response: bold (bold each paragraph's opening phrase),
+        bullets (its sentences as a bullet list), header ("## Overview" on top), emojis (one after each paragraph),
+        exclamations ("!" for "."), link (a closing Wikipedia link), opener ("Sure! Great question."), disclaimer
+        ("As an AI language model..."), apology (an apology and partial refusal first), repeat (the whole response
+        twice), padding (a closing paragraph that says nothing new), first_half (only its first half). Edits of the
+        conversation, the response kept: user_agrees and user_disagrees (the user states or doubts the response's
+        opening claim), brevity_system (a system prompt asks for the briefest answer). No edit touches code, links
+        or existing markdown. The result: candidate (the letter edited); score (its score before any edit);
+        objectives (the ids of the 19 objectives, the order of every per-objective list); probes, one entry per
+        probe asked for, with probe (its name) and skipped (why it does not apply to this text, e.g. there is no
+        paragraph to bold; null when it applied). An applied probe also has delta (the score after the edit minus
+        before; positive means the edit raises the score), score_before, score_after, tokens_added, rank_before and
+        rank_after (1 = preferred among the candidates), scores_after (every candidate's score after the edit),
+        reward_part and weight_part (19 numbers each: what the change of each objective's reward, and of the weight
+        the model gives that objective, adds to delta; together they add up to delta exactly; the weights move only
+        when the conversation is edited), sentence (the change in words) and edited (the edited response, or the
+        edited conversation). demo_checkpoint is true when the server runs a random-weight demo model whose scores
+        mean nothing.
+
+        Args:
+            conversation: the messages, oldest first, as {"role", "content"} objects; the last is the user's turn.
+            candidates: the responses to that last user turn; all are scored, so that rank changes are exact.
+            candidate: which response to edit, by letter: "A" for the first candidate, "B" for the second...
+            probes: "all", or probe names from the description separated by commas, e.g. "bold,emojis,repeat".
+        """
+        index, chosen = probe_choice(candidate, probes)
+        found = await cancellable(probe_one, scorer, conversation, candidates, index, chosen)
+        return {**found.to_dict(), "objectives": [o.name for o in OBJECTIVES], "demo_checkpoint": scorer.is_demo}
+
     gr.api(friendly(score), api_name="score", concurrency_id="model")
+    gr.api(friendly(probe), api_name="probe", concurrency_id="model")
     gr.api(friendly(attribute_tokens), api_name="attribute_tokens", concurrency_id="model")
     gr.api(friendly(attribute), api_name="attribute", concurrency_id="model")

@@ -16,6 +16,9 @@ from .. import explain, figures, tables
 from ..attribution import attribute
 from ..errors import ArmoRMError, InputError
 from ..objectives import LABELS, OBJECTIVES
+from ..probes import PROBES
+from ..probing import probe_answer
+from ..results import ScoreResult
 from ..token_attribution import METHODS, explain_tokens, parse_target
 from ..validation import duplicates
 from .handlers import as_text, cancellable, friendly
@@ -24,10 +27,14 @@ from .views import (
     asset,
     candidates_from_form,
     conversation_from_form,
+    edit_choices,
+    edit_html,
     export_files,
     load_examples,
     pair,
     pair_heading,
+    probe_record,
+    probe_summary,
     token_html,
     token_summary,
     views,
@@ -121,6 +128,20 @@ def _results(letters: list[str]) -> SimpleNamespace:
         r.tok_summary = gr.Markdown(elem_id="tok-summary")
         r.tok_html = gr.HTML(elem_id="tok-html")
         r.tok_plot = gr.Plot(label="Gradients against leave-one-out", elem_id="plot-tok-agreement", visible=False)
+    with gr.Accordion("Does style move it? Probe an answer", open=False, elem_id="compare-probe"):
+        sides = [p.side for p in PROBES]
+        gr.Markdown(f"{len(PROBES)} fixed edits of form, not content: {sides.count('answer')} of the answer (bold, "
+                    "bullets, emojis, an upbeat opener, an apology, its length) and "
+                    f"{sides.count('conversation')} of the conversation, each scored and its change split by "
+                    "objective.", elem_classes="probe-intro")  # fmt: skip
+        with gr.Row():
+            r.probe_pick = gr.Dropdown(letters[:3], value="A", label="Candidate", elem_id="compare-probe-pick")
+            r.probe_run = gr.Button("Probe this answer", elem_id="compare-probe-run")
+        r.probe_plot = gr.Plot(label="Score change per edit", elem_id="plot-compare-probes")
+        r.probe_summary = gr.HTML(elem_id="compare-probe-summary")
+        r.probe_edit = gr.Dropdown([], label="See an edit", elem_id="compare-probe-edit")
+        r.probe_diff = gr.HTML(elem_id="compare-probe-diff")
+        r.probe_state = gr.State(None)
     with gr.Accordion("What-if weights: multiply each objective's coefficient", open=True):
         with gr.Row():
             v["what_if"] = gr.Plot(label="Re-ranking", elem_id="plot-what-if")
@@ -192,6 +213,7 @@ def build_compare_tab(scorer, config) -> SimpleNamespace:
     score_after = _wire_form(scorer, form, res, analysis, examples, letters)
     _wire_redraw(res, analysis)
     _wire_attribution(scorer, res, analysis)
+    _wire_probes(scorer, res, analysis)
 
     def fill(messages: list[dict], candidates: list[str], tabs: gr.Tabs) -> dict:
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
@@ -250,13 +272,14 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
             r.pick_b: gr.update(choices=[x for x in labels if x != labels[a]], value=labels[b]),
             r.seg_pick: gr.update(choices=labels, value=labels[a]),  # attribution starts with the winner
             r.tok_pick: gr.update(choices=labels, value=labels[a]),
+            r.probe_pick: gr.update(choices=labels, value=labels[a]),
             r.csv_file: gr.update(value=csv_path, interactive=True),
             r.json_file: gr.update(value=json_path, interactive=True),
         }
 
     score_inputs = [f.system, f.turns, f.prompt, count, *f.boxes, *r.sliders]
     score_outputs = [analysis, f.message, *r.views.values(), r.pair_title, r.pick_a, r.pick_b, r.seg_pick, r.tok_pick,
-                     r.csv_file, r.json_file]  # fmt: skip
+                     r.probe_pick, r.csv_file, r.json_file]  # fmt: skip
 
     def marked_fresh(scoring):
         # results on screen answer the inputs they were scored from: any edit marks them stale until scored again
@@ -351,3 +374,31 @@ def _wire_attribution(scorer, r, analysis) -> None:
     r.tok_run.click(tokens, [analysis, r.tok_pick, r.tok_target, r.tok_method],
                     [r.tok_summary, r.tok_html, r.tok_plot], api_visibility="private",
                     concurrency_id="model")  # fmt: skip
+
+
+def _wire_probes(scorer, r, analysis) -> None:
+    """Probe: every edit of probes.py on one candidate, scored in one probe_answer call; the edit viewer redraws
+    from the stored record, never waiting for the model."""
+
+    @friendly
+    async def probed(state, letter):
+        if not state:
+            raise gr.Error("Score the candidates first.")
+        k = state["labels"].index(letter) if letter in state["labels"] else 0
+        found = await cancellable(probe_answer, scorer, state["messages"], state["responses"], k,
+                                  base=ScoreResult.from_dict(state["result"]))  # fmt: skip
+        record = probe_record(found, state["messages"], state["responses"][k])
+        choices = edit_choices(record)
+        first = choices[0][1] if choices else None
+        return {
+            r.probe_state: record,
+            r.probe_plot: figures.probe_effects(found.outcomes, state["labels"][k]),
+            r.probe_summary: probe_summary(found.outcomes, state["labels"][k]),
+            r.probe_edit: gr.update(choices=choices, value=first),
+            r.probe_diff: edit_html(record, first),
+        }
+
+    r.probe_run.click(probed, [analysis, r.probe_pick], [r.probe_state, r.probe_plot, r.probe_summary, r.probe_edit,
+                      r.probe_diff], api_visibility="private", concurrency_id="model")  # fmt: skip
+    r.probe_edit.input(edit_html, [r.probe_state, r.probe_edit], r.probe_diff, api_visibility="private",
+                       concurrency_limit=None, show_progress="hidden")  # fmt: skip

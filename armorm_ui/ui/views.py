@@ -6,7 +6,10 @@ in gr.State); `views()` turns an analysis into the charts and tables, all of the
 
 from __future__ import annotations
 
+import difflib
+import html
 import json
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +18,8 @@ import numpy as np
 from .. import explain, figures, tables
 from ..errors import InputError
 from ..objectives import OBJECTIVES
+from ..probes import by_names
+from ..probing import AnswerProbes, ProbeOutcome
 from ..results import ScoreResult
 from ..scratch import scratch_folder
 from .handlers import as_text
@@ -170,8 +175,6 @@ def _direction(value: float, what: str) -> str:
 
 def _shade(text: str, words: list[dict], what: str, scale: float) -> str:
     """`text` with each word shaded by its attribution (green raises, red lowers); numbers on hover. Escaped."""
-    import html
-
     out, pos = [], 0
     for w in words:
         v = w["attribution"]
@@ -190,8 +193,6 @@ def _shade(text: str, words: list[dict], what: str, scale: float) -> str:
 
 def token_html(found: dict, messages: list[dict], response: str) -> str:
     """The words of the response (or of the conversation, for a coefficient) shaded by their attribution."""
-    import html
-
     words = found["words"]
     scale = max((abs(w["attribution"]) for w in words), default=0.0) or 1.0
     what = found["target"]
@@ -245,3 +246,112 @@ def token_summary(found: dict, letter: str) -> str:
         lines.append(f"Agreement with leave-one-out on the same {len(segs)} segments: Spearman ρ = {rho:+.2f} "
                      "(+1: the two methods order the segments alike; 0: unrelated; −1: opposite).")  # fmt: skip
     return "\n\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------- probes
+
+
+def probe_record(found: AnswerProbes, messages: list[dict], answer: str) -> dict:
+    """A probe run as plain data for gr.State: AnswerProbes.to_dict() (the edited texts included), with the
+    conversation and the answer it edited, for the edit viewer."""
+    return {**found.to_dict(), "messages": messages, "answer": answer}
+
+
+def _applied(record: dict) -> list[dict]:
+    """The applied probes of a record, largest Δscore first (the chart's order)."""
+    return sorted((p for p in record["probes"] if p.get("skipped") is None), key=lambda p: -p["delta"])
+
+
+def edit_choices(record: dict | None) -> list[tuple[str, str]]:
+    """(label, name) of each applied probe, in the chart's order: the edit viewer's choices."""
+    if not record:
+        return []
+    return [(by_names([p["probe"]])[0].label, p["probe"]) for p in _applied(record)]
+
+
+def probe_summary(outcomes: list[ProbeOutcome], label: str) -> str:
+    """The probe run in words, as escaped HTML: a headline, one sentence per applied probe (in the chart's order),
+    then the skipped probes with their reasons."""
+    done = sorted((o for o in outcomes if o.applied), key=lambda o: -o.delta)
+    skipped = [o for o in outcomes if not o.applied]
+    up, down = sum(o.delta > 0 for o in done), sum(o.delta < 0 for o in done)
+    moved = sum(o.rank_before != o.rank_after for o in done if len(o.scores_before) > 1)
+    head = (f"<p><b>{len(done)} of {len(outcomes)} edits apply to candidate {html.escape(label)}</b>: {up} raise "
+            f"its score, {down} lower it; {moved} change its rank.</p>")  # fmt: skip
+
+    def said(o: ProbeOutcome) -> str:
+        text, name = o.sentence(), o.probe.label
+        if text.startswith(name):
+            return f"<li><b>{html.escape(name)}</b>{html.escape(text[len(name) :])}</li>"
+        return f"<li>{html.escape(text)}</li>"
+
+    out = head + '<ul class="probe-sentences">' + "".join(said(o) for o in done) + "</ul>"
+    if skipped:
+        out += (f"<p><b>Not applied ({len(skipped)})</b></p><ul class=\"probe-skipped\">"
+                + "".join(f"<li><b>{html.escape(o.probe.label)}</b>: {html.escape(o.skipped)}.</li>" for o in skipped)
+                + "</ul>")  # fmt: skip
+    return f'<div class="probe-words">{out}</div>'
+
+
+WORDS = r"\w+|\s+|[^\w\s]+"
+"""How the edit viewer cuts text: words, runs of spaces, runs of punctuation (so '.' -> '!' is one mark)."""
+
+
+def word_diff(before: str, after: str) -> tuple[str, str]:
+    """(before, after) as escaped HTML, word by word (difflib): what the edit removed struck through (<del>) in the
+    first, what it added marked (<ins>) in the second. User text never becomes markup."""
+    a, b = re.findall(WORDS, before), re.findall(WORDS, after)
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        old, new = html.escape("".join(a[i1:i2])), html.escape("".join(b[j1:j2]))
+        if op == "equal":
+            left.append(old)
+            right.append(new)
+            continue
+        if old:
+            left.append(f"<del>{old}</del>")
+        if new:
+            right.append(f"<ins>{new}</ins>")
+    return "".join(left), "".join(right)
+
+
+def changed_messages(before: list[dict], after: list[dict]) -> list[tuple[str, str, str]]:
+    """(role, old text, new text) of each message an edit changed, added ('' before) or removed ('' after)."""
+    a = [(m["role"], m["content"]) for m in before]
+    b = [(m["role"], m["content"]) for m in after]
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        olds, news = a[i1:i2], b[j1:j2]
+        for k in range(max(len(olds), len(news))):
+            role = (news[k] if k < len(news) else olds[k])[0]
+            out.append((role, olds[k][1] if k < len(olds) else "", news[k][1] if k < len(news) else ""))
+    return out
+
+
+def edit_html(record: dict | None, name: str | None) -> str:
+    """The original and the edited text side by side (stacked on a phone), the change marked: the answer for an
+    answer-side probe, each changed message of the conversation for a conversation-side one. Escaped."""
+    entry = next((p for p in _applied(record) if p["probe"] == name), None) if record and name else None
+    if entry is None:
+        return ""
+    probe = by_names([name])[0]
+    if probe.side == "answer":
+        pairs = [("The answer", record["answer"], entry["edited"])]
+    else:
+        pairs = [(f"{role.capitalize()} message{'' if old else ' (added)'}", old, new)
+                 for role, old, new in changed_messages(record["messages"], entry["edited"])]  # fmt: skip
+    key = (f'<div class="seg-key"><b>{html.escape(probe.label)}</b>: {html.escape(probe.changes)} Reported by '
+           f'{html.escape(probe.source)}. <ins>added</ins> <del>removed</del></div>')  # fmt: skip
+    blocks = []
+    for title, old, new in pairs:
+        left, right = word_diff(old, new)
+        blocks.append(
+            f'<div class="probe-title">{html.escape(title)}</div><div class="probe-panes">'
+            f'<div class="probe-pane"><div class="probe-pane-title">Original</div>'
+            f'<div class="probe-text probe-before" dir="auto">{left or "<i>(none)</i>"}</div></div>'
+            f'<div class="probe-pane"><div class="probe-pane-title">Edited</div>'
+            f'<div class="probe-text probe-after" dir="auto">{right or "<i>(none)</i>"}</div></div></div>'
+        )  # fmt: skip
+    return key + "".join(blocks)
