@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from playwright.sync_api import expect
+
 from .conftest import CARD_PROMPT, CARD_RESPONSES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,6 +25,27 @@ PLOTS = {  # elem_id: (trace count, points in the first trace)
     "plot-bars": (3, 19),
     "plot-transform": (1, 19),
 }
+
+
+# Every wait is for a condition, with a deadline that holds on a busy machine (a page's first render took over 30 s,
+# Playwright's default, with two other processes keeping both cores busy); a passing wait returns at once.
+WAIT_MS = 120_000
+expect.set_options(timeout=60_000)
+
+
+class PatientBrowser:
+    """The launched browser, whose new pages wait up to WAIT_MS for what a test waits on."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_page(self, **options):
+        page = self._browser.new_page(**options)
+        page.set_default_timeout(WAIT_MS)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 def plot_data(page, elem_id: str):
@@ -97,7 +120,7 @@ def example_scored(browser, app_url, width: int, height: int, name: str | None =
     page.get_by_role("option", name=example["name"], exact=True).click()
     page.wait_for_function("t => document.querySelector('#prompt textarea').value === t", arg=example["prompt"])
     page.click("#score-button")
-    page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg", timeout=60_000)
+    page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg")
     return page, example
 
 

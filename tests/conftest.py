@@ -153,7 +153,7 @@ def browser():
     """Debian's Chromium, headless, driven by Playwright (one per test module)."""
     from pathlib import Path
 
-    from .browser import CHROMIUM, FLAGS
+    from .browser import CHROMIUM, FLAGS, PatientBrowser
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) or run `make test`.")
@@ -161,5 +161,5 @@ def browser():
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
+        yield PatientBrowser(b)
         b.close()

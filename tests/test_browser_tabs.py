@@ -35,11 +35,11 @@ def test_annotation_flow(browser, app_url, tmp_path):
     page.fill("#annotator input, #annotator textarea", name)
     page.fill("#passcode input", "browser-passcode")
     page.set_input_files("#annotate-upload input[type=file]", str(bad))  # refused: its message quotes the id
-    page.wait_for_selector("text=already used on line 2", timeout=60_000)
+    page.wait_for_selector("text=already used on line 2")
     assert "<img src=/pwned-dup.png>" in page.inner_text("body")
     page.click("#annotate-upload button[aria-label=Clear]")
     page.set_input_files("#annotate-upload input[type=file]", str(items))
-    page.wait_for_selector("#annotate-status:has-text('Item 1 of 4')", timeout=60_000)
+    page.wait_for_selector("#annotate-status:has-text('Item 1 of 4')")
     status = page.inner_text("#annotate-status")
     assert "q0<img src=/pwned-id.png>" in status and "<img src=/pwned-name.png>" in status, status
     # response text is shown literally, never rendered or executed
@@ -48,10 +48,10 @@ def test_annotation_flow(browser, app_url, tmp_path):
     for i, pick in enumerate(["A", "B", "A"]):
         page.locator("#annotate-choice").get_by_label(pick, exact=True).check()
         page.click("#annotate-save")
-        page.wait_for_selector(f"#annotate-status:has-text('Item {i + 2} of 4')", timeout=60_000)
+        page.wait_for_selector(f"#annotate-status:has-text('Item {i + 2} of 4')")
     page.get_by_text("Agreement with the model, and export").click()
     page.click("#agreement-button")
-    page.wait_for_selector("#plot-agreement .js-plotly-plot .main-svg", timeout=60_000)
+    page.wait_for_selector("#plot-agreement .js-plotly-plot .main-svg")
     assert name in page.inner_text("#agreement-text")
     with page.expect_download() as download:
         page.click("#labels-csv")
@@ -98,7 +98,7 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
         "plot-eval-decisions",
         "plot-eval-length",
     ):
-        page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg", timeout=120_000)
+        page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg")
     summary = page.inner_text("#eval-summary")
     assert "of 12 pairs" in summary and "RewardBench sections" in summary
     assert plot_data(page, "plot-eval-subsets") == [3]  # all pairs, and the two subsets
@@ -112,13 +112,13 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     page.set_viewport_size({"width": 1300, "height": 1000})
     # the first wrong decision opens in Compare, scored: the rejected answer (B) beats the chosen one (A)
     page.click("#eval-open")
-    page.wait_for_selector("#candidate-A textarea", state="visible", timeout=30_000)
+    page.wait_for_selector("#candidate-A textarea", state="visible")
     picked = page.input_value("#eval-wrong input").split(" · ")[0]
     pair = next(r for r in rows if r["id"] == picked)
     assert page.input_value("#prompt textarea") == pair["prompt"]
     assert page.input_value("#candidate-A textarea") == pair["chosen"]
     assert page.input_value("#candidate-B textarea") == pair["rejected"]
-    page.wait_for_selector("#summary:has-text('B beats A')", timeout=60_000)
+    page.wait_for_selector("#summary:has-text('B beats A')")
     assert not errors, errors
 
 
