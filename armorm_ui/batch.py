@@ -105,6 +105,53 @@ def _json(text: str):
         raise ValueError(f"{e.msg} at column {e.colno}") from None
 
 
+PARQUET_BATCH = 32
+"""Rows decoded at a time from a Parquet file: a few kilobytes of file can decode to gigabytes (a long text stored
+once in a column's dictionary and repeated in every row), so the file is decoded a little at a time and refused at
+the first rows that are over a limit."""
+MAX_DECODED_BYTES = 256 * 2**20
+"""All the text a Parquet file may decode to."""
+
+
+def _parquet_records(raw: bytes, name: str, limits: Limits, max_rows: int) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Rows of a Parquet file; its row count (from the footer) and header are checked before any row is decoded,
+    then each batch's size before it becomes Python objects."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(raw))
+    except Exception as e:
+        raise InputError(f"{name}: not a readable Parquet file ({e}).") from e
+    _check_columns(name, parquet.schema_arrow.names, limits)
+    if parquet.metadata.num_rows > max_rows:
+        raise InputError(f"{name} has {parquet.metadata.num_rows:,} rows; the limit is {max_rows:,} per file. "
+                         "Split it.")  # fmt: skip
+    row_bytes = 4 * limits.max_request_chars + 1024  # UTF-8 takes at most 4 bytes a character
+    records, decoded = [], 0
+    try:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):
+            size = sum(_decoded(column).nbytes for column in batch.columns)  # a dictionary counts in every row
+            decoded += size
+            if size > batch.num_rows * row_bytes:
+                first = len(records) + 1
+                raise InputError(f"{name}: rows {first}-{first + batch.num_rows - 1} hold more text than "
+                                 f"{limits.max_request_chars:,} characters a row, the limit for one item. "
+                                 "Shorten them.")  # fmt: skip
+            if decoded > MAX_DECODED_BYTES:
+                raise InputError(f"{name} holds more than {MAX_DECODED_BYTES // 2**20} MB of text once decoded, "
+                                 "more than one file may. Split it.")  # fmt: skip
+            records.extend(batch.to_pylist())
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"{name}: not a readable Parquet file ({e}).") from e
+    return parquet.schema_arrow.names, [(i + 1, r) for i, r in enumerate(records)]
+
+
+def _decoded(column):
+    return column.dictionary_decode() if hasattr(column, "dictionary_decode") else column
+
+
 def read_records(path: Path, limits: Limits, max_rows: int) -> tuple[list[str], list[tuple[int, dict]]]:
     """(columns, [(line, record)]) from any supported file; structural problems raise BatchError."""
     try:
@@ -114,18 +161,7 @@ def read_records(path: Path, limits: Limits, max_rows: int) -> tuple[list[str], 
     fmt = file_format(path, raw[:4])
     name = path.name
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            parquet = pq.ParquetFile(io.BytesIO(raw))
-            _check_columns(name, parquet.schema_arrow.names, limits)
-            table = parquet.read()
-        except InputError:
-            raise
-        except Exception as e:
-            raise InputError(f"{name}: not a readable Parquet file ({e}).") from e
-        columns = table.column_names
-        records = [(i + 1, r) for i, r in enumerate(table.to_pylist())]
+        columns, records = _parquet_records(raw, name, limits, max_rows)
     elif fmt == "csv":
         text = _decode(raw, name)
         csv.field_size_limit(max(limits.max_chars, 2**17) + 1)  # a huge cell is refused as it is read

@@ -5,12 +5,14 @@ Settings come from the same AppConfig as the app (every ARMORM_* variable), with
 that would be refused later is refused before the model loads: the whole input file, the output's name, format and
 folder, and a partial file from an earlier run. Scored items are appended to OUT.partial.jsonl in batches (written,
 flushed and synced every --flush-every items or --flush-seconds after the last write, whichever comes first, and at
-the end, on Ctrl-C and on any error) under a header that records the input's SHA-256, the model and the options; the
-same command after an interruption (a crash, kill -9, Ctrl-C) skips the items already there and ends with the same
-output as an uninterrupted run, and a run with another model or other options is refused instead of mixing their
-scores. A kill -9 or a power cut loses at most the items of the batch not yet written. Damaged lines of a partial
-file (a batch torn by a kill) are dropped and their items scored again. The final file is written under a temporary
-name and renamed, then the partial file is removed.
+the end, on Ctrl-C and on any error) under a header (run_header) that records the input's SHA-256, the model with a
+fingerprint of its weights (fingerprint.py), and every option that changes the items or their numbers; the same
+command after an interruption (a crash, kill -9, Ctrl-C) skips the items already there and ends with the same output
+as an uninterrupted run, and a run that differs in any of them (another model, or the same folder with other files,
+other --columns, another --sample) is refused before the model loads, instead of mixing their scores. A kill -9 or
+a power cut loses at most the items of the batch not yet written. Damaged lines of a partial file (a batch torn by a
+kill, a result with a NaN or a missing or misshapen field) are dropped and their items scored again. The final file
+is written under a temporary name and renamed, then the partial file is removed.
 
 `probe` runs the probe library (probes.py) on every answer of a candidates or preference-pairs file and writes the
 per-answer table (one row per item, answer and probe, its Δscore split by objective) and OUT.report.json
@@ -44,10 +46,9 @@ from pathlib import Path
 from .batch import FORMATS, Item, file_digest, parse_items, results_frame, write_results
 from .config import AppConfig
 from .errors import ArmoRMError, InputError
+from .fingerprint import weights_fingerprint
 from .results import ScoreResult
 
-RESUME_KEYS = ("model", "revision", "device", "dtype", "attribute", "input_kind", "probes")
-"""What must be the same to resume: anything that changes the numbers written (the last two: probe runs only)."""
 FLUSH_EVERY = 64
 """Items per write (and sync) of the partial file, by default."""
 FLUSH_SECONDS = 1.0
@@ -74,22 +75,45 @@ def check_output(inp: Path | None, out: Path) -> None:
         raise InputError(f"The output {out} is a folder; give a file name.")
 
 
-def run_header(digest: str, inp: Path, config: AppConfig, attribute: bool) -> dict:
-    options = {"model": config.model or "(demo checkpoint)", "revision": config.revision, "device": config.device,
-               "dtype": config.dtype, "attribute": attribute}  # fmt: skip
-    return {"input_sha256": digest, "input": inp.name, **options}
+def run_header(digest: str, inp: Path, config: AppConfig, **options) -> dict:
+    """The partial file's first line: the input (its SHA-256, and its name for the reader), the model, its weights'
+    fingerprint, where and how it runs, and the command's `options` (--attribute, --columns, the data set's split
+    and sample, the probes). To resume, every key but the input's name must be the same (check_same_run)."""
+    model = {"model": config.model or "(demo checkpoint)", "revision": config.revision,
+             "weights": weights_fingerprint(config.model, config.revision), "device": config.device,
+             "dtype": config.dtype}  # fmt: skip
+    return {"input_sha256": digest, "input": inp.name, **model, **options}
 
 
 def _option(key: str, value) -> str:
     return f"no {key}" if value is None else f"{key} {value!r}"
 
 
+def check_same_run(path: Path, found: dict, header: dict) -> None:
+    """Refuse to resume from `path`, a partial file under the header `found`, unless this run's `header` is the
+    same in every key but the input's name; the message names each difference, then and now."""
+    fix = "delete it to start over, or choose another output"
+    if found.get("input_sha256") != header["input_sha256"]:
+        raise InputError(f"{path} belongs to another input file; {fix}.")
+    keys = [k for k in {**header, **found} if k not in ("input", "input_sha256")]
+    changed = [k for k in keys if found.get(k) != header.get(k)]
+    if changed:
+        was = ", ".join(_option(k, found.get(k)) for k in changed)
+        now = ", ".join(_option(k, header.get(k)) for k in changed)
+        why = ""
+        if "weights" in changed and "model" not in changed:
+            why = f" (the files of {header['model']} changed since: their names, sizes, times or tensors)"
+        raise InputError(f"{path} was scored with {was}; this run has {now}{why}. Run with the same options to "
+                         f"resume, or {fix}.")  # fmt: skip
+
+
 def load_partial(
     path: Path, header: dict, item_ids: set[str], check=None
 ) -> dict[str, tuple[ScoreResult, list | None]]:
-    """Results already scored for this input with these options. Damaged lines (a torn last line after a kill, or
-    anything unreadable, or an extra that `check(item_id, result, extra)` refuses with ValueError) are dropped and
-    the file is rewritten without them, so appending continues cleanly."""
+    """Results already scored for this input with these options (check_same_run). Damaged lines (a torn last line
+    after a kill, anything unreadable, a result that ScoreResult.from_dict(strict=True) refuses: a NaN, a missing
+    field, 18 gating weights; or an extra that `check(item_id, result, extra)` refuses with ValueError) are dropped
+    and the file is rewritten without them, so appending continues cleanly."""
     if not path.exists() or path.stat().st_size == 0:  # an empty file: killed before its header was written
         return {}
     raw = path.read_bytes()
@@ -101,29 +125,24 @@ def load_partial(
     if not isinstance(found, dict) or "input_sha256" not in found:
         raise InputError(f"{path} is damaged or not a partial results file (its first line is not the run's "
                          "header); delete it to start over, or choose another output.")  # fmt: skip
-    if found["input_sha256"] != header["input_sha256"]:
-        raise InputError(f"{path} belongs to another input file; delete it to start over.")
-    changed = [k for k in RESUME_KEYS if found.get(k) != header.get(k)]
-    if changed:
-        was = ", ".join(_option(k, found.get(k)) for k in changed)
-        now = ", ".join(_option(k, header.get(k)) for k in changed)
-        raise InputError(f"{path} was scored with {was}; this run has {now}. Run with the same options to resume, "
-                         "or delete it to start over.")  # fmt: skip
-    done, damaged = {}, 0
-    for line in lines[1:]:
+    check_same_run(path, found, header)
+    done, damaged, first = {}, 0, ""
+    for number, line in enumerate(lines[1:], start=2):
         try:
             row = json.loads(line)
             if row["item_id"] not in item_ids:
-                raise ValueError(row["item_id"])
-            result, extra = ScoreResult.from_dict(row["result"]), row.get("attribution")
+                raise ValueError(f"item {row['item_id']!r} is not in the input")
+            result, extra = ScoreResult.from_dict(row["result"], strict=True), row.get("attribution")
             if check is not None:
                 check(row["item_id"], result, extra)
             done[row["item_id"]] = (result, extra)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             damaged += 1
+            first = first or f"line {number}: {f'no {e}' if isinstance(e, KeyError) else e}"[:200]
     if damaged or not raw.endswith(b"\n"):
         if damaged:
-            print(f"{path}: {damaged} damaged line(s) dropped; those items are scored again", file=sys.stderr)
+            print(f"{path}: {damaged} damaged line(s) dropped (the first, {first}); those items are scored again",
+                  file=sys.stderr)  # fmt: skip
         tmp = path.with_name(path.name + ".tmp")
         rows = [{"item_id": k, "result": r.to_dict(), "attribution": a} for k, (r, a) in done.items()]
         tmp.write_text("".join(json.dumps(x) + "\n" for x in [found, *rows]), encoding="utf-8")
@@ -237,10 +256,16 @@ def score_items(
         run = ray_engine(config, workers, probes)
     else:
         run = local_engine(config, attribute, probes)
+    new = not partial.exists() or partial.stat().st_size == 0
+    # Only now is a hub model's commit (or the demo checkpoint) on disk: a new file's header records it, and a
+    # resumed run whose weights changed while they loaded (a newer commit downloaded) is refused before scoring.
+    loaded = {**header, "weights": weights_fingerprint(config.model, config.revision)}
+    if not new:
+        check_same_run(partial, header, loaded)
+    header = loaded
     from tqdm import tqdm
 
     hook = _test_hook()
-    new = not partial.exists() or partial.stat().st_size == 0
     interrupted = False
     with partial.open("a", encoding="utf-8") as f, tqdm(total=len(items), initial=len(done), unit="item") as bar:
         writer = PartialWriter(f, flush_every, flush_seconds)
@@ -275,7 +300,7 @@ def score_command(args, config: AppConfig) -> int:
     if args.attribute and args.engine == "ray":
         raise InputError("--attribute runs with the local engine; drop --engine ray or --attribute.")
     items = parse_items(inp, config.limits(), config.max_rows)
-    header = run_header(file_digest(inp), inp, config, args.attribute)
+    header = run_header(file_digest(inp), inp, config, attribute=args.attribute)
     done = score_items(items, header, out, config, args.engine, args.workers, args.attribute, args.flush_every,
                        args.flush_seconds)  # fmt: skip
     if done is None:
@@ -308,14 +333,14 @@ def evaluate_command(args, config: AppConfig) -> int:
             raise InputError(f"The input {inp} is not a file.")
         check_output(inp, out)
         pairs = read_pairs(inp, config.limits(), config.max_rows, mapping)
-        digest, source = file_digest(inp), inp
+        digest, source, selection = file_digest(inp), inp, {}
     else:
         check_output(None, out)
         pairs, digest = load_dataset_pairs(args.dataset, args.split, config.limits(), config.max_rows, mapping,
                                            args.sample, args.seed)  # fmt: skip
-        source = Path(args.dataset)
+        source, selection = Path(args.dataset), {"split": args.split, "sample": args.sample, "seed": args.seed}
     items = [pair.item() for pair in pairs]
-    header = run_header(digest, source, config, False)
+    header = run_header(digest, source, config, attribute=False, columns=mapping, **selection)
     done = score_items(items, header, out, config, args.engine, args.workers, False, args.flush_every,
                        args.flush_seconds)  # fmt: skip
     if done is None:
@@ -337,6 +362,7 @@ def evaluate_command(args, config: AppConfig) -> int:
 
 
 def probe_command(args, config: AppConfig) -> int:
+    from .preferences import parse_columns
     from .probe_files import probe_results, probe_summary, read_probe_input, record_check, write_probe_report
     from .probes import BY_NAME, by_names
 
@@ -351,8 +377,8 @@ def probe_command(args, config: AppConfig) -> int:
         raise InputError(f"--probes names no probe; choose from {', '.join(BY_NAME)}.")
     check_output(inp, out)
     source = read_probe_input(inp, config.limits(), config.max_rows, args.columns)
-    header = {**run_header(file_digest(inp), inp, config, False), "input_kind": source.kind,
-              "probes": [p.name for p in probes]}  # fmt: skip
+    header = run_header(file_digest(inp), inp, config, attribute=False, columns=parse_columns(args.columns),
+                        input_kind=source.kind, probes=[p.name for p in probes])  # fmt: skip
     done = score_items(source.items, header, out, config, args.engine, args.workers, False, args.flush_every,
                        args.flush_seconds, probes=probes, check=record_check(source, probes))  # fmt: skip
     if done is None:

@@ -47,6 +47,8 @@ class AppConfig:
     """A request still scoring after this many seconds is stopped at the next batch and refused."""
     max_upload_mb: int = field(default=20, metadata={"env": "ARMORM_MAX_UPLOAD_MB", "help": "upload size cap, MB"})
     """Largest file accepted by the server (batch and annotation files)."""
+    max_request_mb: int = field(default=8, metadata={"env": "ARMORM_MAX_REQUEST_MB", "help": "request size cap, MB"})
+    """Largest body of any other request (an API or MCP call), refused before it is read (body_limit)."""
     max_rows: int = field(default=5000, metadata={"env": "ARMORM_MAX_ROWS", "help": "rows per uploaded file"})
     """Most rows (items) in one uploaded file."""
     probe_rows: int = field(default=200, metadata={"env": "ARMORM_PROBE_ROWS", "help": "rows per file in Probe"})
@@ -61,6 +63,12 @@ class AppConfig:
     """Most annotation files one project keeps at a time."""
     project_mb: int = field(default=50, metadata={"env": "ARMORM_PROJECT_MB", "help": "stored items per project, MB"})
     """Most megabytes of stored items one project keeps at a time."""
+    labels_mb: int = field(default=2048, metadata={"env": "ARMORM_LABELS_MB", "help": "stored items, all projects, MB"})
+    """Most megabytes of stored items over every project: the label database's disk, whatever the number of projects."""
+    projects_per_hour: int = field(
+        default=10, metadata={"env": "ARMORM_PROJECTS_PER_HOUR", "help": "new projects per address an hour"}
+    )
+    """Most projects one client address may make in an hour."""
     file_days: int = field(default=30, metadata={"env": "ARMORM_FILE_DAYS", "help": "days an unused file is kept"})
     """An annotation file nobody has opened for this many days is removed (its labels are kept)."""
     sessions: int = field(default=1000, metadata={"env": "ARMORM_SESSIONS", "help": "browser sessions kept"})
@@ -119,7 +127,8 @@ class AppConfig:
         from .label_store import LabelStore, database_url
 
         url = self.labels_url or database_url(self.data_dir)
-        return LabelStore(url, self.project_files, self.project_mb * 2**20, self.file_days)
+        return LabelStore(url, self.project_files, self.project_mb * 2**20, self.file_days,
+                          max_total_bytes=self.labels_mb * 2**20, projects_per_hour=self.projects_per_hour)  # fmt: skip
 
     def load_scorer(self):
         """The scorer for this configuration: the model (the demo checkpoint when none is set), loaded once; on
@@ -146,5 +155,5 @@ class AppConfig:
                self.probe_rows) < 1:  # fmt: skip
             raise SystemExit("max_chars, max_request_tokens, deadline, queue_size, max_rows and probe_rows must be "
                              "positive.")  # fmt: skip
-        if min(self.project_files, self.project_mb, self.file_days) < 1:
-            raise SystemExit("project_files, project_mb and file_days must be positive.")
+        if min(self.project_files, self.project_mb, self.file_days, self.labels_mb, self.projects_per_hour) < 1:
+            raise SystemExit("project_files, project_mb, labels_mb, projects_per_hour and file_days must be positive.")

@@ -3,6 +3,7 @@
 Every figure names candidates by letter (A, B, C...) with one colour per letter, never by response text, and keeps
 to a height and legend placement that stay readable from a phone-width window up. Figures are built in one
 constructor call from plain dicts: plotly's update_* helpers and named templates cost tens of milliseconds each.
+Every string from a user (candidate labels, annotator names, text of a response) goes in through `literal`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ if TYPE_CHECKING:  # the type only: probing imports nothing from here
 PALETTE = qualitative.Plotly + qualitative.D3[:6]  # 16 distinct colours, one per candidate letter
 FONT = {"family": "Inter, system-ui, sans-serif", "size": 12}
 GRID = {"gridcolor": "#e5e9f0", "zerolinecolor": "#b8c0cc", "linecolor": "#b8c0cc", "automargin": True}
+
+
+def literal(text) -> str:
+    """`text` shown as typed in a chart. plotly.js draws every string (titles, ticks, legend, hover, annotations)
+    through its own HTML subset (src/lib/svg_text_utils.js, convertToTspans): `<a href>` becomes a live link,
+    `<b>` or `<span style>` restyles. It decodes &amp; &lt; &gt; for display after reading the tags, so escaping
+    these three shows the characters and no tag. Not quotes: plotly.js would show html.escape's &quot; as typed."""
+    return html.escape(str(text), quote=False)
+
+
+def literals(texts) -> list[str]:
+    return [literal(t) for t in texts]
 
 
 def colour(k: int) -> str:
@@ -61,7 +74,7 @@ def scores(result: ScoreResult, labels: list[str]) -> go.Figure:
     bar = go.Bar(
         x=result.scores[order] - base,
         base=base,
-        y=[labels[k] for k in order],
+        y=[literal(labels[k]) for k in order],
         orientation="h",
         marker_color=[colour(k) for k in order],
         text=text,
@@ -84,7 +97,7 @@ def rewards_heatmap(result: ScoreResult, labels: list[str]) -> go.Figure:
     custom = np.dstack([nat.shown.round(2).astype(str), scale, flag]).transpose(1, 0, 2)  # (19, N, 3)
     heat = go.Heatmap(
         z=result.rewards.T,  # (19, N)
-        x=labels,
+        x=literals(labels),
         y=[[o.group for o in OBJECTIVES], [o.label for o in OBJECTIVES]],
         customdata=custom,
         colorscale="RdBu",
@@ -106,10 +119,10 @@ def rewards_bars(result: ScoreResult, labels: list[str]) -> go.Figure:
         go.Bar(
             x=list(LABELS),
             y=result.rewards[k],
-            name=name,
+            name=literal(name),
             marker_color=colour(k),
             customdata=nat.shown[k],
-            hovertemplate=f"Candidate {name}<br>%{{x}}<br>reward %{{y:.4f}}"
+            hovertemplate=f"Candidate {literal(name)}<br>%{{x}}<br>reward %{{y:.4f}}"
             "<br>native %{customdata:.2f}<extra></extra>",
         )
         for k, name in enumerate(labels)
@@ -152,11 +165,11 @@ def contributions(result: ScoreResult, labels: list[str]) -> go.Figure:
         go.Bar(
             y=ticks,
             x=contrib[k, rows],
-            name=f"{labels[k]} (score {result.scores[k]:+.4f})",
+            name=f"{literal(labels[k])} (score {result.scores[k]:+.4f})",
             orientation="h",
             marker_color=colour(k),
             customdata=[OBJECTIVES[i].label for i in rows],
-            hovertemplate=f"Candidate {labels[k]}<br>%{{customdata}}: %{{x:+.5f}}<extra></extra>",
+            hovertemplate=f"Candidate {literal(labels[k])}<br>%{{customdata}}: %{{x:+.5f}}<extra></extra>",
         )
         for k in ranked
     ]
@@ -174,9 +187,9 @@ def helpsteer(result: ScoreResult, labels: list[str]) -> go.Figure:
         go.Bar(
             x=[o.label for o in HELPSTEER],
             y=values[k],
-            name=name,
+            name=literal(name),
             marker_color=colour(k),
-            hovertemplate=f"Candidate {name}<br>%{{x}}: %{{y:.2f}} / 4<extra></extra>",
+            hovertemplate=f"Candidate {literal(name)}<br>%{{x}}: %{{y:.2f}} / 4<extra></extra>",
         )
         for k, name in enumerate(labels)
     ]
@@ -199,7 +212,8 @@ def pairwise(result: ScoreResult, a: int, b: int, labels: list[str]) -> go.Figur
         marker_color=[colour(a) if d >= 0 else colour(b) for d in delta[order]],
         hovertemplate="%{y}: %{x:+.5f}<extra></extra>",
     )
-    title = f"{labels[a]} − {labels[b]} = {result.scores[a] - result.scores[b]:+.5f}, split by objective"
+    delta_score = result.scores[a] - result.scores[b]
+    title = f"{literal(labels[a])} − {literal(labels[b])} = {delta_score:+.5f}, split by objective"
     return base_figure([bar], title, 520, yaxis={"autorange": "reversed", "type": "category"}, showlegend=False)
 
 
@@ -209,8 +223,8 @@ def what_if(result: ScoreResult, weighted: np.ndarray, labels: list[str]) -> go.
     model_rank, your_rank = explain.ranks(result.scores), explain.ranks(weighted)
     moved = [explain.rank_change(a, b) for a, b in zip(model_rank, your_rank)]
     bars = [
-        go.Bar(x=labels, y=result.scores, name="model's score", marker_color="#8c96a8"),
-        go.Bar(x=labels, y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)],
+        go.Bar(x=literals(labels), y=result.scores, name="model's score", marker_color="#8c96a8"),
+        go.Bar(x=literals(labels), y=weighted, name="your weights", marker_color=[colour(k) for k in range(result.n)],
                text=[f"#{r} {m}" if m != "=" else f"#{r}" for r, m in zip(your_rank, moved)],
                textposition="outside", cliponaxis=False, customdata=moved,
                hovertemplate="%{x}: %{y:.5f}, rank %{text}<extra>your weights</extra>"),
@@ -240,7 +254,7 @@ def agreement(summary: dict) -> go.Figure:
     """Per annotator, how often each objective's highest-reward candidate is the one they chose."""
     bars = [
         go.Bar(x=list(LABELS), y=list(s["objective_agreement"].values()),
-               name=f"{name} (model {s['model_top_agreement']:.0%})", marker_color=colour(k),
+               name=f"{literal(name)} (model {s['model_top_agreement']:.0%})", marker_color=colour(k),
                hovertemplate="%{x}: %{y:.0%}<extra>%{fullData.name}</extra>")
         for k, (name, s) in enumerate(summary.items())
     ]  # fmt: skip
@@ -249,16 +263,17 @@ def agreement(summary: dict) -> go.Figure:
 
 
 def short(text: str, chars: int = 28) -> str:
-    """The start of a segment for an axis label, on one line."""
-    flat = html.escape(" ".join(text.split()))
-    return flat if len(flat) <= chars else flat[: chars - 1] + "…"
+    """The start of a segment for an axis label, on one line (cut before it is escaped: no half an entity)."""
+    flat = " ".join(text.split())
+    return literal(flat if len(flat) <= chars else flat[: chars - 1] + "…")
 
 
 def segment_effects(segments: list[str], effects: np.ndarray, what: str, top: int = 12) -> go.Figure:
     """The segments that move `what` (the score, or one objective's reward) most when left out."""
     finite = np.where(np.isfinite(effects), effects, 0.0)
     order = np.argsort(-np.abs(finite), kind="stable")[:top]
-    snippet = [html.escape(" ".join(segments[i].split())[:80]) for i in order]
+    what = literal(what)
+    snippet = [literal(" ".join(segments[i].split())[:80]) for i in order]
     words = [f"leaving it out {'lowers' if v > 0 else 'raises' if v < 0 else 'does not change'} the {what}"
              for v in finite[order]]  # fmt: skip
     bar = go.Bar(
@@ -299,12 +314,12 @@ def token_agreement(segments: list[dict], what: str) -> go.Figure:
         text=[str(i + 1) for i, s in enumerate(segments) if s.get("leave_one_out") is not None],
         textposition="top center",
         cliponaxis=False,
-        customdata=[html.escape(" ".join(s["text"].split())[:80]) for s in shown],
+        customdata=[literal(" ".join(s["text"].split())[:80]) for s in shown],
         hovertemplate="segment %{text}: leave-one-out %{x:+.5f}, gradients %{y:+.5f}<br>%{customdata}<extra></extra>",
     )
     axes = {
         "xaxis": {"title": {"text": "with − without the segment"}, "zeroline": True},
-        "yaxis": {"title": {"text": f"gradients ({what})"}, "zeroline": True},
+        "yaxis": {"title": {"text": f"gradients ({literal(what)})"}, "zeroline": True},
     }
     return base_figure([dots], "Segments: gradients vs. leave-one-out", 340, showlegend=False, **axes)
 
@@ -336,15 +351,15 @@ def probe_effects(outcomes: list[ProbeOutcome], label: str) -> go.Figure:
     its bar rather than beside it, so that a phone-wide chart keeps its width for the bars. Skipped outcomes are
     left out."""
     done = sorted((o for o in outcomes if o.applied), key=lambda o: -o.delta)
-    names = [o.probe.label for o in done]
+    names = [literal(o.probe.label) for o in done]
     gap = 0.55  # of each row: the bar takes the rest, its label sits in the gap above it
     notes = []
-    for o in done:
-        text = f"<b>{html.escape(o.probe.label)}</b>  Δ {o.delta:+.3g}"
+    for o, name in zip(done, names):
+        text = f"<b>{name}</b>  Δ {o.delta:+.3g}"
         moved = explain.rank_change(o.rank_before, o.rank_after) if len(o.scores_before) > 1 else "="
         if moved != "=":
             text += f'  <span style="color:{"#15803d" if moved.startswith("▲") else "#b91c1c"}">{moved}</span>'
-        notes.append({"text": text, "x": 0, "xref": "paper", "xanchor": "left", "y": o.probe.label, "yref": "y",
+        notes.append({"text": text, "x": 0, "xref": "paper", "xanchor": "left", "y": name, "yref": "y",
                       "yanchor": "bottom", "yshift": PROBE_ROW * (1 - gap) / 2 + 2, "showarrow": False,
                       "font": {"size": 11}})  # fmt: skip
     traces, shown = [], set()
@@ -368,7 +383,8 @@ def probe_effects(outcomes: list[ProbeOutcome], label: str) -> go.Figure:
     plot = PROBE_ROW * rows  # the plot area's height; the margins hold title, axis and legend
     bottom = 124  # tick labels, axis title and a legend of up to three rows (a phone's width)
     return base_figure(
-        traces, f"How each edit moves {label}'s score<br><sub>bars: parts by objective group · ◆ net Δscore</sub>",
+        traces,
+        f"How each edit moves {literal(label)}'s score<br><sub>bars: parts by objective group · ◆ net Δscore</sub>",
         72 + plot + bottom, margin={"l": 10, "r": 10, "t": 72, "b": bottom},
         xaxis={"title": {"text": "Δscore (edited − original)"}, "zeroline": True, "zerolinewidth": 2,
                "visible": bool(done)},

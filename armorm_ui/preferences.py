@@ -169,7 +169,8 @@ def load_dataset_pairs(name: str, split: str, limits: Limits, max_rows: int = 50
                        mapping: dict[str, str] | None = None, sample: int | None = None,
                        seed: int = 0) -> tuple[list[Pair], str]:  # fmt: skip
     """Pairs from a Hugging Face data set: a hub name, or a folder written by `save_to_disk` (no hub needed).
-    Returns the pairs and a fingerprint of the rows read (for resuming)."""
+    Returns the pairs and a fingerprint of the split's rows, for resuming (--sample and --seed are in the CLI's run
+    header, which names them when they differ)."""
     import datasets
 
     try:
@@ -182,10 +183,11 @@ def load_dataset_pairs(name: str, split: str, limits: Limits, max_rows: int = 50
         raise InputError(f"The data set {name} has no split {split!r}.") from e
     except Exception as e:  # the hub unreachable, a name that does not exist, a damaged folder
         raise InputError(f"The data set {name} (split {split}) could not be loaded: {e}") from e
+    fingerprint = f"{name}:{split}:{data._fingerprint}"
     if sample is not None and sample < len(data):
         data = data.shuffle(seed=seed).select(range(sample))
     if len(data) > max_rows:
         raise InputError(f"{name} has {len(data):,} rows; the limit is {max_rows:,}: take a --sample.")
     records = [(i + 1, row) for i, row in enumerate(data)]
     pairs = parse_pairs(f"{name} ({split})", list(data.column_names), records, limits, mapping)
-    return pairs, f"{name}:{split}:{sample}:{seed}:{data._fingerprint}"
+    return pairs, fingerprint

@@ -2,16 +2,15 @@
 a probe report (the Probe tab: probing.probe_report).
 
 Built from the reports' plain data (evaluation.report, probing.probe_report) and the per-pair table; same look as
-figures.py. Text from a user's file (its name) is escaped: shown as typed, never as markup.
+figures.py. Text from a user's file (its name, subset names, pair ids) goes in through figures.literal: shown as typed,
+never as markup.
 """
 
 from __future__ import annotations
 
-import html
-
 import plotly.graph_objects as go
 
-from .figures import GROUP_COLOURS, base_figure
+from .figures import GROUP_COLOURS, base_figure, literal
 from .objectives import LABELS, OBJECTIVES
 
 RIGHT, WRONG = "#2f9e5b", "#d1495b"
@@ -32,7 +31,7 @@ def subset_accuracy(report: dict) -> go.Figure:
     rows = [("all pairs", report["overall"])] + sorted(report["subsets"].items(), key=lambda kv: -kv[1]["accuracy"])
     stats = [s for _, s in rows]
     bar = go.Bar(
-        y=[name for name, _ in rows],
+        y=[literal(name) for name, _ in rows],
         x=[s["accuracy"] for s in stats],
         orientation="h",
         error_x=_interval(stats),
@@ -137,7 +136,7 @@ def length_effect(report: dict, frame) -> go.Figure:
             mode="markers",
             name=name,
             marker_color=c,
-            customdata=frame.loc[mask, "pair_id"],
+            customdata=[literal(i) for i in frame.loc[mask, "pair_id"]],
             hovertemplate="%{customdata}: %{x:+d} tokens, margin %{y:+.4f}<extra></extra>",
         )
         for name, mask, c in (("right", right, RIGHT), ("wrong", ~right, WRONG))
@@ -156,14 +155,9 @@ PROBE_GROUP_COLOURS = {"Formatting": "#2f6fdb", "Tone": "#b45309", "Length": "#7
 FLIP, RESCUE = "#d1495b", "#2f9e5b"
 
 
-def _literal(text) -> str:
-    """Text shown as typed in a chart: Plotly reads <, > and & in titles, ticks and hovers as markup."""
-    return html.escape(str(text), quote=False)
-
-
 def _titled(title: str, name: str, note: str = "") -> str:
     """The title, and under it a note and the file's name (as typed)."""
-    below = " · ".join(x for x in (note, _literal(name)) if x)
+    below = " · ".join(x for x in (note, literal(name)) if x)
     return f"{title}<br><sub>{below}</sub>" if below else title
 
 
@@ -183,12 +177,12 @@ def probe_deltas(report: dict, name: str = "") -> go.Figure:
     rows = [e for e in report["probes"] if e["applied"]]
     means = [e["mean_delta"] for e in rows]
     bar = go.Bar(
-        y=[_literal(e["label"]) for e in rows],
+        y=[literal(e["label"]) for e in rows],
         x=means,
         orientation="h",
         error_x=_error(means, [e["low"] for e in rows], [e["high"] for e in rows]),
         marker_color=[PROBE_GROUP_COLOURS.get(e["group"], "#8c96a8") for e in rows],
-        customdata=[[e["applied"], _literal(e["group"])] for e in rows],
+        customdata=[[e["applied"], literal(e["group"])] for e in rows],
         hovertemplate="%{y} (%{customdata[1]}): mean Δscore %{x:+.5f} over %{customdata[0]} answers<extra></extra>",
     )
     key = " · ".join(f'<span style="color:{c}">{g}</span>' for g, c in PROBE_GROUP_COLOURS.items())
@@ -208,7 +202,7 @@ def probe_parts(report: dict, name: str = "") -> go.Figure:
     rows = report["probes"]
     z = [e.get("mean_parts") or [None] * len(LABELS) for e in rows]
     ticks = [f'<span style="color:{GROUP_COLOURS.get(o.group, "#334155")}">{o.label}</span>' for o in OBJECTIVES]
-    names = [_literal(e["label"]) + ("" if e["applied"] else " (not applied)") for e in rows]
+    names = [literal(e["label"]) + ("" if e["applied"] else " (not applied)") for e in rows]
     finite = [abs(v) for r in z for v in r if v is not None]
     top = max(finite, default=0.0) or 1.0
     heat = go.Heatmap(
@@ -248,7 +242,7 @@ def probe_flips(report: dict, name: str = "") -> go.Figure:
         rates = [s["rate"] for s in stats]
         traces.append(
             go.Scatter(
-                y=[_literal(e["label"]) for e in rows],
+                y=[literal(e["label"]) for e in rows],
                 x=rates,
                 name=label,
                 orientation="h",  # scattermode "group" then sets the two apart along y, as grouped bars

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from armorm_ui.errors import ArmoRMError, InputError
 from armorm_ui.validation import Limits
 
 from .conftest import CARD_PROMPT, CARD_RESPONSES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ITEMS = [
     {"item_id": "card", "prompt": CARD_PROMPT, "responses": CARD_RESPONSES, "system": "", "conversation": []},
@@ -300,7 +303,7 @@ def test_every_csv_export_stays_inert(tmp_path, scorer):
     exports["batch"] = out.read_text(encoding="utf-8")
 
     store = LabelStore(tmp_path / "l.sqlite")
-    who = store.sign_in("team-key-0123456789", "=ana\r=1", "ana-passcode")
+    who = store.sign_in(store.new_project(), "=ana\r=1", "ana-passcode")
     store.add_file(who.project, "f", "=x\r=y.csv", items)
     store.record(who, "f", items[0], 0, 1, None, "fine\r=HYPERLINK(1)", result)
     exports["labels"] = open(annotate.labels_export(store.frame(who.project))[0], encoding="utf-8").read()
@@ -318,3 +321,53 @@ def _number(cell: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+PEAK_PY = """
+import resource, sys, time
+from pathlib import Path
+from armorm_ui.batch import parse_items
+from armorm_ui.errors import InputError
+from armorm_ui.validation import Limits
+import pyarrow.parquet  # the baseline holds the reader too
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+    parse_items(Path(sys.argv[1]), Limits(), max_rows=5000) if len(sys.argv) > 1 else None
+    message = "accepted"
+except InputError as e:
+    message = str(e)
+print(time.perf_counter() - start, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print(message)
+"""
+
+
+@pytest.mark.parametrize(
+    "kind, refusal",
+    [("rows", "has 6,000,000 rows; the limit is 5,000 per file"), ("cells", "hold more text than 200,000 characters")],
+)
+def test_a_small_parquet_file_that_decodes_to_gigabytes_is_refused_cheaply(tmp_path, kind, refusal):
+    """Six million rows in 64 KB, or a 1 MB text kept once in a column's dictionary and repeated in every row: each is
+    refused after decoding a few rows at most, its reader's memory growing less than 200 MB (peak, measured in a
+    fresh interpreter)."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / f"{kind}.parquet"
+    if kind == "rows":
+        table = pa.table({"prompt": pa.array(["q"] * 6_000_000), "response_1": pa.array(["a"] * 6_000_000)})
+    else:
+        long = pa.array(["x" * 2**20] * 1000).dictionary_encode()
+        table = pa.table({"prompt": pa.array(["q"] * 1000), "response_1": long})
+    pq.write_table(table, path, compression="zstd")
+    assert path.stat().st_size < 2**20  # small enough to upload
+    ran = subprocess.run([sys.executable, "-c", PEAK_PY, str(path)], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    numbers, message = ran.stdout.split("\n", 1)
+    seconds, grown_mb = map(float, numbers.split())
+    assert refusal in message, message
+    assert grown_mb < 200, (grown_mb, seconds, message)

@@ -13,6 +13,14 @@ from .browser import ARTIFACTS, CLIPPED_JS, plot_data
 pytestmark = pytest.mark.browser
 
 
+def made_key(page) -> str:
+    """Press 'New project' and wait for the key the server made to appear in the box (keys are never chosen)."""
+    page.click("#new-project")
+    box = "#project-key input, #project-key textarea"
+    page.wait_for_function(f"() => (document.querySelector({box!r}) || {{}}).value?.length >= 22", timeout=30_000)
+    return page.input_value(box)
+
+
 def test_annotation_flow(browser, app_url, tmp_path):
     """Label three items; everything a user typed or uploaded (responses, item ids, names, file contents quoted in a
     refusal) is shown as text: no markup renders, no script runs, and no image is fetched."""
@@ -31,7 +39,7 @@ def test_annotation_flow(browser, app_url, tmp_path):
     page.on("request", lambda r: fetched.append(r.url) if "pwned" in r.url else None)
     page.goto(app_url)
     page.get_by_role("tab", name="Annotate").click()
-    page.fill("#project-key input, #project-key textarea", "browser-test-project-key")
+    made_key(page)
     page.fill("#annotator input, #annotator textarea", name)
     page.fill("#passcode input", "browser-passcode")
     page.set_input_files("#annotate-upload input[type=file]", str(bad))  # refused: its message quotes the id
@@ -64,7 +72,7 @@ def test_annotation_flow(browser, app_url, tmp_path):
     other = browser.new_page()  # another team: sees none of it
     other.goto(app_url)
     other.get_by_role("tab", name="Annotate").click()
-    other.fill("#project-key input, #project-key textarea", "another-teams-project-key")
+    made_key(other)
     other.click("#stored")
     other.wait_for_timeout(500)
     assert "items.csv" not in other.inner_text("body")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,13 +216,21 @@ def partial_of(tmp_path, n: int, demo_dir, *extra) -> tuple[Path, Path, Path]:
     return inp, out, partial
 
 
+def header_of(inp: Path, model: Path, **options) -> dict:
+    """The run header the CLI writes for `inp` on `model` (on the CPU, the other settings from the environment)."""
+    from dataclasses import replace
+
+    from armorm_ui.batch import file_digest
+    from armorm_ui.cli import run_header
+    from armorm_ui.config import AppConfig
+
+    return run_header(file_digest(inp), inp, replace(AppConfig.from_env(), model=str(model), device="cpu"), **options)
+
+
 def test_resuming_with_other_options_is_refused_before_scoring(tmp_path, demo_dir, no_model, capsys):
     inp = make_input(tmp_path / "items.csv", n=3)
     out = tmp_path / "out.csv"
-    from armorm_ui.batch import file_digest
-
-    header = {"input_sha256": file_digest(inp), "input": "items.csv", "model": str(demo_dir), "revision": "",
-              "device": "cpu", "dtype": "", "attribute": False}  # fmt: skip
+    header = header_of(inp, demo_dir, attribute=False)
     (tmp_path / "out.csv.partial.jsonl").write_text(json.dumps(header) + "\n")
     assert cli_main(inp, "-o", out, "--model", tmp_path / "another-model") == 2
     assert "was scored with model" in capsys.readouterr().err
@@ -247,6 +256,79 @@ def test_a_damaged_partial_file_is_recovered_or_reported(tmp_path, demo_dir, cap
     (tmp_path / "third.csv.partial.jsonl").write_text("garbage\n")
     assert cli_main(inp, "-o", tmp_path / "third.csv", "--model", demo_dir) == 2
     assert "is damaged or not a partial results file" in capsys.readouterr().err
+
+
+def test_malformed_results_are_scored_again(tmp_path, demo_dir, uninterrupted, capsys):
+    """Stored results that parse as JSON but are not results (18 gating weights, a NaN score, no token counts, a
+    reward that is text) are dropped and scored again, never written out or ended in a traceback."""
+    inp, full = uninterrupted
+    out, partial = tmp_path / "out.csv", tmp_path / "out.csv.partial.jsonl"
+    proc = run_cli(inp, out, demo_dir, "--flush-every", "1", hooks={"ARMORM_CLI_TEST_KILL_AFTER": "6"})
+    assert proc.wait(timeout=600) == -signal.SIGKILL, proc.stderr.read()
+    header, *rows = map(json.loads, partial.read_text().splitlines())
+    assert [row["item_id"] for row in rows] == [f"q{i}" for i in range(5)]
+    results = [row["result"] for row in rows]
+    results[0]["gating_output"] = results[0]["gating_output"][:18]
+    results[1]["scores"][1] = float("nan")
+    del results[2]["candidate_tokens"]
+    results[3]["rewards"][0][4] = "high"
+    partial.write_text("".join(json.dumps(x) + "\n" for x in [header, *rows]))
+    assert cli_main(inp, "-o", out, "--model", demo_dir) == 0
+    err = capsys.readouterr().err
+    assert "4 damaged line(s) dropped (the first, line 2: gating_output: expected shape (19,), got (18,))" in err
+    assert f"resuming: 1 of {N_ITEMS} items already scored" in err and "Traceback" not in err
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
+
+
+def test_weights_replaced_in_the_same_folder_are_refused(tmp_path, demo_dir, no_model, capsys):
+    """The partial file's header has a fingerprint of the checkpoint's files: a file rewritten (a new time), a
+    safetensors header that changed (same size, same time) or a config that changed are each refused before the
+    model loads; with the files as they were, the partial file is read again."""
+    from armorm_ui.cli import load_partial
+
+    model = Path(shutil.copytree(demo_dir, tmp_path / "model"))
+    inp, out, partial = partial_of(tmp_path, 4, model)
+    shard, config = model / "model-00001-of-00002.safetensors", model / "config.json"
+    times = {p: (p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (shard, config)}
+
+    def refused() -> None:
+        assert cli_main(inp, "-o", out, "--model", model) == 2
+        err = capsys.readouterr().err
+        assert "was scored with weights 'sha256:" in err and f"the files of {model} changed since" in err
+        assert "delete it to start over, or choose another output" in err
+
+    os.utime(shard, ns=(times[shard][0], times[shard][1] + 10**9))
+    refused()
+    data = shard.read_bytes()
+    assert b'{"__metadata__":{"format":"pt"}' in data[:100]
+    shard.write_bytes(data.replace(b'"format":"pt"', b'"format":"np"', 1))
+    os.utime(shard, ns=times[shard])
+    refused()
+    shard.write_bytes(data)
+    os.utime(shard, ns=times[shard])
+    text = config.read_text()
+    config.write_text(text.replace('"rms_norm_eps": 1e-05', '"rms_norm_eps": 2e-05'))
+    os.utime(config, ns=times[config])
+    refused()
+    config.write_text(text)
+    os.utime(config, ns=times[config])
+    assert load_partial(partial, header_of(inp, model, attribute=False), {"q0", "q1", "q2", "q3"}).keys() == {"q0"}
+
+
+def test_a_hub_models_weights_are_its_cached_commit(tmp_path, monkeypatch):
+    """A hub id is identified by the commit its revision resolves to in the local cache (huggingface_hub's layout:
+    models--ORG--NAME/refs/REVISION), read without the network, else by the id and revision."""
+    from armorm_ui.fingerprint import weights_fingerprint
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    name, commit = "RLHFlow/ArmoRM-Llama3-8B-v0.1", "0123456789abcdef0123456789abcdef01234567"
+    assert weights_fingerprint(name, "") == f"{name}@main (not in the local cache)"
+    refs = tmp_path / "models--RLHFlow--ArmoRM-Llama3-8B-v0.1" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text(commit)
+    assert weights_fingerprint(name, "") == weights_fingerprint(name, "main") == f"{name}@{commit}"
+    assert weights_fingerprint(name, "f" * 40) == f"{name}@{'f' * 40}"
+    assert weights_fingerprint(name, "v2") == f"{name}@v2 (not in the local cache)"
 
 
 def test_ctrl_c_saves_and_resumes(tmp_path, demo_dir, uninterrupted):
@@ -378,6 +460,48 @@ def test_evaluate_a_saved_data_set_and_refusals(tmp_path, demo_dir):
     assert len(pd.read_parquet(out)) == 4 and (tmp_path / "eval.report.json").exists()
     proc = run_evaluate(tmp_path / "pairs.jsonl", out, demo_dir, "--dataset", "x")
     assert proc.wait(timeout=60) == 2 and "not both" in proc.stderr.read()
+
+
+def killed_evaluate(tmp_path, demo_dir, inp, *extra) -> Path:
+    """An `evaluate` run killed (kill -9) after its first two pairs were written: its output's path."""
+    out = tmp_path / "out.csv"
+    proc = run_cli(inp, out, demo_dir, "--flush-every", "1", *extra, command="evaluate",
+                   hooks={"ARMORM_CLI_TEST_KILL_AFTER": "3"})  # fmt: skip
+    assert proc.wait(timeout=600) == -signal.SIGKILL, proc.stderr.read()
+    assert len(saved_rows(partial_path(out))) == 2
+    return out
+
+
+def evaluate_main(*argv) -> int:
+    from armorm_ui.cli import main
+
+    return main(["evaluate", *map(str, argv), "--device", "cpu"])
+
+
+def test_resuming_with_swapped_columns_is_refused(tmp_path, demo_dir, no_model, capsys):
+    """--columns chosen=rejected,rejected=chosen on a resumed run would put swapped margins beside the first run's."""
+    inp = make_pairs(tmp_path / "pairs.jsonl", n=6)
+    out = killed_evaluate(tmp_path, demo_dir, inp)
+    assert evaluate_main(inp, "-o", out, "--model", demo_dir, "--columns", "chosen=rejected,rejected=chosen") == 2
+    err = capsys.readouterr().err
+    assert "was scored with columns {}; this run has columns {'chosen': 'rejected', 'rejected': 'chosen'}" in err
+    assert "delete it to start over, or choose another output" in err
+
+
+def test_resuming_with_another_sample_or_seed_is_refused(tmp_path, demo_dir, no_model, capsys):
+    """A data set's --sample and --seed choose the pairs: another one is refused, naming it; the same ones resume."""
+    import datasets
+
+    rows = pd.read_json(make_pairs(tmp_path / "pairs.jsonl", n=8), lines=True).to_dict(orient="records")
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    data = ["--dataset", tmp_path / "saved"]
+    out = killed_evaluate(tmp_path, demo_dir, None, *data, "--sample", "5")
+    assert evaluate_main("-o", out, "--model", demo_dir, *data, "--sample", "4") == 2
+    assert "was scored with sample 5; this run has sample 4" in capsys.readouterr().err
+    assert evaluate_main("-o", out, "--model", demo_dir, *data, "--sample", "5", "--seed", "1") == 2
+    assert "was scored with seed 0; this run has seed 1" in capsys.readouterr().err
+    proc = run_evaluate(None, out, demo_dir, *map(str, data), "--sample", "5")
+    assert proc.wait(timeout=600) == 0 and "resuming: 2 of 5 items already scored" in proc.stderr.read()
 
 
 HEAVY = ("gradio", "gradio_client", "fastapi", "starlette", "uvicorn", "httpx", "mcp", "plotly", "torch",

@@ -18,7 +18,7 @@ from scipy import stats
 
 from armorm_ui.objectives import NAMES
 
-from .test_cli import BEFORE_THE_MODEL, HEAVY, ROOT, run_cli, saved_rows
+from .test_cli import BEFORE_THE_MODEL, HEAVY, ROOT, header_of, run_cli, saved_rows
 
 PROBES = "bold,opener,padding,first_half,user_disagrees,brevity_system"
 """Answer and conversation side; `bold` skips an answer with bold text, `first_half` a one-sentence answer."""
@@ -253,12 +253,9 @@ def test_refusals_come_before_the_model_loads(tmp_path, no_model, capsys):
 
 
 def test_resuming_with_other_probes_or_another_command_is_refused(tmp_path, no_model, capsys, demo_dir):
-    from armorm_ui.batch import file_digest
-
     inp = make_pairs(tmp_path / "pairs.jsonl", n=2)
     out, partial = tmp_path / "out.csv", tmp_path / "out.csv.partial.jsonl"
-    header = {"input_sha256": file_digest(inp), "input": inp.name, "model": str(demo_dir), "revision": "",
-              "device": "cpu", "dtype": "", "attribute": False, "input_kind": "pairs", "probes": ["bold"]}  # fmt: skip
+    header = header_of(inp, demo_dir, attribute=False, columns={}, input_kind="pairs", probes=["bold"])
     partial.write_text(json.dumps(header) + "\n")
     assert cli(inp, "-o", out, "--model", demo_dir, "--probes", "bold,emojis") == 2
     assert "probes ['bold']; this run has probes ['bold', 'emojis']" in capsys.readouterr().err

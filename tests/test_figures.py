@@ -8,6 +8,7 @@ from armorm_ui import figures
 from armorm_ui.objectives import NUM_OBJECTIVES, OBJECTIVES
 from armorm_ui.probes import by_names
 from armorm_ui.probing import ProbeOutcome
+from armorm_ui.results import ScoreResult
 
 
 def outcome(name: str, parts, before=(0.1, 0.2, 0.3), index: int = 0, weights=None, skipped=None) -> ProbeOutcome:
@@ -85,3 +86,67 @@ def json_text(fig) -> str:
     import json
 
     return json.dumps(fig.to_plotly_json(), default=str)
+
+
+EVIL = ['<a href="http://evil.example/login">alice</a>', '<b style="font-size:40px">bob</b>', "&lt;i&gt;carol"]
+"""Names a user might type: a live link, a restyled legend, and text that already holds entities."""
+
+
+def strings(node):
+    """Every string in a figure's dict (data and layout), however deep."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings(value)
+    elif isinstance(node, (list, tuple, np.ndarray)):
+        for value in node.tolist() if isinstance(node, np.ndarray) else node:
+            yield from strings(value)
+
+
+def assert_literal(fig, names=EVIL):
+    """No user string reaches the chart as markup, and each is there escaped (shown as typed)."""
+    texts = list(strings(fig.to_dict()))
+    for text in texts:
+        assert "<a " not in text and "<b " not in text and "</a>" not in text and "bob</b>" not in text, text
+        assert "&lt;i&gt;carol" not in text, text  # & escaped too: plotly.js would show <i>carol
+    for name in names:
+        assert any(figures.literal(name) in text for text in texts), name
+
+
+def made_up_result(n: int = 3) -> ScoreResult:
+    rng = np.random.default_rng(0)
+    rewards = rng.normal(size=(n, NUM_OBJECTIVES))
+    gating = np.full(NUM_OBJECTIVES, 1 / NUM_OBJECTIVES)
+    return ScoreResult(rewards @ gating, rewards, gating, gating, np.eye(NUM_OBJECTIVES), 10, np.arange(n) + 5)
+
+
+def test_literal_escapes_what_plotly_reads_as_markup():
+    assert figures.literal('<b>"a" & b</b>') == '&lt;b&gt;"a" &amp; b&lt;/b&gt;'  # plotly.js shows &quot; as typed
+    assert figures.literals([1, "<a>"]) == ["1", "&lt;a&gt;"]
+
+
+def test_candidate_labels_are_shown_as_typed():
+    result = made_up_result()
+    for fig in (figures.scores(result, EVIL), figures.rewards_heatmap(result, EVIL),
+                figures.rewards_bars(result, EVIL), figures.contributions(result, EVIL),
+                figures.helpsteer(result, EVIL), figures.what_if(result, result.scores[::-1], EVIL)):  # fmt: skip
+        assert_literal(fig)
+    assert_literal(figures.pairwise(result, 0, 1, EVIL), EVIL[:2])
+    what_if = figures.what_if(result, result.scores[::-1], EVIL)
+    assert list(what_if.data[0].x) == list(what_if.data[1].x) == figures.literals(EVIL)  # one name per category
+
+
+def test_annotator_names_are_shown_as_typed():
+    rates = dict.fromkeys((o.label for o in OBJECTIVES), 0.5)
+    summary = {name: {"objective_agreement": rates, "model_top_agreement": 0.5} for name in EVIL}
+    assert_literal(figures.agreement(summary))
+
+
+def test_response_text_and_probe_labels_are_shown_as_typed():
+    effects = np.array([0.1, -0.2, 0.05])
+    assert_literal(figures.segment_effects(EVIL, effects, "score"))
+    segments = [{"text": t, "leave_one_out": v, "attribution": v / 2} for t, v in zip(EVIL, effects)]
+    assert_literal(figures.token_agreement(segments, "score"))
+    for name in EVIL:
+        assert_literal(figures.probe_effects(OUTCOMES, name), [name])

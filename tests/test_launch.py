@@ -62,3 +62,59 @@ def test_cancels_never_put_two_calls_in_the_model(demo_dir, tmp_path):
     assert summary["failed"] == summary["hung"] == summary["wrong"] == 0, load_test.report(summary)
     assert [o["kind"] for o in after] in (["result"], ["refused"]), load_test.report(load_test.summarise(after))
     assert "Traceback" not in log.read_text() and load_test.overlaps(log) == []
+
+
+def test_every_request_body_is_capped(app_url):
+    """A body over the cap is refused with 413 and a message, whether it declares its length or streams without one,
+    before it is read whole; an upload keeps Gradio's own (larger) limit; a normal call still works after."""
+    import httpx
+
+    cap = 8 * 2**20  # the default, ARMORM_MAX_REQUEST_MB
+    body = b'{"data": ["' + b"x" * (cap + 1) + b'"]}'
+
+    def chunks():  # no Content-Length: sent chunked, counted by the server as it arrives
+        for start in range(0, len(body), 2**16):
+            yield body[start : start + 2**16]
+
+    with httpx.Client(base_url=app_url, timeout=120) as http:
+        for content in (body, chunks()):
+            try:
+                r = http.post("gradio_api/call/score", content=content, headers={"content-type": "application/json"})
+            except httpx.WriteError:  # the server may answer and close before the stream's end is written
+                continue
+            assert r.status_code == 413, r.text[:300]
+            assert "larger than 8 MB" in r.json()["detail"]
+        upload = http.post("gradio_api/upload", files={"files": ("big.csv", b"a,b\n" * (2 * cap // 4))})
+        assert upload.status_code == 200, upload.text[:300]  # 16 MB: under the 20 MB upload limit
+    from gradio_client import Client
+
+    result = Client(app_url, verbose=False).predict([{"role": "user", "content": "hi"}], ["a", "b"], api_name="/score")
+    assert len(result["scores"]) == 2
+
+
+def test_the_body_limit_reads_no_more_than_the_cap():
+    """The middleware alone: a streamed body stops being read at the first chunk past the cap."""
+    import asyncio
+
+    from armorm_ui.body_limit import BodyLimit
+
+    read, sent = [], []
+
+    async def app(scope, receive, send):
+        while (message := await receive())["more_body"]:
+            read.append(len(message["body"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def receive():
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/gradio_api/call/score", "headers": []}
+    asyncio.run(BodyLimit(app, max_bytes=10_500)(scope, receive, send))
+    assert sum(read) == 10_000 and sent[0]["status"] == 413
+    sent.clear()
+    scope["headers"] = [(b"content-length", b"10501")]
+    asyncio.run(BodyLimit(app, max_bytes=10_500)(scope, receive, send))
+    assert sent[0]["status"] == 413 and sum(read) == 10_000  # refused before reading

@@ -1,12 +1,15 @@
-"""Evaluation charts show the report's numbers: accuracies with their intervals, objectives in order."""
+"""Evaluation charts show the report's numbers: accuracies with their intervals, objectives in order; text from
+the user's file is shown as typed."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from armorm_ui import evaluation, report_figures
+from armorm_ui import evaluation, probing, report_figures
+from armorm_ui.probes import PROBES
 
-from .test_evaluation import synthetic
+from .test_evaluation import FakePair, synthetic
+from .test_figures import EVIL, OUTCOMES, assert_literal
 
 
 def test_charts_show_the_report():
@@ -24,3 +27,16 @@ def test_charts_show_the_report():
     assert len(right.x) + len(wrong.x) == 30 and all(np.asarray(right.x) > 0)
     scatter = report_figures.length_effect(report, frame).data
     assert sum(len(t.x) for t in scatter) == 30
+
+
+def test_subsets_pair_ids_and_file_names_are_shown_as_typed():
+    pairs, results = synthetic(n=30)
+    pairs = [FakePair(EVIL[k % 3], EVIL[(k + 1) % 3]) for k in range(len(pairs))]  # ids and subsets alike
+    frame = evaluation.pair_frame(pairs, results)
+    report = evaluation.report(frame)
+    assert_literal(report_figures.subset_accuracy(report))
+    assert_literal(report_figures.length_effect(report, frame))  # the ids on hover
+    found = probing.probe_report(OUTCOMES, PROBES, pairs=True)
+    for make in (report_figures.probe_deltas, report_figures.probe_parts, report_figures.probe_flips):
+        for name in EVIL:
+            assert_literal(make(found, name), [name])

@@ -18,12 +18,13 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-
-import torch
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING
 
 from ..errors import ArmoRMError
 from ..objectives import NUM_OBJECTIVES, VERBOSITY_INDEX
+
+if TYPE_CHECKING:
+    import torch
 
 CHAT_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
@@ -75,6 +76,8 @@ def demo_config(hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int
 
 def demo_tensors(cfg: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights with the real names: bf16 backbone, fp32 head."""
+    import torch  # here, not at the top: the CLI finds the folder (default_dir) before torch loads
+
     g = torch.Generator().manual_seed(seed)
     d, f, k, gh = cfg["hidden_size"], cfg["intermediate_size"], NUM_OBJECTIVES, cfg["gating_hidden_dim"]
     hd = d // cfg["num_attention_heads"]
@@ -141,6 +144,8 @@ def write_tokenizer(out: Path) -> None:
 
 def build(out: str | os.PathLike, seed: int = 0) -> Path:
     """Write the demo checkpoint into `out` (created if needed) and return its path."""
+    from safetensors.torch import save_file
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = demo_config()

@@ -1,17 +1,21 @@
 """The annotation tab: step through a file's items, record a choice (and optionally a full ranking and a note) per
 item into the label database at once, and see agreement with the model. Built inside build_demo's Blocks.
 
-Files and labels belong to a project, opened with its key; inside it an annotator's name is claimed with a passcode
-(label_store.py). Every action signs in again from the fields on the page, so nothing about who is labelling is kept on
-the server between requests. Text that came from a user (names, item ids, file names) is shown as text.
+Files and labels belong to a project, opened with the key the server made for it ('New project'); inside it an
+annotator's name is claimed with a passcode (label_store.py). Every action signs in again from the fields on the page,
+with the caller's address for the count of wrong passcodes, so nothing about who is labelling is kept on the server
+between requests. Text that came from a user (names, item ids, file names) is shown as text.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import html
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +27,7 @@ from .. import explain, figures, report_figures, tables
 from ..batch import file_digest, parse_items
 from ..errors import InputError
 from ..evaluation import label_pairs, report
-from ..label_store import Annotator, LabelStore, agreement, new_project_key, parse_ranking, project_id
+from ..label_store import LOCK_WAIT_S, Annotator, DatabaseUnavailable, LabelStore, agreement, parse_ranking
 from ..scratch import scratch_folder
 from .handlers import as_text, cancellable, friendly
 
@@ -31,11 +35,31 @@ MAX_SHOWN = 16
 """Candidate boxes in the tab: a file with more candidates per item is refused when it is opened."""
 
 
-def open_file(store: LabelStore, project: str, path: str, limits, max_rows: int) -> str:
-    """Validate an uploaded file (every bad row reported) and keep its items in the project; returns its id."""
-    items = parse_items(Path(path), limits, max_rows)
-    file_id = file_digest(Path(path))
-    store.add_file(project, file_id, Path(path).name, items)
+DATABASE_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="labels")
+"""Label-database calls run here: off the event loop, and apart from the model's threads, so a database that does
+not answer ties up these threads only; the page, other tabs and the model go on."""
+DATABASE_WAIT_S = 2 * LOCK_WAIT_S
+"""A call still waiting after this long is reported to its visitor (the database's own timeouts come first)."""
+
+
+async def db(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` (a LabelStore call) in DATABASE_THREADS, given up after DATABASE_WAIT_S."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(DATABASE_THREADS, call)
+    try:
+        return await asyncio.wait_for(future, DATABASE_WAIT_S)
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            "The label database is not answering; nothing was saved. Try again in a minute."
+        ) from None
+
+
+async def open_file(store: LabelStore, project: str, path: str, limits, max_rows: int) -> str:
+    """Validate an uploaded file (every bad row reported) and keep its items in the project; returns its id. The file
+    is read in a worker thread: the event loop keeps serving everyone else."""
+    items = await asyncio.to_thread(parse_items, Path(path), limits, max_rows)
+    file_id = await asyncio.to_thread(file_digest, Path(path))
+    await db(store.add_file, project, file_id, Path(path).name, items)
     return file_id
 
 
@@ -72,6 +96,12 @@ def opened_item(st) -> tuple[str, int] | None:
     return None
 
 
+def client_address(request: gr.Request | None) -> str | None:
+    """The caller's address, which wrong passcodes are counted against as well as the name (None outside a request)."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
+
+
 def checked_label(n: int, picked, ranking_text, note_text) -> tuple[int, list[int] | None]:
     """The chosen candidate's index and the optional full ranking, from what the annotator entered."""
     if not isinstance(picked, str) or not picked:
@@ -106,13 +136,14 @@ def _layout(letters: list[str]) -> SimpleNamespace:
     u.state = gr.State({})  # {"file_id", "position"} for this browser session
 
     gr.Markdown(
-        "Files and labels belong to a **project**: everyone with its key sees its files and everyone's labels; "
+        "Files and labels belong to a **project**: press *New project* to make one (its key is shown once: keep "
+        "it), or paste the key your team was given. Everyone with the key sees its files and everyone's labels; "
         "nobody else can. Your **name** is claimed in the project by the passcode you give the first time."
     )
     with gr.Row():
         with gr.Column(min_width=240):
             u.key = gr.Textbox(
-                label="Project key", placeholder="paste your team's key, or make one", elem_id="project-key"
+                label="Project key", placeholder="paste your team's key, or press New project", elem_id="project-key"
             )
             u.new_key = gr.Button("New project", size="sm", elem_id="new-project")
         u.annotator = gr.Textbox(label="Your name", max_length=64, elem_id="annotator")
@@ -164,7 +195,7 @@ def _layout(letters: list[str]) -> SimpleNamespace:
     return u
 
 
-def item_view(
+async def item_view(
     scorer,
     store: LabelStore,
     u: SimpleNamespace,
@@ -172,12 +203,11 @@ def item_view(
     file_id: str,
     position: int,
     hide_scores: bool,
-    should_stop=None,
 ) -> dict:
     """What the tab shows for item `position` of a file (scored, the scores hidden until labelled if asked)."""
     letters = u.letters
-    total = store.count(who.project, file_id)
-    done = store.labelled(who, file_id)
+    total = await db(store.count, who.project, file_id)
+    done = await db(store.labelled, who, file_id)
     name = as_text(who.name)
     if position >= total:
         return {
@@ -185,9 +215,9 @@ def item_view(
             u.status: f"**All {total} items labelled** by {name}. Compute agreement or download below.",
             u.model_view: gr.update(visible=False),
         }
-    item = store.item(who.project, file_id, position)
-    result = scorer.score(item.messages, item.candidates, should_stop=should_stop)
-    labelled = store.is_labelled(who, file_id, item.item_id)
+    item = await db(store.item, who.project, file_id, position)
+    labelled = await db(store.is_labelled, who, file_id, item.item_id)
+    result = await cancellable(scorer.score, item.messages, item.candidates)
     n = len(item.candidates)
     return {
         u.state: {"file_id": file_id, "position": position},
@@ -207,73 +237,74 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
     """Open or continue a file, step through its items, save labels: every action signs in again."""
     letters = u.letters
 
-    def file_choices(project: str) -> list[tuple[str, str]]:
-        return [(name, file_id) for file_id, name in store.files(project)]
+    async def file_choices(project: str) -> list[tuple[str, str]]:
+        return [(name, file_id) for file_id, name in await db(store.files, project)]
 
-    async def opened(path, key_text, name, code, hide_scores):
-        who = store.sign_in(key_text, name, code)
+    def signed_in(key_text, name, code, request):
+        return db(store.sign_in, key_text, name, code, client_address(request))
+
+    async def opened(path, key_text, name, code, hide_scores, request: gr.Request = None):
+        who = await signed_in(key_text, name, code, request)
         if not path or not isinstance(path, str):
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
         limits = replace(config.limits(), max_candidates=min(config.api_candidates, MAX_SHOWN))  # boxes on the page
-        file_id = open_file(store, who.project, path, limits, config.max_rows)
-        out = await cancellable(
-            item_view, scorer, store, u, who, file_id, store.next_position(who, file_id), hide_scores
-        )
-        return {**out, u.stored: gr.update(choices=file_choices(who.project), value=file_id)}
+        file_id = await open_file(store, who.project, path, limits, config.max_rows)
+        out = await item_view(scorer, store, u, who, file_id, await db(store.next_position, who, file_id), hide_scores)
+        return {**out, u.stored: gr.update(choices=await file_choices(who.project), value=file_id)}
 
-    async def resumed(file_id, key_text, name, code, hide_scores):
-        who = store.sign_in(key_text, name, code)
+    async def resumed(file_id, key_text, name, code, hide_scores, request: gr.Request = None):
+        who = await signed_in(key_text, name, code, request)
         if not file_id or not isinstance(file_id, str):
             return {u.status: "Choose a file of this project, or open one."}
-        return await cancellable(
-            item_view, scorer, store, u, who, file_id, store.next_position(who, file_id), hide_scores
-        )
+        return await item_view(scorer, store, u, who, file_id, await db(store.next_position, who, file_id), hide_scores)
 
-    async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text):
-        who = store.sign_in(key_text, name, code)
+    async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text, request: gr.Request = None):
+        who = await signed_in(key_text, name, code, request)
         if opened_item(st) is None:
             raise gr.Error("Open a file first.")
         file_id, position = opened_item(st)
-        total = store.count(who.project, file_id)
+        total = await db(store.count, who.project, file_id)
         if position >= total:
             raise gr.Error("Every item of this file is labelled.")
-        item = store.item(who.project, file_id, position)
+        item = await db(store.item, who.project, file_id, position)
         pick, order = checked_label(len(item.candidates), picked, ranking_text, note_text)
         result = await cancellable(scorer.score, item.messages, item.candidates)
-        store.record(who, file_id, item, position, pick, order, note_text, result)
-        nxt = store.next_position(who, file_id)
+        await db(store.record, who, file_id, item, position, pick, order, note_text, result)
+        nxt = await db(store.next_position, who, file_id)
         gr.Info(
             f"Saved: {html.escape(picked)} for item {html.escape(item.item_id)}. "
             f"The model preferred {letters[int(result.scores.argmax())]}."
         )
-        return await cancellable(
-            item_view, scorer, store, u, who, file_id, nxt if nxt > position else position + 1, hide_scores
-        )
+        return await item_view(scorer, store, u, who, file_id, nxt if nxt > position else position + 1, hide_scores)
 
-    async def moved(st, key_text, name, code, hide_scores, step):
-        if opened_item(st) is None:
-            return {u.status: "Open a file first: there is no item to move to yet."}
-        who = store.sign_in(key_text, name, code)
-        file_id, position = opened_item(st)
-        total = store.count(who.project, file_id)
-        return await cancellable(
-            item_view, scorer, store, u, who, file_id, min(max(position + step, 0), total), hide_scores
-        )
+    def mover(step: int):
+        async def moved(st, key_text, name, code, hide_scores, request: gr.Request = None):
+            if opened_item(st) is None:
+                return {u.status: "Open a file first: there is no item to move to yet."}
+            who = await signed_in(key_text, name, code, request)
+            file_id, position = opened_item(st)
+            total = await db(store.count, who.project, file_id)
+            return await item_view(scorer, store, u, who, file_id, min(max(position + step, 0), total), hide_scores)
 
-    def listed(key_text):
+        return friendly(moved)  # a function, not a partial: Gradio reads the gr.Request parameter from its hints
+
+    async def listed(key_text):
         try:
-            return gr.update(choices=file_choices(project_id(key_text)))
-        except InputError:  # no key yet: nothing to list
+            return gr.update(choices=await file_choices(await db(store.project, key_text)))
+        except InputError:  # no key yet, one this server did not make, or no database: nothing to list
             return gr.update(choices=[])
 
-    def made():
+    @friendly
+    async def made(request: gr.Request = None):
+        key = await db(store.new_project, client_address(request))
         gr.Info(
-            "A new project key is in the box: copy it and keep it. It is the only way back to this project's "
-            "files and labels; share it only with people who may see and add to them."
+            "A new project key is in the box, shown this once: copy it and keep it. It is the only way back to "
+            "this project's files and labels (the server keeps only its hash and cannot show it again); share "
+            "it only with people who may see and add to them."
         )
-        return gr.update(value=new_project_key()), gr.update(choices=[], value=None)
+        return gr.update(value=key), gr.update(choices=[], value=None)
 
-    opened, resumed, saved, moved = map(friendly, (opened, resumed, saved, moved))
+    opened, resumed, saved = map(friendly, (opened, resumed, saved))
     quiet = {"show_progress": "hidden"}  # a refusal is one pop-up, not an error mark over every field
     # the page's own calls: named, so a project's members can script them, but not offered as API or MCP tools
     named = {**quiet, "api_visibility": "undocumented"}
@@ -283,7 +314,8 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         [u.upload, *u.who_inputs, u.hide],
         [*u.item_outputs, u.stored],
         api_name="annotate_open",
-        concurrency_id="model",
+        concurrency_id="labels",
+        concurrency_limit=4,
         **named,
     )
     u.stored.input(
@@ -291,7 +323,8 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         [u.stored, *u.who_inputs, u.hide],
         u.item_outputs,
         api_name="annotate_resume",
-        concurrency_id="model",
+        concurrency_id="labels",
+        concurrency_limit=4,
         **named,
     )
     u.save.click(
@@ -299,16 +332,18 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         [u.state, *u.who_inputs, u.hide, u.choice, u.ranking, u.note],
         u.item_outputs,
         api_name="annotate_save",
-        concurrency_id="model",
+        concurrency_id="labels",
+        concurrency_limit=4,
         **named,
     )
     for button, step in ((u.prev, -1), (u.skip, +1)):
         button.click(
-            functools.partial(moved, step=step),
+            mover(step),
             [u.state, *u.who_inputs, u.hide],
             u.item_outputs,
             api_visibility="private",
-            concurrency_id="model",
+            concurrency_id="labels",
+            concurrency_limit=4,
             **quiet,
         )
     gr.on([u.stored.focus, u.key.change], listed, u.key, u.stored, api_visibility="private", show_progress="hidden")
@@ -318,39 +353,13 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
     """Agreement of the project's (or the open file's) labels with the model, and the downloads."""
 
     @friendly
-    def computed(st, key_text):
-        project = project_id(key_text)
+    async def computed(st, key_text):
+        project = await db(store.project, key_text)
         file_id = opened_item(st)[0] if opened_item(st) else None
-        frame = store.frame(project, file_id)
+        frame = await db(store.frame, project, file_id)
         if frame.empty:
             raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
-        summary = agreement(frame)
-        lines = [
-            f"- **{as_text(a)}**: {s['labels']} labels; the model's top choice matches "
-            f"{s['model_top_agreement']:.0%}"
-            + (
-                f"; Spearman {s['spearman_mean']:+.2f} over {s['full_rankings']} full rankings"
-                if s["spearman_mean"] is not None
-                else ""
-            )
-            for a, s in summary.items()
-        ]
-        pairs = label_pairs(frame)  # the chosen candidate against each other one: the Evaluate tab's analysis
-        found = report(pairs) if len(pairs) else None
-        if found:
-            o = found["overall"]
-            lines.append(
-                f"- As {o['n']} preference pairs (each choice against each other candidate): the model "
-                f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})"
-            )
-        csv_path, json_path = labels_export(frame)
-        return {
-            u.agreement_text: "\n".join(lines),
-            u.agreement_plot: figures.agreement(summary),
-            u.pairs_plot: report_figures.objective_agreement(found) if found else None,
-            u.labels_csv: gr.update(value=csv_path, interactive=True),
-            u.agreement_json: gr.update(value=json_path, interactive=True),
-        }
+        return await asyncio.to_thread(agreement_view, u, frame)  # the figures and files: off the event loop
 
     outputs = [u.agreement_text, u.agreement_plot, u.pairs_plot, u.labels_csv, u.agreement_json]
     # the page's own call: named, so a project's members can script it, but not offered as API or MCP tool
@@ -362,3 +371,34 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
         show_progress="hidden",
         api_visibility="undocumented",
     )
+
+
+def agreement_view(u: SimpleNamespace, frame: pd.DataFrame) -> dict:
+    """The agreement report of these labels: per annotator, as preference pairs, and the two downloads."""
+    summary = agreement(frame)
+    lines = [
+        f"- **{as_text(a)}**: {s['labels']} labels; the model's top choice matches "
+        f"{s['model_top_agreement']:.0%}"
+        + (
+            f"; Spearman {s['spearman_mean']:+.2f} over {s['full_rankings']} full rankings"
+            if s["spearman_mean"] is not None
+            else ""
+        )
+        for a, s in summary.items()
+    ]
+    pairs = label_pairs(frame)  # the chosen candidate against each other one: the Evaluate tab's analysis
+    found = report(pairs) if len(pairs) else None
+    if found:
+        o = found["overall"]
+        lines.append(
+            f"- As {o['n']} preference pairs (each choice against each other candidate): the model "
+            f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})"
+        )
+    csv_path, json_path = labels_export(frame)
+    return {
+        u.agreement_text: "\n".join(lines),
+        u.agreement_plot: figures.agreement(summary),
+        u.pairs_plot: report_figures.objective_agreement(found) if found else None,
+        u.labels_csv: gr.update(value=csv_path, interactive=True),
+        u.agreement_json: gr.update(value=json_path, interactive=True),
+    }

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from .. import report_figures
+from ..batch import write_results
 from ..errors import InputError
 from ..evaluation import pair_frame, report, write_report
 from ..preferences import parse_columns, read_pairs
@@ -36,7 +37,7 @@ def evaluate_file(scorer, path: str, columns: str, limits, max_rows: int, progre
     found = report(frame)
     folder = scratch_folder("armorm-evaluate-")
     table_path, report_path = folder / (Path(path).stem + "-pairs.csv"), folder / (Path(path).stem + "-report.json")
-    frame.to_csv(table_path, index=False)
+    write_results(frame, table_path)  # as the command line writes it: formula-like cells escaped (tables.to_csv)
     write_report(found, report_path)
     by_id = {p.pair_id: p for p in pairs}
     wrong = [by_id[w["pair_id"]] for w in found["worst"][:SHOWN_WRONG]]
