@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .batch import BatchError, Item, _empty, _item_id, _json, read_records
+from .batch import MAX_ID_CHARS, BatchError, Item, _empty, _item_id, _json, read_records
 from .chat import validate_messages
 from .errors import InputError
-from .validation import Limits, check_request
+from .validation import Limits, check_request, check_text
 
 FIELDS = ("prompt", "chosen", "rejected", "subset", "id")
 IGNORED = ("chosen_model", "rejected_model", "source", "chosen_rating", "rejected_rating", "score_chosen",
@@ -122,6 +122,14 @@ def _pair(record: dict, line: int, row: int, problems: list[str]) -> Pair | None
         return None
     subset = record.get("subset")
     subset = "all" if _empty(subset) else str(subset).strip() or "all"
+    if isinstance(record.get("subset"), (dict, list)):
+        problems.append(f"line {line}: subset is {type(record['subset']).__name__}; a name is expected")
+        return None
+    try:  # shown in the report and its charts, and written to files: the text checks of every other field
+        check_text(subset, "The subset", Limits(max_chars=MAX_ID_CHARS))
+    except InputError as e:
+        problems.append(f"line {line}: {e}")
+        return None
     return Pair(pair_id or str(row), subset, messages, chosen, rejected, line)
 
 

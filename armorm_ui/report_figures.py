@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from .figures import GROUP_COLOURS, base_figure, literal
+from .figures import GROUP_COLOURS, base_figure, literal, short
 from .objectives import LABELS, OBJECTIVES
 
 RIGHT, WRONG = "#2f9e5b", "#d1495b"
@@ -26,18 +26,30 @@ def _interval(stats: list[dict]) -> dict:
     }
 
 
+def axis_labels(names: list[str], chars: int = 28) -> list[str]:
+    """Category labels that fit beside a chart: each name cut to `chars` (in full in the hover text), shown as
+    typed, and still one category per name (a cut that repeats an earlier label gets its place number)."""
+    labels, seen = [], set()
+    for k, name in enumerate(names):
+        label = short(str(name), chars)
+        label = label if label not in seen else f"{label} ({k + 1})"
+        seen.add(label)
+        labels.append(label)
+    return labels
+
+
 def subset_accuracy(report: dict) -> go.Figure:
     """Accuracy overall and per subset, with 95% Wilson intervals, worst subset last."""
     rows = [("all pairs", report["overall"])] + sorted(report["subsets"].items(), key=lambda kv: -kv[1]["accuracy"])
     stats = [s for _, s in rows]
     bar = go.Bar(
-        y=[literal(name) for name, _ in rows],
+        y=axis_labels([name for name, _ in rows]),
         x=[s["accuracy"] for s in stats],
         orientation="h",
         error_x=_interval(stats),
         marker_color=["#2f6fdb"] + ["#8c96a8"] * (len(rows) - 1),
-        customdata=[[s["right"], s["n"]] for s in stats],
-        hovertemplate="%{y}: %{x:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
+        customdata=[[s["right"], s["n"], literal(name)] for (name, _), s in zip(rows, stats)],
+        hovertemplate="%{customdata[2]}: %{x:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
     )
     return base_figure(
         [bar],

@@ -4,14 +4,20 @@ The Scorer keeps the life of a request: it is validated (validation.py), tokenis
 result cache per (conversation, candidate), and what is not cached goes to the backend (backend/), which runs the
 model on token ids and returns typed outputs. The Scorer imports no torch; the backend is the only place that does.
 
-One model slot: every call that runs the model holds the scorer's lock from its first forward pass to its last, so
-a cancelled request that is still finishing its current pass and the next request never run at once. What belongs
-to a request (its stop flag, its start time) lives in a `Request`, never on the shared scorer.
+One model slot: every call that runs the model holds the scorer's slot from its first forward pass to its last, so
+a cancelled request that is still finishing its current pass and the next request never run at once. The slot is
+fair: a long job (a batch file, an evaluation, a probe run: `score_many`, or any work inside `Scorer.job()`) takes it
+one chunk at a time, and a waiting interactive request goes before the job's next chunk, so it waits at most one
+chunk whatever jobs are running or being stopped. What belongs to a request (its stop flag, its start time, whether
+it is a job) lives in the request and its context, never on the shared scorer.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import heapq
+import itertools
 import json
 import logging
 import threading
@@ -57,6 +63,55 @@ class ScorerConfig:
         return {"token_budget": self.token_budget, "strategy": self.strategy, "packed_below": self.packed_below}
 
 
+IN_JOB = contextvars.ContextVar("armorm_in_job", default=False)
+"""True inside a long job (Scorer.job): its model calls wait behind interactive ones."""
+
+
+class FairSlot:
+    """A lock handed out in turn: interactive callers first, then jobs; first come, first served within each. A
+    waiter whose caller went away (`should_stop`) leaves the line."""
+
+    def __init__(self):
+        self._turns = threading.Condition()
+        self._held = False
+        self._line: list[tuple[int, int]] = []  # heap of (1 for a job else 0, ticket)
+        self._tickets = itertools.count()
+
+    def acquire(self, job: bool, should_stop: Callable[[], bool] | None) -> None:
+        with self._turns:
+            place = (int(job), next(self._tickets))
+            heapq.heappush(self._line, place)
+            try:
+                if should_stop is not None and should_stop():  # gone before its turn: never takes the slot
+                    raise ScoringError("The request was cancelled while waiting for the model.")
+                while self._held or self._line[0] != place:
+                    if should_stop is not None and should_stop():
+                        raise ScoringError("The request was cancelled while waiting for the model.")
+                    self._turns.wait(timeout=0.05)
+            except BaseException:
+                self._line.remove(place)
+                heapq.heapify(self._line)
+                self._turns.notify_all()
+                raise
+            heapq.heappop(self._line)
+            self._held = True
+
+    def release(self) -> None:
+        with self._turns:
+            self._held = False
+            self._turns.notify_all()
+
+    def waiting(self) -> int:
+        """Callers in line for it."""
+        with self._turns:
+            return len(self._line)
+
+    def busy(self) -> bool:
+        """Held, or someone waiting for it."""
+        with self._turns:
+            return self._held or bool(self._line)
+
+
 @dataclass
 class Prepared:
     """A request checked and tokenised, ready for the model: everything that can refuse it has run."""
@@ -83,7 +138,7 @@ class Scorer:
         self.is_demo = backend.is_demo
         self.transform = np.asarray(backend.reward_transform_matrix, dtype=np.float64)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()  # key: digest
-        self._slot = threading.Lock()  # the one model slot (module docstring)
+        self._slot = FairSlot()  # the one model slot (module docstring)
         self._inside = 0  # calls holding the slot now; `peak_concurrency` records the most ever seen
         self.peak_concurrency = 0
 
@@ -94,11 +149,9 @@ class Scorer:
 
     @contextmanager
     def _holding(self, should_stop: Callable[[], bool] | None):
-        """Hold the model slot for one request, yielding its Request. Waiting gives up if the caller goes away
-        first; the deadline counts from when the slot is held."""
-        while not self._slot.acquire(timeout=0.05):
-            if should_stop is not None and should_stop():
-                raise ScoringError("The request was cancelled while waiting for the model.")
+        """Hold the model slot for one request (or one chunk of a job), yielding its Request. Waiting gives up if
+        the caller goes away first; the deadline counts from when the slot is held."""
+        self._slot.acquire(IN_JOB.get(), should_stop)
         self._inside += 1
         self.peak_concurrency = max(self.peak_concurrency, self._inside)
         if self._inside > 1:  # cannot happen while the lock is held; said loudly if it ever does
@@ -131,10 +184,24 @@ class Scorer:
         forward passes: when it returns True (the request was cancelled), scoring stops with a ScoringError."""
         return self._score([self.prepare(messages, candidates)], should_stop)[0]
 
+    @contextmanager
+    def job(self):
+        """Model calls made inside this block (in this thread, or threads given its context) are a long job's:
+        each waits for the slot behind every waiting interactive request."""
+        token = IN_JOB.set(True)
+        try:
+            yield
+        finally:
+            IN_JOB.reset(token)
+
     def score_many(self, requests: list[tuple[list[dict], list[str]]], should_stop=None, progress=None):
         """Score many requests (a batch file): all are checked first, then scored in chunks of up to
-        `chunk_tokens` tokens per model call (one GPU call each on ZeroGPU), the slot held per chunk so that others
-        get their turn between chunks. `progress(done, total)` is called before each chunk."""
+        `chunk_tokens` tokens per model call (one GPU call each on ZeroGPU), the slot taken per chunk as a job's,
+        so that interactive requests go first between chunks. `progress(done, total)` is called before each chunk."""
+        with self.job():
+            return self._score_many(requests, should_stop, progress)
+
+    def _score_many(self, requests, should_stop, progress):
         prepared = []
         for i, (messages, candidates) in enumerate(requests):
             try:

@@ -58,3 +58,11 @@ def test_bench_probes_runs_and_agrees(tmp_path):
         w = figures["workloads"][label]
         assert w["answers"] == answers and w["same_probes"] and w["scored_ours"] == w["scored_naive"] > 0
         assert w["max_score_diff"] < 1e-6 and w["ratio"] > 0
+
+
+def test_bench_fair_slot_runs(tmp_path, demo_dir):
+    import bench_fair_slot
+
+    figures = bench_fair_slot.main(["--rows", "300", "--seconds", "3", "--model", str(demo_dir),
+                                    "--json", str(tmp_path / "f.json")])  # fmt: skip
+    assert figures["idle"]["calls"] >= 2 and figures["beside_jobs"]["calls"] >= 2 and figures["worst_ratio"] > 0

@@ -89,6 +89,8 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
         }
         for i in range(6)
     ]
+    link, big = '<a href="http://evil.example/login">alice</a>', '<b style="font-size:40px">bob</b>'
+    rows += [{**rows[k], "id": f"m{k}", "subset": subset} for k, subset in enumerate((link, big))]  # markup as names
     rows += [{**r, "id": r["id"] + "-swapped", "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
     path = tmp_path / "pairs.jsonl"  # each pair and its swap: at least half of the decisions are wrong
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")  # fmt: skip
@@ -108,8 +110,13 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     ):
         page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg")
     summary = page.inner_text("#eval-summary")
-    assert "of 12 pairs" in summary and "RewardBench sections" in summary
-    assert plot_data(page, "plot-eval-subsets") == [3]  # all pairs, and the two subsets
+    assert "of 16 pairs" in summary and "RewardBench sections" in summary
+    assert plot_data(page, "plot-eval-subsets") == [5]  # all pairs, and the four subsets
+    # a subset named with markup is drawn as its literal text: no link, no styling
+    ticks = page.locator("#plot-eval-subsets .ytick text").all_text_contents()
+    assert link[:27] + "…" in ticks and big[:27] + "…" in ticks, ticks  # long names cut, in full when hovered
+    styled = "#plot-eval-subsets svg a, #plot-eval-subsets [style*='font-size:40px'], [style*='font-size: 40px']"
+    assert page.locator(styled).count() == 0
     assert plot_data(page, "plot-eval-objectives") == [19]
     page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
     assert page.evaluate(CLIPPED_JS, "#evaluate-tab") == []

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,35 @@ def first_inside_second_waiting(fake_scorer):
     second.start()
     assert second.waiting.wait(WAIT)
     return backend, first, second
+
+
+def test_an_interactive_request_waits_for_one_chunk_of_a_job_at_most(fake_scorer):
+    """A long job (score_many, one item per model call) holds the slot per chunk: a request that asks meanwhile
+    goes next, before the job's remaining chunks, and a second job's chunks wait behind both."""
+    backend = fake_scorer.backend
+    backend.pause()
+    items = [(USER, [f"Job item {i}."]) for i in range(6)]
+    done = {}
+    job = threading.Thread(target=lambda: done.update(job=fake_scorer.score_many(items)), daemon=True)
+    job.start()
+    assert backend.entered.wait(WAIT)  # the job's first chunk is inside the backend
+    other_job = threading.Thread(target=lambda: done.update(other=fake_scorer.score_many(items[:2])), daemon=True)
+    other_job.start()
+    asked = Runner(fake_scorer, ["Interactive."])
+    asked.start()
+    assert asked.waiting.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while fake_scorer._slot.waiting() < 2:  # the second job in line too
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    backend.resume()
+    asked.finish()
+    job.join(WAIT)
+    other_job.join(WAIT)
+    assert asked.error is None and len(done["job"]) == 6 and len(done["other"]) == 2
+    order = [t[0] for t in backend.texts()]
+    assert order[:2] == ["Job item 0.", "Interactive."], order  # next after the chunk in flight
+    assert fake_scorer.peak_concurrency == 1 and backend.peak_inside == 1
 
 
 def test_a_second_request_waits_while_the_first_is_inside_the_backend(fake_scorer):

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -118,3 +120,44 @@ def test_the_body_limit_reads_no_more_than_the_cap():
     scope["headers"] = [(b"content-length", b"10501")]
     asyncio.run(BodyLimit(app, max_bytes=10_500)(scope, receive, send))
     assert sent[0]["status"] == 413 and sum(read) == 10_000  # refused before reading
+
+
+def test_a_long_batch_never_holds_the_model_from_another_visitor(demo_dir, tmp_path):
+    """A 3,000-item batch file at work: another visitor's /score calls are answered while it runs (they go before
+    its next chunk), its own second job is refused with a message while a second visitor's job is accepted, and Stop
+    ends both."""
+    import time
+
+    import load_test
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    rows = [{"prompt": f"Question {i}: why?", "response_1": "Because " * 20, "response_2": f"No {i}."}
+            for i in range(3000)]  # fmt: skip
+    batch = tmp_path / "batch.csv"
+    pd.DataFrame(rows).to_csv(batch, index=False)
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
+    try:
+        owner = Client(url, verbose=False)
+        job = owner.submit(handle_file(str(batch)), "CSV", api_name="/score_file")
+        deadline = time.monotonic() + 300
+        while not (job.status().progress_data or job.done()):  # until its items are being scored
+            assert time.monotonic() < deadline, "the batch never started"
+            time.sleep(0.05)
+        with pytest.raises(AppError, match="You have a job running already"):
+            owner.predict(handle_file(str(batch)), "CSV", api_name="/score_file")
+        second = Client(url, verbose=False).submit(handle_file(str(batch)), "CSV", api_name="/score_file")
+        other = Client(url, verbose=False)
+        waits = []
+        for i in range(3):
+            start = time.monotonic()
+            scores = other.predict([{"role": "user", "content": f"hi {i}"}], ["a", "b"], api_name="/score")
+            waits.append(time.monotonic() - start)
+            assert len(scores["scores"]) == 2
+        assert not job.done(), "the batch ended before the other visitor's calls: make it longer"
+        print(f"another visitor's /score beside a 3,000-item batch: worst {max(waits):.2f} s")
+        job.cancel()
+        second.cancel()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -123,6 +123,10 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path):
         {"prompt": "q", "chosen": "a", "rejected": "b", "id": "ok"},
         {"prompt": "", "chosen": "a", "rejected": "b", "id": "no-prompt"},
         {"prompt": "q", "chosen": 3, "rejected": "b", "id": "number"},
+        {"prompt": "q", "chosen": "a", "rejected": "b", "id": "nul", "subset": "chat\u0000hard"},
+        {"prompt": "q", "chosen": "a", "rejected": "b", "id": "bidi", "subset": "\u202eeasy"},
+        {"prompt": "q", "chosen": "a", "rejected": "b", "id": "long", "subset": "s" * 201},
+        {"prompt": "q", "chosen": "a", "rejected": "b", "id": "dict", "subset": {"a": 1}},
     ]  # fmt: skip
     with pytest.raises(BatchError) as e:
         read_pairs(jsonl(tmp_path / "bad.jsonl", rows), Limits())
@@ -134,4 +138,9 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path):
         "line 6: id 'ok' already used on line 1",
         "line 7: prompt is empty",
         'line 8: chosen must be text or a list of {"role", "content"} messages',
+        "line 9: The subset contains a NUL character at character 5. Remove it.",
+        "line 10: The subset contains the bidirectional control U+202E at character 1, which makes the text display "
+        "differently from what the model reads. Remove it.",
+        "line 11: The subset is 201 characters long; the limit is 200. Shorten it.",
+        "line 12: subset is dict; a name is expected",
     ]

@@ -29,14 +29,9 @@ def fresh(demo_dir):
 def wait_idle(scorer, seconds: float = 30) -> None:
     """Until no call holds the slot and none is left waiting for it."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if scorer._slot.acquire(timeout=0.1):
-            scorer._slot.release()
-            time.sleep(0.3)  # a thread that was still waiting would take it now
-            if scorer._slot.acquire(blocking=False):
-                scorer._slot.release()
-                return
-    raise AssertionError("the model slot stayed busy")
+    while scorer._slot.busy():
+        assert time.monotonic() < deadline, "the model slot stayed busy"
+        time.sleep(0.05)
 
 
 def test_a_stopped_request_does_not_stop_another(fresh):

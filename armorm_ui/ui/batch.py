@@ -12,7 +12,7 @@ from ..batch import parse_items, results_frame, write_results
 from ..errors import InputError
 from ..scratch import scratch_folder
 from ..validation import Limits
-from .handlers import as_text, cancellable, friendly
+from .handlers import JOBS, as_text, friendly, long_job
 
 OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
 
@@ -55,7 +55,9 @@ def build_batch_tab(scorer, config) -> None:
     async def scored(path, out_format, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
         if not path or not isinstance(path, str):
             raise gr.Error("Choose a file first.")
-        out, text = await cancellable(score_file, scorer, path, out_format, config.limits(), config.max_rows, progress)
+        out, text = await long_job(
+            scorer, score_file, scorer, path, out_format, config.limits(), config.max_rows, progress
+        )
         return {summary: text, download: gr.update(value=out, interactive=True)}
 
     scoring = run.click(
@@ -63,7 +65,8 @@ def build_batch_tab(scorer, config) -> None:
         [upload, fmt],
         [summary, download],
         api_name="score_file",
-        concurrency_id="model",
+        concurrency_id="jobs",
+        concurrency_limit=JOBS,
         api_visibility="undocumented",
     )  # the page's own call, not offered as API or tool: use the CLI
     stop.click(None, None, None, cancels=[scoring], api_visibility="private")

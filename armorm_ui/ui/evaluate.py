@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..evaluation import pair_frame, report, write_report
 from ..preferences import parse_columns, read_pairs
 from ..scratch import scratch_folder
-from .handlers import as_text, cancellable, friendly
+from .handlers import JOBS, as_text, friendly, long_job
 
 SHOWN_WRONG = 10
 
@@ -105,7 +105,7 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
     async def evaluated(path, column_text, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
         if not path or not isinstance(path, str):
             raise InputError("Choose a file of preference pairs first.")
-        out = await cancellable(evaluate_file, scorer, path, column_text or "", config.limits(), config.max_rows,
+        out = await long_job(scorer, evaluate_file, scorer, path, column_text or "", config.limits(), config.max_rows,
                                 progress)  # fmt: skip
         found, frame = out["report"], out.pop("frame")
         choices = wrong_choices(found)
@@ -123,7 +123,9 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
         }
 
     outputs = [state, summary, subsets, margins, alone, decisions, length, wrong, table_file, report_file]
-    scoring = run.click(evaluated, [upload, columns], outputs, api_visibility="private", concurrency_id="model")
+    scoring = run.click(
+        evaluated, [upload, columns], outputs, api_visibility="private", concurrency_id="jobs", concurrency_limit=JOBS
+    )
     stop.click(None, None, None, cancels=[scoring], api_visibility="private")
 
     def opened(st, pair_id):

@@ -2,7 +2,8 @@
 
 `friendly` turns the project's refusals into gr.Error (no stack trace; the message escaped, since Gradio renders a
 pop-up's message as HTML and it may quote what a user typed). `cancellable` runs model work in a worker thread that
-stops at its next forward pass (or between batch items) when Gradio cancels the event.
+stops at its next forward pass (or between batch items) when Gradio cancels the event. `long_job` runs a batch file,
+an evaluation or a probe run: one per visitor at a time, behind interactive requests at every chunk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextvars
 import functools
 import html
 import threading
+from collections import Counter
 
 import gradio as gr
 
@@ -68,3 +70,37 @@ async def cancellable(fn, *args, **kwargs):
         stop.set()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # its "stopped" error has no reader
         raise
+
+
+JOBS = 4
+"""Long jobs running at once (Gradio's "jobs" queue): they share the model chunk by chunk, after interactive calls."""
+JOBS_PER_VISITOR = 1
+"""Long jobs one visitor (browser session, or API client) may run at once."""
+_running: Counter[str] = Counter()  # visitor -> long jobs running now (touched only on the event loop)
+
+
+def visitor() -> str:
+    """The caller's session, from Gradio's request context ('' outside a request)."""
+    from gradio.context import LocalContext
+
+    return str(getattr(LocalContext.request.get(None), "session_hash", "") or "")
+
+
+async def long_job(scorer, fn, *args, **kwargs):
+    """A long job (a batch file, an evaluation, a probe run): one at a time per visitor, its model calls taken as a
+    job's (Scorer.job: interactive requests go before each of its chunks), stopped as `cancellable` stops."""
+    who = visitor()
+    if who and _running[who] >= JOBS_PER_VISITOR:
+        raise gr.Error(
+            "You have a job running already (a batch file, an evaluation or a probe run): wait for it to finish or "
+            "press its Stop, then start this one.",
+            print_exception=False,
+        )
+    _running[who] += 1
+    try:
+        with scorer.job():  # a context variable: the worker thread gets it with the copied context
+            return await cancellable(fn, *args, **kwargs)
+    finally:
+        _running[who] -= 1
+        if not _running[who]:
+            del _running[who]

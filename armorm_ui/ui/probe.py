@@ -21,7 +21,7 @@ from ..probe_files import probe_results, read_probe_input, write_probe_report
 from ..probes import PROBES, by_names
 from ..probing import probe_item
 from ..scratch import scratch_folder
-from .handlers import as_text, cancellable, friendly
+from .handlers import JOBS, as_text, friendly, long_job
 
 GROUPS = tuple(dict.fromkeys(p.group for p in PROBES))
 """Formatting, Tone, Length, Conversation: the library's order, one group of boxes each."""
@@ -179,7 +179,7 @@ def build_probe_tab(scorer, config) -> None:
         if not path or not isinstance(path, str):
             raise InputError("Choose a file of candidates or preference pairs first.")
         names = [n for box in boxes for n in (given[box] or [])]
-        out = await cancellable(probe_file, scorer, path, given[columns] or "", names, config.limits(),
+        out = await long_job(scorer, probe_file, scorer, path, given[columns] or "", names, config.limits(),
                                 config.max_rows, config.probe_rows, progress)  # fmt: skip
         found = out["report"]
         name = found["input"]
@@ -196,5 +196,12 @@ def build_probe_tab(scorer, config) -> None:
         }
 
     outputs = [summary, table, deltas, parts, flips, table_file, report_file]
-    probing = run.click(probed, {upload, columns, *boxes}, outputs, api_visibility="private", concurrency_id="model")
+    probing = run.click(
+        probed,
+        {upload, columns, *boxes},
+        outputs,
+        api_visibility="private",
+        concurrency_id="jobs",
+        concurrency_limit=JOBS,
+    )
     stop.click(None, None, None, cancels=[probing], api_visibility="private")
