@@ -124,9 +124,16 @@ def test_new_project_makes_the_only_keys_that_open_one(tmp_path, scorer):
         asyncio.run(fns["annotate_agreement"]({}, "team-project-2025-chosen"))
 
 
-def test_the_tab_counts_wrong_passcodes_per_client_address(tmp_path, scorer):
+def test_the_tab_counts_wrong_passcodes_per_client_address(tmp_path, scorer, monkeypatch):
     import gradio as gr
 
+    from armorm_ui.config import AppConfig
+    from armorm_ui.label_store import LabelStore, database_url
+
+    def still(config):  # the tab's store on a clock that stands still: the wait is exact however slow the machine
+        return LabelStore(database_url(config.data_dir), clock=lambda: 1.7e9)
+
+    monkeypatch.setattr(AppConfig, "label_store", still)
     fns = annotate_demo(scorer, tmp_path)
     key, resume = asyncio.run(fns["made"]())[0]["value"], fns["annotate_resume"]
     for i in range(7):
