@@ -319,7 +319,7 @@ def report_path(out: Path) -> Path:
 
 
 def evaluate_command(args, config: AppConfig) -> int:
-    from .preferences import load_dataset_pairs, parse_columns, read_pairs
+    from .preferences import load_dataset_comparisons, parse_columns, read_comparisons
 
     out = Path(args.output)
     mapping = parse_columns(args.columns)
@@ -332,30 +332,46 @@ def evaluate_command(args, config: AppConfig) -> int:
         if not inp.is_file():
             raise InputError(f"The input {inp} is not a file.")
         check_output(inp, out)
-        pairs = read_pairs(inp, config.limits(), config.max_rows, mapping)
+        found = read_comparisons(inp, config.limits(), config.max_rows, mapping, args.layout)
         digest, source, selection = file_digest(inp), inp, {}
     else:
         check_output(None, out)
-        pairs, digest = load_dataset_pairs(args.dataset, args.split, config.limits(), config.max_rows, mapping,
-                                           args.sample, args.seed)  # fmt: skip
+        found, digest = load_dataset_comparisons(args.dataset, args.split, config.limits(), config.max_rows, mapping,
+                                                 args.sample, args.seed, args.layout)  # fmt: skip
         source, selection = Path(args.dataset), {"split": args.split, "sample": args.sample, "seed": args.seed}
-    items = [pair.item() for pair in pairs]
-    header = run_header(digest, source, config, attribute=False, columns=mapping, **selection)
+    for note in found.notes:
+        print(f"note: {note}", file=sys.stderr)
+    items = [c.item() for c in found.comparisons]
+    header = run_header(digest, source, config, attribute=False, columns=mapping, layout=found.layout, **selection)
     done = score_items(items, header, out, config, args.engine, args.workers, False, args.flush_every,
                        args.flush_seconds)  # fmt: skip
     if done is None:
         return 130
-    from .evaluation import pair_frame, report, write_report
+    from .evaluation import (
+        evaluation_meta,
+        evaluation_summary,
+        pair_frame,
+        report,
+        write_report,
+        write_rewardbench_results,
+    )
 
-    frame = pair_frame(pairs, [done[item.item_id][0] for item in items])
-    found = report(frame)
+    frame = pair_frame(found.comparisons, [done[item.item_id][0] for item in items])
+    meta = evaluation_meta(config, source.name if args.input is not None else args.dataset, digest, found.notes)
+    result = report(frame, meta, found.layout)
     write_results(frame, out)
-    write_report(found, report_path(out))
+    write_report(result, report_path(out))
+    written = [out, report_path(out)]
+    if write_rewardbench_results(result, rewardbench_path(out)):
+        written.append(rewardbench_path(out))
     partial_path(out).unlink(missing_ok=True)
-    o = found["overall"]
-    print(f"accuracy {o['accuracy']:.3f} ({o['right']} of {o['n']} pairs, 95% interval {o['low']:.3f}-"
-          f"{o['high']:.3f}); wrote {out} and {report_path(out)}", file=sys.stderr)  # fmt: skip
+    print(f"{evaluation_summary(result)}; wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
+
+
+def rewardbench_path(out: Path) -> Path:
+    """Where `evaluate` writes RewardBench's own results file when the subsets are RewardBench's."""
+    return out.with_name(out.stem + ".rewardbench.json")
 
 
 # ------------------------------------------------------------------------------------------------------- probe
@@ -440,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--sample", type=int, default=None, help="score a random sample of this many pairs")
     ev.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     ev.add_argument("--columns", default=None, help="map column names: prompt=question,chosen=good,rejected=bad")
+    ev.add_argument("--layout", choices=["pairs", "best_of_n", "rm_bench"], default=None,
+                    help="how to read the file (default: recognised from it; see the README)")  # fmt: skip
     add_run_flags(ev, env)
     ev.set_defaults(run=evaluate_command, attribute=False)
     pr = sub.add_parser("probe", help="does style move the score? each probe's Δscore, split by objective")

@@ -19,6 +19,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from . import leaderboards
+from .explain import preference_probability
 from .objectives import LABELS, NAMES
 from .results import ScoreResult
 
@@ -48,9 +50,13 @@ SUBSET_MAPPING = {
 }  # fmt: skip
 
 
-def _row(pair_id: str, subset: str, r: ScoreResult, chosen: int = 0, rejected: int = 1) -> dict:
-    row = {"pair_id": pair_id, "subset": subset, "score_chosen": float(r.scores[chosen]),
-           "score_rejected": float(r.scores[rejected]), "margin": float(r.scores[chosen] - r.scores[rejected]),
+def _row(
+    pair_id: str, subset: str, r: ScoreResult, chosen: int = 0, rejected: int = 1, group: str | None = None
+) -> dict:
+    margin = float(r.scores[chosen] - r.scores[rejected])
+    row = {"pair_id": pair_id, "group": pair_id if group is None else group, "subset": subset,
+           "chosen_index": chosen, "rejected_index": rejected, "score_chosen": float(r.scores[chosen]),
+           "score_rejected": float(r.scores[rejected]), "margin": margin, "probability": preference_probability(margin),
            "right": bool(r.scores[chosen] > r.scores[rejected]), "tokens_chosen": int(r.candidate_tokens[chosen]),
            "tokens_rejected": int(r.candidate_tokens[rejected])}  # fmt: skip
     for i, name in enumerate(NAMES):
@@ -61,10 +67,30 @@ def _row(pair_id: str, subset: str, r: ScoreResult, chosen: int = 0, rejected: i
     return row
 
 
-def pair_frame(pairs, results: list[ScoreResult]) -> pd.DataFrame:
-    """One row per pair: id, subset, both scores, margin (chosen - rejected), right, token counts, and per objective
-    the chosen and rejected rewards, the prompt's gating weight and coefficient."""
-    return pd.DataFrame([_row(pair.pair_id, pair.subset, r) for pair, r in zip(pairs, results)])
+def _chosen_count(entry) -> int:
+    """How many of an entry's scored answers are chosen ones (listed first): a Pair has one, a Comparison its own."""
+    chosen = getattr(entry, "chosen", None)
+    return len(chosen) if isinstance(chosen, (tuple, list)) else 1
+
+
+def pair_frame(entries, results: list[ScoreResult]) -> pd.DataFrame:
+    """One row per (chosen, rejected) pair: id, the prompt's group, subset, which answers (their places among the
+    chosen and among the rejected), both scores, margin (chosen - rejected), the model's preference probability
+    sigmoid(margin), right, token counts, and per objective the chosen and rejected rewards, the prompt's gating
+    weight and coefficient. A plain pair is one row under its own id; a prompt with several answers (best-of-N,
+    RM-Bench) gives every chosen x rejected pair, named `id/cIrJ` (1-based) and grouped under the prompt's id."""
+    rows = []
+    for entry, r in zip(entries, results):
+        key = getattr(entry, "comparison_id", None) or entry.pair_id
+        k = _chosen_count(entry)
+        single = k == 1 and r.n == 2
+        for i in range(k):
+            for j in range(r.n - k):
+                pair_id = key if single else f"{key}/c{i + 1}r{j + 1}"
+                row = _row(pair_id, entry.subset, r, i, k + j, group=key)
+                row["chosen_index"], row["rejected_index"] = i, j
+                rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def label_pairs(labels: pd.DataFrame) -> pd.DataFrame:
@@ -170,25 +196,188 @@ def length_view(frame: pd.DataFrame) -> dict:
     return out
 
 
-def report(frame: pd.DataFrame) -> dict:
-    """Everything the Evaluate view shows, as JSON-able data."""
-    subsets = {name: accuracy(group["right"]) for name, group in frame.groupby("subset", sort=True)}
+LENGTH_MATCH = 0.1
+"""Pairs whose answers differ in length by at most this share of the longer one count as length-matched."""
+
+
+def baselines(frame: pd.DataFrame) -> dict:
+    """What length alone explains: the accuracy of the rule "pick the longer answer" (in tokens; equal lengths count
+    as wrong, as a tie of scores does), and the model's accuracy on the length-matched pairs, where that rule cannot
+    help. RewardBench's alpacaeval subsets are solved by the first (allenai/reward-bench#267)."""
+    longer = frame["tokens_chosen"].to_numpy() > frame["tokens_rejected"].to_numpy()
+    lengths = frame[["tokens_chosen", "tokens_rejected"]].to_numpy()
+    matched = np.abs(lengths[:, 0] - lengths[:, 1]) <= LENGTH_MATCH * lengths.max(axis=1)
+    return {"length_only": accuracy(longer), "length_matched": accuracy(frame["right"].to_numpy(bool)[matched])}
+
+
+def prompt_scores(frame: pd.DataFrame) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """Per prompt (group), in the file's order: (group, subset, chosen answers' scores, rejected answers' scores)."""
+    out = []
+    for group, rows in frame.groupby("group", sort=False):
+        chosen = rows.drop_duplicates("chosen_index").sort_values("chosen_index")["score_chosen"].to_numpy()
+        rejected = rows.drop_duplicates("rejected_index").sort_values("rejected_index")["score_rejected"].to_numpy()
+        out.append((str(group), str(rows["subset"].iloc[0]), chosen, rejected))
+    return out
+
+
+def _rm_bench_cells(frame: pd.DataFrame, top: int = 3) -> list[list[list[str]]]:
+    """RM-Bench's 3x3 cells (chosen style i, rejected style j): the objectives that pull hardest against the chosen
+    answer over the cell's wrong decisions (their mean contribution to the margin, most negative first)."""
+    contrib = objective_contributions(frame)
+    wrong = ~frame["right"].to_numpy(bool)
+    ci, rj = frame["chosen_index"].to_numpy(), frame["rejected_index"].to_numpy()
+    cells = []
+    for i in range(3):
+        row = []
+        for j in range(3):
+            rows = wrong & (ci == i) & (rj == j)
+            mean = contrib[rows].mean(axis=0) if rows.any() else np.zeros(len(NAMES))
+            row.append([LABELS[k] for k in np.argsort(mean)[:top] if mean[k] < 0])
+        cells.append(row)
+    return cells
+
+
+def _rm_bench_report(frame: pd.DataFrame, prompts: list) -> dict:
+    """RM-Bench's Easy / Normal / Hard and 3x3 matrix over every prompt; where all four of its domains (the subsets)
+    are present, Easy / Normal / Hard are its own means over the domains (compute_accuracy per domain), as the
+    paper reports them; else the pooled ones, said so."""
+    chosen = np.array([c for _, _, c, _ in prompts])
+    rejected = np.array([r for _, _, _, r in prompts])
+    found = {**leaderboards.rm_bench(chosen, rejected), "styles": list(leaderboards.RM_BENCH_STYLES),
+             "wrong_objectives": _rm_bench_cells(frame), "by_domain": None}  # fmt: skip
+    domains = [s for _, s, _, _ in prompts]
+    if all(any(d.startswith(name) for d in domains) for name in leaderboards.RM_BENCH_DOMAINS):
+        by_domain = leaderboards.rm_bench_by_domain(chosen, rejected, domains)
+        found.update(easy=by_domain["easy_acc"], normal=by_domain["normal_acc"], hard=by_domain["hard_acc"],
+                     average=by_domain["total_avg_acc"], by_domain=by_domain)  # fmt: skip
+    return found
+
+
+def prompt_report(frame: pd.DataFrame, layout: str) -> dict | None:
+    """For files with several answers per prompt (best-of-N, RM-Bench), the scores over prompts; None for plain
+    pairs. `accuracy`: the share of prompts whose every chosen answer scores strictly above every rejected one
+    (RewardBench 2's best-of-N rule), overall and per subset; `rewardbench2`: RewardBench 2's own per-subset scores
+    (its 1/k credit for a tie at the top, its Ties rule for a subset named Ties); `ties`: that Ties score and its
+    parts; `rm_bench`: RM-Bench's Easy / Normal / Hard, its matrix and the objectives behind each cell's wrong
+    decisions."""
+    if layout == "pairs":
+        return None
+    prompts = prompt_scores(frame)
+    correct = np.array([c.min() > r.max() for _, _, c, r in prompts], bool)
+    subsets = np.array([s for _, s, _, _ in prompts], object)
+    found = {"accuracy": accuracy(correct),
+             "subsets": {str(s): accuracy(correct[subsets == s]) for s in sorted(set(subsets))},
+             "rewardbench2": None, "ties": None, "rm_bench": None, "notes": []}  # fmt: skip
+    ids, chosen, rejected = [g for g, *_ in prompts], [c for *_, c, _ in prompts], [r for *_, r in prompts]
+    if layout == "rm_bench":
+        found["rm_bench"] = _rm_bench_report(frame, prompts)
+        return found
+    ties = [k for k, s in enumerate(subsets) if str(s).lower() == "ties"]
+    try:
+        found["rewardbench2"] = leaderboards.rewardbench2_scores(subsets, ids, chosen, rejected)
+        if ties:
+            pick = [ids[k] for k in ties], [chosen[k] for k in ties], [rejected[k] for k in ties]
+            found["ties"] = {k: v for k, v in leaderboards.ties_score(*pick).items() if k != "accurate"}
+    except ValueError as e:  # a Ties subset whose ids are not RewardBench 2's "ref:<n>" / "tied:<n>"
+        found["notes"].append(f"RewardBench 2's scores were not computed: {e}.")
+    return found
+
+
+def fitted_weights(frame: pd.DataFrame, seed: int = 0) -> dict:
+    """Weights fitted to the labels (fitting.fit_weights: logistic regression on the 19 reward differences,
+    cross-validated), shaped for the report: held-out accuracy of the fitted weights and of the model's own rule,
+    per objective the fitted weight beside the model's mean coefficient, the what-if multipliers that bring the
+    model closest to the fitted weights, and the paired comparison of the two rules (McNemar, bootstrap). With too
+    few pairs or nothing to fit, {"error": why}."""
+    from .fitting import fit_weights
+
+    chosen = frame[[f"{n}.chosen" for n in NAMES]].to_numpy()
+    rejected = frame[[f"{n}.rejected" for n in NAMES]].to_numpy()
+    coefficients = frame[[f"{n}.coefficient" for n in NAMES]].to_numpy()
+    try:
+        fit = fit_weights(chosen, rejected, frame["margin"].to_numpy(), coefficients, seed=seed)
+    except ValueError as e:
+        return {"error": str(e)}
+    paired = fit["paired"]
+    return {"pairs": fit["pairs"], "folds": fit["folds"], "C": fit["C"], "weights": fit["weights"],
+            "objectives": fit["comparison"]["objectives"], "cosine": fit["comparison"]["cosine"],
+            "fitted_accuracy": fit["accuracy"]["fitted"]["accuracy"],
+            "model_accuracy": fit["accuracy"]["model"]["accuracy"], "what_if": fit["what_if"],
+            "paired": {"difference": -paired["difference"], "low": -paired["interval"]["high"],
+                       "high": -paired["interval"]["low"], "p_value": paired["mcnemar"]["p_value"],
+                       "table": paired["table"], "mcnemar": paired["mcnemar"]}}  # fmt: skip
+
+
+def report(frame: pd.DataFrame, meta: dict | None = None, layout: str = "pairs", seed: int = 0) -> dict:
+    """Everything the Evaluate view shows, as JSON-able data, computed from the per-pair table alone: accuracy
+    overall and per subset with the length baselines beside each, the model's preference probability per pair and
+    how well calibrated it is, margins, objectives, length, the most confident wrong decisions, for prompts with
+    several answers the accuracy over prompts (and RM-Bench's Easy / Normal / Hard), and weights fitted to the
+    labels. `meta` names what made it (model, revision, dtype, file and its SHA-256)."""
+    from .calibration import calibration_report
+
+    subsets = {name: {**accuracy(group["right"]), **baselines(group)} for name, group in frame.groupby("subset")}
     sections = rewardbench_sections({name: s["accuracy"] for name, s in subsets.items()})
     wrong = frame[~frame["right"].astype(bool)].sort_values("margin").head(WORST)
     objectives = objectives_table(frame)
-    return {
+    calibration = calibration_report(frame["margin"].to_numpy(), seed=seed)
+    prompts = prompt_report(frame, layout)
+    found = {
+        "meta": meta or {},
+        "layout": layout,
         "pairs": len(frame),
+        "accuracy": prompts["accuracy"]["accuracy"] if prompts else accuracy(frame["right"])["accuracy"],
         "overall": accuracy(frame["right"]),
+        "baselines": baselines(frame),
         "subsets": subsets,
         "rewardbench": None if sections is None else rewardbench_summary(sections, set(subsets)),
+        "ece": calibration["ece"],
+        "brier": calibration["brier"],
+        "log_loss": calibration["log_loss"],
+        "calibration": calibration,
         "margins": {
             "quantiles": {str(q): float(frame["margin"].quantile(q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
             "mean": float(frame["margin"].mean()),
         },  # fmt: skip
         "objectives": objectives.replace({np.nan: None}).to_dict(orient="records"),
         "length": length_view(frame),
-        "worst": wrong[["pair_id", "subset", "margin", "score_chosen", "score_rejected"]].to_dict(orient="records"),
+        "worst": wrong[["pair_id", "subset", "margin", "probability", "score_chosen", "score_rejected"]].to_dict(
+            orient="records"
+        ),
+        "prompts": prompts,
+        "fit": fitted_weights(frame, seed),
+        "per_pair": frame[PER_PAIR].to_dict(orient="records"),
     }
+    return found
+
+
+PER_PAIR = ["pair_id", "group", "subset", "score_chosen", "score_rejected", "margin", "probability", "right",
+            "tokens_chosen", "tokens_rejected"]  # fmt: skip
+"""The per-pair columns the report JSON repeats (the per-pair table has every objective's numbers too)."""
+
+
+def evaluation_meta(config, name: str, digest: str, notes: list[str] | None = None) -> dict:
+    """What made a report: the model (hub id or folder, revision, dtype, device, a fingerprint of its weights), the
+    input (file name and SHA-256, or a data set's name and fingerprint) and the reader's notes."""
+    from .fingerprint import weights_fingerprint
+
+    is_file = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    return {"model": config.model or "(demo checkpoint: random weights, scores mean nothing)",
+            "revision": config.revision, "dtype": config.dtype, "device": config.device,
+            "weights": weights_fingerprint(config.model, config.revision), "input": name,
+            "sha256" if is_file else "dataset_fingerprint": digest, "notes": list(notes or [])}  # fmt: skip
+
+
+def evaluation_summary(result: dict) -> str:
+    """One line: accuracy with its interval, the pick-the-longer baseline, over prompts where there are several
+    answers, and the calibration error."""
+    o, length = result["overall"], result["baselines"]["length_only"]
+    text = (f"accuracy {o['accuracy']:.3f} ({o['right']} of {o['n']} pairs, 95% interval {o['low']:.3f}-"
+            f"{o['high']:.3f}; pick-the-longer rule {length['accuracy']:.3f})")  # fmt: skip
+    if result["prompts"]:
+        p = result["prompts"]["accuracy"]
+        text += f", {p['accuracy']:.3f} over {p['n']} prompts"
+    return text + f", ECE {result['ece']:.3f}"
 
 
 def write_report(found: dict, path) -> None:
@@ -199,3 +388,29 @@ def write_report(found: dict, path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def rewardbench_subset_scores(found: dict) -> dict[str, float] | None:
+    """The per-subset scores RewardBench's results file holds: RewardBench 2's own scores for a best-of-N file of its
+    subsets, the accuracy per subset for a file of RewardBench v1's subsets; None for any other file."""
+    rb2 = (found.get("prompts") or {}).get("rewardbench2")
+    if rb2 and set(rb2["subsets"]) & set(leaderboards.RB2_SUBSETS):
+        return rb2["subsets"]
+    if found.get("rewardbench") and found["layout"] == "pairs":
+        return {name: s["accuracy"] for name, s in found["subsets"].items()}
+    return None
+
+
+def write_rewardbench_results(found: dict, path) -> bool:
+    """RewardBench's own results file (leaderboards.results_json) for a RewardBench file, written whole or not at
+    all; False, and nothing written, for any other file."""
+    from pathlib import Path
+
+    scores = rewardbench_subset_scores(found)
+    if scores is None:
+        return False
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(leaderboards.results_json(found["meta"].get("model") or "demo", scores), encoding="utf-8")
+    tmp.replace(path)
+    return True

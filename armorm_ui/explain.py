@@ -76,6 +76,49 @@ def margin(scores: np.ndarray) -> float:
     return float(top[0] - top[1])
 
 
+def preference_probability(margin: float | np.ndarray, temperature: float = 1.0) -> float | np.ndarray:
+    """P(a is preferred to b) = sigmoid((s_a - s_b) / temperature) for margin = s_a - s_b: the Bradley-Terry
+    probability ArmoRM's second stage was trained on (RLHFlow/RLHF-Reward-Modeling, armo-rm/stage-2_train.py:
+    BCEWithLogitsLoss on pred_chosen - pred_rejected). A number gives a float, an array an array of the same shape;
+    computed from exp(-|x|), which never overflows, so a margin of any size is exact to float precision."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    x = np.asarray(margin, dtype=np.float64) / temperature
+    small = np.exp(-np.abs(x))  # in (0, 1]: no overflow for any x
+    p = np.where(x >= 0, 1 / (1 + small), small / (1 + small))
+    return float(p) if p.ndim == 0 else p
+
+
+def preference_matrix(scores: np.ndarray) -> np.ndarray:
+    """(N, N) P[i, j] = P(candidate i is preferred to candidate j) = sigmoid(s_i - s_j); 0.5 on the diagonal and
+    P + P.T = 1."""
+    s = np.asarray(scores, dtype=np.float64)
+    return preference_probability(s[:, None] - s[None, :])
+
+
+def probability_text(p: float) -> str:
+    """A probability as shown: two decimals, or "above 0.99" / "below 0.01" where rounding would say 1 or 0."""
+    if p >= 0.995:
+        return "above 0.99"
+    if p < 0.005:
+        return "below 0.01"
+    return f"{p:.2f}"
+
+
+def probability_words(p: float) -> str:
+    """How sure a preference probability is, in words, judged on max(p, 1 - p) rounded as shown (two decimals):
+    "close to a tie" below 0.55, "a slight preference" below 0.7, "a clear preference" below 0.9, else "a strong
+    preference". Each reads after "P = 0.62:" and before "for B"."""
+    p = round(max(p, 1 - p), 2)
+    if p < 0.55:
+        return "close to a tie"
+    if p < 0.7:
+        return "a slight preference"
+    if p < 0.9:
+        return "a clear preference"
+    return "a strong preference"
+
+
 def pairwise(result: ScoreResult, a: int, b: int) -> np.ndarray:
     """(19,) how each objective splits scores[a] - scores[b]: (rewards[a] - rewards[b]) * coefficients."""
     return (result.rewards[a] - result.rewards[b]) * result.coefficients
@@ -98,6 +141,11 @@ class Verdict:
     """The objective that favours the runner-up most, if any."""
 
     @property
+    def probability(self) -> float | None:
+        """P(winner is preferred to runner-up) = sigmoid(margin); None with one candidate."""
+        return None if self.runner_up is None else preference_probability(self.margin)
+
+    @property
     def rest(self) -> float:
         """What the objectives not named add to the margin."""
         named = self.reasons + self.against
@@ -118,15 +166,19 @@ def verdict(result: ScoreResult, k: int = 2) -> Verdict:
 
 
 def verdict_text(v: Verdict, labels: list[str]) -> str:
-    """The verdict in words (Markdown), every figure taken from the decomposition that adds up to the margin."""
+    """The verdict in words (Markdown), every figure taken from the decomposition that adds up to the margin, with
+    the winner's preference probability: "**B beats C** by 0.036 (B is preferred with probability 0.51: close to a
+    tie), mostly on ..."."""
     w = labels[v.winner]
     if v.runner_up is None:
         return f"**{w}** is the only candidate scored."
     r = labels[v.runner_up]
     if v.margin == 0:
-        return f"**{w}** and **{r}** tie."
+        return f"**{w}** and **{r}** tie (each is preferred with probability 0.50)."
     names = [f"{OBJECTIVES[i].label} ({v.deltas[i]:+.4g})" for i in v.reasons]
-    text = f"**{w} beats {r}** by {v.margin:.4g}"
+    p = v.probability
+    text = f"**{w} beats {r}** by {v.margin:.4g} ({w} is preferred with probability {probability_text(p)}: "
+    text += probability_words(p) + ")"
     if names:
         text += ", mostly on " + " and ".join(names)
     if v.against:

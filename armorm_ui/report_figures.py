@@ -9,8 +9,9 @@ never as markup.
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from .figures import GROUP_COLOURS, base_figure, literal, short
+from .figures import GRID, GROUP_COLOURS, base_figure, literal, short
 from .objectives import LABELS, OBJECTIVES
 
 RIGHT, WRONG = "#2f9e5b", "#d1495b"
@@ -39,43 +40,125 @@ def axis_labels(names: list[str], chars: int = 28) -> list[str]:
 
 
 def subset_accuracy(report: dict) -> go.Figure:
-    """Accuracy overall and per subset, with 95% Wilson intervals, worst subset last."""
-    rows = [("all pairs", report["overall"])] + sorted(report["subsets"].items(), key=lambda kv: -kv[1]["accuracy"])
+    """Accuracy overall and per subset with 95% Wilson intervals, worst subset last, each subset's n in its label,
+    and beside each bar the accuracy of the rule "pick the longer answer" (a diamond)."""
+    overall = {**report["overall"], **report["baselines"]}
+    rows = [("all pairs", overall)] + sorted(report["subsets"].items(), key=lambda kv: -kv[1]["accuracy"])
     stats = [s for _, s in rows]
+    labels = [f"{label} (n={s['n']})" for label, s in zip(axis_labels([name for name, _ in rows]), stats)]
     bar = go.Bar(
-        y=axis_labels([name for name, _ in rows]),
+        y=labels,
         x=[s["accuracy"] for s in stats],
         orientation="h",
+        name="the model",
         error_x=_interval(stats),
         marker_color=["#2f6fdb"] + ["#8c96a8"] * (len(rows) - 1),
         customdata=[[s["right"], s["n"], literal(name)] for (name, _), s in zip(rows, stats)],
         hovertemplate="%{customdata[2]}: %{x:.1%} (%{customdata[0]} of %{customdata[1]})<extra></extra>",
     )
+    length = go.Scatter(
+        y=labels,
+        x=[s["length_only"]["accuracy"] for s in stats],
+        mode="markers",
+        name="pick the longer answer",
+        marker={"symbol": "diamond", "size": 10, "color": "#b45309", "line": {"width": 1, "color": "white"}},
+        hovertemplate="pick the longer answer: %{x:.1%}<extra></extra>",
+    )
     return base_figure(
-        [bar],
+        [bar, length],
         "Picks the chosen response",
-        max(240, 90 + 28 * len(rows)),
+        max(260, 110 + 28 * len(rows)),
         xaxis={"range": [0, 1], "tickformat": ".0%"},
         yaxis={"autorange": "reversed", "type": "category"},
-        showlegend=False,
     )
+
+
+MAX_HISTOGRAMS = 6
+"""Subsets drawn in their own margin histogram; the others share the last one."""
 
 
 def margins(frame) -> go.Figure:
-    """How far the model's score margin (chosen - rejected) is from a tie, for its right and wrong decisions."""
+    """How far the model's margin (chosen - rejected) is from a tie, per subset (the largest first, the rest
+    together), right and wrong decisions in their colours; the wrong side (margin <= 0) shaded."""
+    counts = frame["subset"].value_counts()
+    named = list(counts.index[: MAX_HISTOGRAMS - 1]) if len(counts) > MAX_HISTOGRAMS else list(counts.index)
+    groups = [(name, frame["subset"] == name) for name in named]
+    if len(counts) > len(named):
+        groups.append((f"{len(counts) - len(named)} other subsets", ~frame["subset"].isin(named)))
     right = frame["right"].astype(bool)
-    traces = [
-        go.Histogram(x=frame.loc[mask, "margin"], name=name, marker_color=c, opacity=0.75, nbinsx=40)
-        for name, mask, c in (("right", right, RIGHT), ("wrong", ~right, WRONG))
-    ]
-    return base_figure(
-        traces,
-        "Score margin, chosen minus rejected",
-        340,
-        barmode="overlay",
-        xaxis={"title": {"text": "margin"}},
-        yaxis={"title": {"text": "pairs"}},
+    titles = [f"{literal(short(str(name), 28))} (n={int(mask.sum())})" for name, mask in groups]
+    fig = make_subplots(rows=len(groups), cols=1, subplot_titles=titles, shared_xaxes=True,
+                        vertical_spacing=min(0.12, 0.5 / max(1, len(groups))))  # fmt: skip
+    for row, (_, mask) in enumerate(groups, start=1):
+        for name, side, c in (("right", right, RIGHT), ("wrong", ~right, WRONG)):
+            fig.add_trace(go.Histogram(x=frame.loc[mask & side, "margin"], name=name, marker_color=c, opacity=0.8,
+                                       nbinsx=30, legendgroup=name, showlegend=row == 1,
+                                       hovertemplate="margin %{x}: %{y} pairs<extra>" + name + "</extra>"),
+                          row=row, col=1)  # fmt: skip
+    lowest = float(min(frame["margin"].min(), 0))
+    fig.update_layout(base_figure([], "Score margin, chosen minus rejected, by subset", 140 + 150 * len(groups),
+                                  barmode="overlay").layout)  # fmt: skip
+    fig.update_xaxes(GRID)
+    fig.update_yaxes(GRID)
+    fig.add_vrect(x0=lowest, x1=0, fillcolor=WRONG, opacity=0.07, line_width=0)
+    fig.update_annotations(font_size=11)
+    return fig
+
+
+def reliability(report: dict) -> go.Figure:
+    """The reliability diagram: in 10 bins of the model's preference probability, how often the answer it favours
+    was the one people chose (each pair counted in both orders); the diagonal is perfect calibration."""
+    cal = report["calibration"]
+    bins = [b for b in cal["bins"] if b["count"]]
+    diagonal = go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line={"dash": "dot",
+                          "color": "#8c96a8"}, hoverinfo="skip")  # fmt: skip
+    largest = max([b["count"] for b in bins] or [1])
+    points = go.Scatter(
+        x=[b["mean_probability"] for b in bins],
+        y=[b["frequency"] for b in bins],
+        mode="lines+markers",
+        name="the model",
+        marker={"size": [6 + 14 * (b["count"] / largest) ** 0.5 for b in bins], "color": "#2f6fdb"},
+        customdata=[b["count"] for b in bins],
+        hovertemplate="said %{x:.2f}, was right %{y:.1%} (%{customdata} judgements)<extra></extra>",
     )
+    return base_figure(
+        [diagonal, points],
+        f"Calibration: ECE {report['ece']:.3f}, Brier {report['brier']:.3f}",
+        360,
+        xaxis={"range": [0, 1], "title": {"text": "model's probability, sigmoid(margin)"}},
+        yaxis={"range": [0, 1], "title": {"text": "how often it was right"}, "tickformat": ".0%"},
+    )
+
+
+def rm_bench_matrix(report: dict) -> go.Figure:
+    """RM-Bench's 3x3 accuracy matrix: chosen answer's style (rows) against the rejected answer's (columns); below
+    the diagonal is Easy, the diagonal Normal, above it Hard."""
+    rm = report["prompts"]["rm_bench"]
+    styles = list(rm["styles"])
+    z = rm["matrix"]
+    heat = go.Heatmap(z=z, x=[f"rejected: {s}" for s in styles], y=[f"chosen: {s}" for s in styles], zmin=0, zmax=1,
+                      colorscale="RdYlGn", text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
+                      hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>", showscale=False)  # fmt: skip
+    return base_figure(
+        [heat],
+        f"RM-Bench: Easy {rm['easy']:.1%} · Normal {rm['normal']:.1%} · Hard {rm['hard']:.1%}",
+        340,
+        yaxis={"autorange": "reversed"},
+    )
+
+
+def fitted_weights(report: dict) -> go.Figure:
+    """Per objective, the weight fitted to the labels beside the model's own mean coefficient, on one scale."""
+    rows = report["fit"]["objectives"]
+    y = [r["label"] for r in rows]
+    traces = [
+        go.Bar(y=y, x=[r[key] for r in rows], name=name, orientation="h", marker_color=c,
+               hovertemplate="%{y}: %{x:+.3f}<extra>%{fullData.name}</extra>")
+        for name, key, c in (("fitted to the labels", "fitted", "#b45309"), ("the model (mean)", "model", "#2f6fdb"))
+    ]  # fmt: skip
+    return base_figure(traces, "Weights: the labels' vs. the model's", 560, barmode="group",
+                       yaxis={"autorange": "reversed", "type": "category"})  # fmt: skip
 
 
 def objective_agreement(report: dict) -> go.Figure:

@@ -8,6 +8,7 @@ after a given item, or hold it after one until the test interrupts it, so a load
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -460,6 +461,34 @@ def test_evaluate_a_saved_data_set_and_refusals(tmp_path, demo_dir):
     assert len(pd.read_parquet(out)) == 4 and (tmp_path / "eval.report.json").exists()
     proc = run_evaluate(tmp_path / "pairs.jsonl", out, demo_dir, "--dataset", "x")
     assert proc.wait(timeout=60) == 2 and "not both" in proc.stderr.read()
+
+
+def test_evaluate_a_best_of_n_file_writes_rewardbench_2_results(tmp_path, demo_dir, scorer):
+    """RewardBench 2's layout through the command line: a prompt per row, every chosen x rejected pair in the table,
+    the accuracy over prompts in the report, and RewardBench's own results file with its per-subset scores of the
+    API's scores for the same answers."""
+    from armorm_ui import leaderboards
+
+    from .test_ui_evaluate import best_of_n_rows, scores_of
+
+    rows = best_of_n_rows(10)
+    inp = tmp_path / "rb2.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "rb2.csv"
+    proc = run_evaluate(inp, out, demo_dir)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert f"over {len(rows)} prompts" in proc.stderr.read()
+    report = json.loads((tmp_path / "rb2.report.json").read_text())
+    assert report["layout"] == "best_of_n" and report["prompts"]["accuracy"]["n"] == len(rows)
+    assert len(pd.read_csv(out)) == report["pairs"] == sum(len(r["chosen"]) * len(r["rejected"]) for r in rows)
+    scores = scores_of(scorer, rows)
+    theirs = leaderboards.rewardbench2_scores([r["subset"] for r in rows], [r["id"] for r in rows],
+                                              [c for c, _ in scores], [r for _, r in scores])["subsets"]  # fmt: skip
+    written = json.loads((tmp_path / "rb2.rewardbench.json").read_text())
+    assert written["model"] == str(demo_dir) and written["model_type"] == "Custom Classifier"
+    assert {k: written[k] for k in theirs} == pytest.approx(theirs, abs=1e-6)
+    assert report["meta"]["sha256"] == hashlib.sha256(inp.read_bytes()).hexdigest()
+    assert report["meta"]["input"] == "rb2.jsonl" and report["meta"]["model"] == str(demo_dir)
 
 
 def killed_evaluate(tmp_path, demo_dir, inp, *extra) -> Path:

@@ -243,7 +243,7 @@ def test_refusals_come_before_the_model_loads(tmp_path, no_model, capsys):
                      '{"question": "q", "chosen": "a", "rejected": "b"}\n')  # fmt: skip
     assert cli(pairs, "-o", tmp_path / "out.csv") == 2
     err = capsys.readouterr().err
-    assert "line 2: rejected is empty" in err and "unknown column(s) 'question'" in err
+    assert "line 2: rejected is empty" in err and "line 3: prompt is empty" in err  # other columns are ignored
     assert cli(pairs, "-o", tmp_path / "out.csv", "--columns", "prompt=question") == 2
     assert "line 1: prompt is empty" in capsys.readouterr().err  # a mapped file is read as pairs
     assert cli(items, "-o", tmp_path / "out.csv", "--columns", "chosen=response_1") == 2
@@ -262,7 +262,10 @@ def test_resuming_with_other_probes_or_another_command_is_refused(tmp_path, no_m
     from armorm_ui.cli import main
 
     assert main(["evaluate", str(inp), "-o", str(out), "--model", str(demo_dir), "--device", "cpu"]) == 2
-    assert "input_kind 'pairs', probes ['bold']; this run has no input_kind, no probes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "no layout, input_kind 'pairs', probes ['bold']; this run has layout 'pairs', no input_kind, no probes" in err
+    )
 
 
 def test_nothing_heavy_is_imported_before_the_model_loads(tmp_path):

@@ -4,6 +4,7 @@ section scores against RewardBench's own code."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import types
 from dataclasses import dataclass
@@ -166,3 +167,56 @@ def test_annotation_labels_share_the_analysis():
     assert report["overall"]["accuracy"] == pytest.approx(np.mean([right for right, _ in expected]))
     alone = np.mean([better for _, better in expected], axis=0)
     np.testing.assert_allclose([o["alone_right"] for o in report["objectives"]], alone)
+
+
+def test_the_report_carries_probabilities_calibration_and_baselines():
+    from sklearn.metrics import brier_score_loss, log_loss
+
+    pairs, results = synthetic(n=90)
+    frame = evaluation.pair_frame(pairs, results)
+    report = evaluation.report(frame)
+    margins = np.array([r.scores[0] - r.scores[1] for r in results])
+    p = 1 / (1 + np.exp(-margins))
+    np.testing.assert_allclose([row["probability"] for row in report["per_pair"]], p, rtol=1e-12)
+    np.testing.assert_allclose(
+        [w["probability"] for w in report["worst"]], np.sort(p[margins <= 0])[: evaluation.WORST]
+    )
+    # each pair counted in both orders: (p, chosen) and (1 - p, not chosen)
+    y, q = np.r_[np.ones(90), np.zeros(90)], np.r_[p, 1 - p]
+    assert report["brier"] == pytest.approx(brier_score_loss(y, q)) and report["log_loss"] == pytest.approx(
+        log_loss(y, q)
+    )
+    assert 0 <= report["ece"] <= 1 and report["accuracy"] == report["overall"]["accuracy"]
+    # the rule "pick the longer answer" is always right here (the chosen answer is the longer one), per subset too
+    assert report["baselines"]["length_only"]["accuracy"] == 1.0
+    for s in report["subsets"].values():
+        assert s["length_only"] == evaluation.accuracy(np.ones(30, bool))
+    tokens = np.array([r.candidate_tokens for r in results])
+    matched = np.abs(tokens[:, 0] - tokens[:, 1]) <= 0.1 * tokens.max(axis=1)
+    assert report["baselines"]["length_matched"]["n"] == matched.sum()
+    assert report["prompts"] is None and json.dumps(report, allow_nan=False)
+
+
+def test_the_report_fits_weights_and_compares_the_rules_on_the_same_pairs():
+    """Labels made by a hidden rule that weighs objective 5 only: the fitted weights find it and beat the model,
+    which weighs objective 3; the paired comparison says so."""
+    rng = np.random.default_rng(4)
+    coefficients = np.zeros(19)
+    coefficients[3] = 0.5
+    pairs, results = [], []
+    for k in range(300):
+        rewards = rng.normal(size=(2, 19))
+        if rewards[0, 5] < rewards[1, 5]:  # the people's choice is the answer with more of objective 5
+            rewards = rewards[::-1].copy()
+        results.append(ScoreResult(rewards @ coefficients, rewards, np.full(19, 1 / 19), coefficients, np.eye(19),
+                                   10, np.array([40, 40])))  # fmt: skip
+        pairs.append(FakePair(f"p{k}", "s"))
+    fit = evaluation.report(evaluation.pair_frame(pairs, results))["fit"]
+    assert fit["fitted_accuracy"] > 0.9 and 0.35 < fit["model_accuracy"] < 0.65
+    assert int(np.argmax(np.abs(fit["weights"]))) == 5 and fit["weights"][5] > 0
+    paired = fit["paired"]
+    assert paired["difference"] == pytest.approx(fit["fitted_accuracy"] - fit["model_accuracy"])
+    assert 0 < paired["low"] <= paired["difference"] <= paired["high"] and paired["p_value"] < 1e-6
+    assert fit["what_if"]["multipliers"][5] > fit["what_if"]["multipliers"][3]
+    few = evaluation.report(evaluation.pair_frame(pairs[:5], results[:5]))["fit"]
+    assert "error" in few and "20" in few["error"]

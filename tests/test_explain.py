@@ -119,9 +119,86 @@ def test_the_verdict_adds_up_to_the_score_difference():
         assert v.deltas.sum() == pytest.approx(v.margin, abs=1e-12)
         assert all(v.deltas[i] > 0 for i in v.reasons) and all(v.deltas[i] < 0 for i in v.against)
         text = explain.verdict_text(v, explain.candidate_labels(n))
-        numbers = [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text.split("by ", 1)[1])]
+        figures = re.sub(r" \(\w+ is preferred with probability [^)]*\)", "", text.split("by ", 1)[1])
+        numbers = [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", figures)]
         margin, parts = numbers[0], numbers[1:-2] + numbers[-1:]  # drop the count of other objectives
         assert margin == pytest.approx(v.margin, rel=1e-3)
         assert sum(parts) == pytest.approx(v.margin, rel=1e-2, abs=1e-3), text
     single = ScoreResult(np.array([0.5]), np.zeros((1, 19)), np.ones(19), np.ones(19), np.eye(19))
     assert explain.verdict_text(explain.verdict(single), ["A"]) == "**A** is the only candidate scored."
+
+
+def reference_probability(m: float) -> float:
+    """1 / (1 + exp(-m)) in 50-digit decimal arithmetic: no float overflow, independent of the code under test."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return float(1 / (1 + (-Decimal(float(m))).exp()))
+
+
+MARGINS = [0.0, 1e-3, -1e-3, 1.0, -1.0, 2.5, -7.0, 50.0, -50.0, 800.0, -800.0]
+
+
+def test_preference_probability_is_the_sigmoid_of_the_margin_without_overflow():
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        for m in MARGINS:
+            p = explain.preference_probability(m)
+            assert isinstance(p, float) and 0 <= p <= 1
+            assert p == pytest.approx(reference_probability(m), rel=1e-12, abs=1e-300), m
+            assert p + explain.preference_probability(-m) == pytest.approx(1.0, abs=1e-15)
+        many = explain.preference_probability(np.array(MARGINS))  # an array in, an array of the same shape out
+        assert isinstance(many, np.ndarray) and many.shape == (len(MARGINS),)
+        np.testing.assert_allclose(many, [reference_probability(m) for m in MARGINS], rtol=1e-12, atol=1e-300)
+        grid = explain.preference_probability(np.array(MARGINS).reshape(-1, 1) * [1, 0.5])
+        assert grid.shape == (len(MARGINS), 2)
+    assert explain.preference_probability(0.0) == 0.5
+    assert explain.preference_probability(-50.0) == pytest.approx(1.9287498479639178e-22, rel=1e-12)  # no 1 - p loss
+    assert explain.preference_probability(2.0, temperature=2.0) == pytest.approx(reference_probability(1.0))
+    with pytest.raises(ValueError, match="temperature"):
+        explain.preference_probability(1.0, temperature=0)
+
+
+def test_preference_matrix_is_antisymmetric_and_matches_the_scores():
+    scores = np.array([-3.2, 0.4, 0.4, 60.0, -800.0])
+    P = explain.preference_matrix(scores)
+    assert P.shape == (5, 5)
+    np.testing.assert_allclose(P + P.T, 1.0, atol=1e-15)
+    np.testing.assert_array_equal(np.diag(P), 0.5)
+    for i, j in np.ndindex(5, 5):
+        assert P[i, j] == pytest.approx(reference_probability(scores[i] - scores[j]), rel=1e-12, abs=1e-300)
+
+
+def test_probability_words_and_text():
+    words = ["close to a tie", "close to a tie", "a slight preference", "a clear preference", "a strong preference"]
+    assert [explain.probability_words(p) for p in (0.5, 0.544, 0.56, 0.72, 0.93)] == words
+    assert explain.probability_words(0.2) == explain.probability_words(0.8)  # symmetric: how sure, not which side
+    assert explain.probability_words(0.5496) == "a slight preference"  # judged as shown: 0.55
+    assert [explain.probability_text(p) for p in (0.5, 0.514, 0.996, 0.004, 1.0)] == [
+        "0.50", "0.51", "above 0.99", "below 0.01", "above 0.99"]  # fmt: skip
+
+
+def test_the_verdict_says_the_winner_s_preference_probability():
+    import re
+
+    r = make_result(n=3, seed=5)
+    v = explain.verdict(r)
+    labels = explain.candidate_labels(3)
+    w, ru = labels[v.winner], labels[v.runner_up]
+    p = reference_probability(float(r.scores[v.winner] - r.scores[v.runner_up]))
+    assert v.probability == pytest.approx(p, rel=1e-12) and p > 0.5
+    text = explain.verdict_text(v, labels)
+    shown = f"{p:.2f}" if p < 0.995 else "above 0.99"
+    assert text.startswith(f"**{w} beats {ru}** by {v.margin:.4g} ({w} is preferred with probability {shown}: ")
+    assert re.search(rf"with probability {re.escape(shown)}: {explain.probability_words(p)}\)", text), text
+    for margin, words in ((0.01, "close to a tie"), (0.5, "a slight preference"), (1.2, "a clear preference"),
+                          (5.0, "a strong preference")):  # fmt: skip
+        close = explain.Verdict(1, 0, margin, v.deltas, v.reasons, v.against)
+        said = explain.verdict_text(close, ["A", "B"])
+        shown = explain.probability_text(explain.preference_probability(margin))
+        assert f"(B is preferred with probability {shown}: {words})" in said, said
+    tie = explain.Verdict(0, 1, 0.0, np.zeros(19), [], [])
+    assert explain.verdict_text(tie, ["A", "B"]) == "**A** and **B** tie (each is preferred with probability 0.50)."

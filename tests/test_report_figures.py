@@ -18,13 +18,21 @@ def test_charts_show_the_report():
     report = evaluation.report(frame)
     bar = report_figures.subset_accuracy(report).data[0]
     rows = {name: s for name, s in [("all pairs", report["overall"]), *report["subsets"].items()]}
-    for name, x, up, down in zip(bar.y, bar.x, bar.error_x.array, bar.error_x.arrayminus):
-        s = rows[name]
+    for label, data, x, up, down in zip(bar.y, bar.customdata, bar.x, bar.error_x.array, bar.error_x.arrayminus):
+        s = rows[data[2]]
+        assert label.endswith(f"(n={s['n']})")
         np.testing.assert_allclose([x, x + up, x - down], [s["accuracy"], s["high"], s["low"]])
+    diamonds = report_figures.subset_accuracy(report).data[1]  # the pick-the-longer rule beside each bar
+    lengths = [report["baselines"]["length_only"]] + [
+        report["subsets"][d[2]]["length_only"] for d in bar.customdata[1:]
+    ]
+    np.testing.assert_allclose(diamonds.x, [s["accuracy"] for s in lengths])
     alone = report_figures.objective_agreement(report).data[0]
     assert list(alone.x) == sorted(alone.x, reverse=True) and len(alone.y) == 19
-    right, wrong = report_figures.margins(frame).data
-    assert len(right.x) + len(wrong.x) == 30 and all(np.asarray(right.x) > 0)
+    histograms = report_figures.margins(frame).data  # right and wrong, per subset
+    assert sum(len(h.x) for h in histograms) == 30
+    assert all(np.all(np.asarray(h.x) > 0) for h in histograms if h.name == "right")
+    assert all(np.all(np.asarray(h.x) <= 0) for h in histograms if h.name == "wrong")
     scatter = report_figures.length_effect(report, frame).data
     assert sum(len(t.x) for t in scatter) == 30
 

@@ -53,6 +53,8 @@ def test_mcp_offers_exactly_the_scoring_tools_with_the_api_scores(app_url):
     api = Client(app_url, verbose=False).predict(CARD, CARD_RESPONSES, api_name="/score")
     found = json.loads(text) if text.lstrip().startswith('{"') else __import__("ast").literal_eval(text)
     np.testing.assert_allclose(found["scores"], api["scores"], atol=1e-9)
+    np.testing.assert_allclose(found["probabilities"], api["probabilities"], atol=1e-9)
+    assert "probabilities" in tools["score"].description and "preferred_probability" in tools["probe"].description
     assert "segments" in explained.content[0].text
     assert not words.isError and "Verbosity reward" in words.content[0].text
     assert "coefficient" in tools["attribute_tokens"].inputSchema["properties"]["target"]["description"]
@@ -60,6 +62,34 @@ def test_mcp_offers_exactly_the_scoring_tools_with_the_api_scores(app_url):
     assert all(p.name in tools["probe"].description for p in PROBES)  # it names every probe it offers
     assert "weight_part" in tools["probe"].description and "demo" in tools["probe"].description
     assert "comma" in tools["probe"].inputSchema["properties"]["probes"]["description"]
+
+
+def test_score_gives_the_preference_probabilities_of_its_scores(app_url):
+    out = Client(app_url, verbose=False).predict(CARD, CARD_RESPONSES, api_name="/score")
+    s, P = np.asarray(out["scores"]), np.asarray(out["probabilities"])
+    assert P.shape == (len(CARD_RESPONSES), len(CARD_RESPONSES))
+    np.testing.assert_allclose(P, 1 / (1 + np.exp(-(s[:, None] - s[None, :]))), rtol=1e-12)  # sigmoid(s_i - s_j)
+    np.testing.assert_allclose(P + P.T, 1.0, atol=1e-15)  # antisymmetric: P(i over j) + P(j over i) = 1
+    np.testing.assert_array_equal(np.diag(P), 0.5)
+    first, second = np.argsort(-s, kind="stable")[:2]
+    assert out["preferred_probability"] == pytest.approx(P[first, second]) and out["preferred_probability"] >= 0.5
+    assert [out["ranks"][k] for k in (first, second)] == [1, 2]
+    one = Client(app_url, verbose=False).predict(CARD, CARD_RESPONSES[:1], api_name="/score")
+    assert one["probabilities"] == [[0.5]] and one["preferred_probability"] is None
+
+
+def test_score_probabilities_helper():
+    from armorm_ui.ui.api import probe_probabilities, score_probabilities
+
+    got = score_probabilities(np.array([0.0, 2.0, 2.0]))
+    assert got["preferred_probability"] == 0.5  # a tie for first place: B over C
+    assert got["probabilities"][1][0] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    found = {"probes": [{"probe": "bold", "skipped": None, "delta": -1.0}, {"probe": "emojis", "skipped": "none"},
+                        {"probe": "brevity_system", "skipped": None, "delta": 0.3}]}  # fmt: skip
+    sides = {"bold": "answer", "emojis": "answer", "brevity_system": "conversation"}
+    bold, emojis, brevity = probe_probabilities(found, sides)["probes"]
+    assert bold["preferred_probability"] == pytest.approx(1 / (1 + np.e))
+    assert "preferred_probability" not in emojis and brevity["preferred_probability"] is None
 
 
 def test_attribute_tokens_over_http_equals_the_library(app_url, scorer):
@@ -102,6 +132,10 @@ def test_probe_over_http_equals_the_library(app_url, scorer):
             np.testing.assert_allclose(got["weight_part"], o.weight_part, atol=1e-6)
             assert (got["rank_before"], got["rank_after"]) == (o.rank_before, o.rank_after)
             assert got["edited"] == (o.answer if o.probe.side == "answer" else o.messages)
+            if o.probe.side == "answer":  # P(the edited response is preferred to the original) = sigmoid(delta)
+                assert got["preferred_probability"] == pytest.approx(1 / (1 + np.exp(-o.delta)), abs=1e-6)
+            else:
+                assert got["preferred_probability"] is None
     some = client.predict(CARD, CARD_RESPONSES, "b", " emojis, bold ", api_name="/probe")  # any case, any spaces
     assert [p["probe"] for p in some["probes"]] == ["bold", "emojis"]
 

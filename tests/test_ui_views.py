@@ -149,6 +149,27 @@ def test_the_pair_defaults_to_winner_and_runner_up_and_never_itself(state):
     assert views.pair_heading(labels, 2, 1) == "### Why C over B?"
 
 
+def test_the_pair_view_says_the_preference_probability(state):
+    result = ScoreResult.from_dict(state["result"])
+    labels = state["labels"]
+    for a, b in ((2, 0), (0, 2), (1, 2)):
+        p = 1 / (1 + np.exp(-(result.scores[a] - result.scores[b])))
+        words = explain.probability_words(p)
+        text = views.pair_probability(result.scores, labels, a, b)
+        assert text.startswith(f"P({labels[a]} preferred to {labels[b]}) = {explain.probability_text(p)}: {words}")
+        if words != "close to a tie":
+            assert text.endswith(f" for {labels[a] if p >= 0.5 else labels[b]}")
+        title = views.views(state, None, a, b)["pairwise"].layout.title.text
+        assert title.startswith(f"{labels[a]} − {labels[b]}") and title.endswith(f"<br><sup>{text}</sup>")
+    scores, abc = np.array([1.2, 0.0]), ["A", "B"]  # a margin of 1.2: 0.77 one way, 0.23 the other
+    assert views.pair_probability(scores, abc, 0, 1) == "P(A preferred to B) = 0.77: a clear preference for A"
+    assert views.pair_probability(scores, abc, 1, 0) == "P(B preferred to A) = 0.23: a clear preference for A"
+    assert views.pair_probability(np.array([0.01, 0.0]), abc, 1, 0) == "P(B preferred to A) = 0.50: close to a tie"
+    assert views.pair_probability(np.array([-900.0, 0.0]), abc, 0, 1) == (
+        "P(A preferred to B) = below 0.01: a strong preference for B"
+    )
+
+
 def test_the_winner_has_the_longest_score_bar(state):
     from armorm_ui import figures
 

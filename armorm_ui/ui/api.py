@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from .. import explain
 from ..attribution import attribute as explain_segments
@@ -54,6 +55,26 @@ def probe_one(scorer, conversation, candidates, index: int, probes: tuple[Probe,
     return probe_answer(scorer, conversation, candidates, index, probes, should_stop, base)
 
 
+def score_probabilities(scores) -> dict[str, Any]:
+    """/score's `probabilities` (N x N, P[i][j] = sigmoid(s_i - s_j)) and `preferred_probability` (the
+    top-ranked candidate over the second; None with one candidate)."""
+    matrix = explain.preference_matrix(scores)
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")  # the verdict's order: ties keep input order
+    top = float(matrix[order[0], order[1]]) if len(order) > 1 else None
+    return {"probabilities": matrix.tolist(), "preferred_probability": top}
+
+
+def probe_probabilities(found: dict, sides: dict[str, str]) -> dict:
+    """/probe's result with `preferred_probability` in each applied probe: sigmoid(delta), the probability the
+    model prefers the edited response to the original, for an edit of the response; None for an edit of the
+    conversation (its two scores answer different conversations, which the model never compared)."""
+    for entry in found["probes"]:
+        if entry.get("skipped") is None:
+            answer_side = sides[entry["probe"]] == "answer"
+            entry["preferred_probability"] = explain.preference_probability(entry["delta"]) if answer_side else None
+    return found
+
+
 def add_api(scorer) -> None:
     """Register the endpoints on the Blocks being built. Their names, type hints and docstrings are what the API
     page and the MCP tools (--mcp) show: the docstrings are written for a reader who has never seen ArmoRM."""
@@ -72,6 +93,10 @@ def add_api(scorer) -> None:
             named in `objectives`); gating_output: 19 weights the model gives the objectives for this conversation;
             coefficients: the weights actually applied after the verbosity correction (score = rewards . coefficients);
             reward_transform_matrix: the 19x19 correction; prompt_tokens / candidate_tokens: lengths;
+            probabilities: N x N, probabilities[i][j] = the probability that the model prefers candidate i to
+            candidate j = 1 / (1 + exp(-(scores[i] - scores[j]))), the Bradley-Terry form ArmoRM was trained with
+            (0.5 on the diagonal; probabilities[i][j] + probabilities[j][i] = 1); preferred_probability: that
+            probability for the top-ranked candidate over the second (null with one candidate);
             demo_checkpoint: true when the server runs a random-weight demo model whose scores mean nothing.
         """
         result = await cancellable(scorer.score, conversation, candidates)
@@ -79,6 +104,7 @@ def add_api(scorer) -> None:
             **result.to_dict(),
             "objectives": [o.name for o in OBJECTIVES],
             "ranks": explain.ranks(result.scores).tolist(),
+            **score_probabilities(result.scores),
             "demo_checkpoint": scorer.is_demo,
         }
 
@@ -154,9 +180,11 @@ def add_api(scorer) -> None:
         rank_after (1 = preferred among the candidates), scores_after (every candidate's score after the edit),
         reward_part and weight_part (19 numbers each: what the change of each objective's reward, and of the weight
         the model gives that objective, adds to delta; together they add up to delta exactly; the weights move only
-        when the conversation is edited), sentence (the change in words) and edited (the edited response, or the
-        edited conversation). demo_checkpoint is true when the server runs a random-weight demo model whose scores
-        mean nothing.
+        when the conversation is edited), preferred_probability (for an edit of the response, the probability that
+        the model prefers the edited response to the original, 1 / (1 + exp(-delta)); null for an edit of the
+        conversation, whose scores answer two different conversations), sentence (the change in words) and edited
+        (the edited response, or the edited conversation). demo_checkpoint is true when the server runs a
+        random-weight demo model whose scores mean nothing.
 
         Args:
             conversation: the messages, oldest first, as {"role", "content"} objects; the last is the user's turn.
@@ -166,7 +194,8 @@ def add_api(scorer) -> None:
         """
         index, chosen = probe_choice(candidate, probes)
         found = await cancellable(probe_one, scorer, conversation, candidates, index, chosen)
-        return {**found.to_dict(), "objectives": [o.name for o in OBJECTIVES], "demo_checkpoint": scorer.is_demo}
+        out = probe_probabilities(found.to_dict(), {p.name: p.side for p in chosen})
+        return {**out, "objectives": [o.name for o in OBJECTIVES], "demo_checkpoint": scorer.is_demo}
 
     gr.api(friendly(score), api_name="score", concurrency_id="model")
     gr.api(friendly(probe), api_name="probe", concurrency_id="model")

@@ -43,6 +43,8 @@ from .views import (
 STALE_JS = (
     "() => { const r = document.getElementById('results'); if (r && r.dataset.scored) r.classList.add('stale'); }"
 )
+VERDICT_JS = "() => document.getElementById('summary')?.scrollIntoView({block: 'start'})"
+"""Brings the verdict to the top of the screen (after a pair opened from another tab is scored)."""
 FRESH_JS = """(message) => { const r = document.getElementById('results');
   if (r && !message) { r.classList.remove('stale'); r.dataset.scored = '1'; } }"""
 TOKEN_TARGETS = [
@@ -73,6 +75,7 @@ def _form(letters: list[str], examples: list[dict]) -> SimpleNamespace:
             label="Earlier turns, oldest first (role: user or assistant)",
             wrap=True,
         )
+    f.origin = gr.Markdown("", elem_id="form-origin")
     f.prompt = gr.Textbox(label="Prompt (last user turn)", lines=3, elem_id="prompt")
     f.boxes = [
         gr.Textbox(label=f"Candidate {x}", lines=3, visible=i < 3, elem_id=f"candidate-{x}",
@@ -183,16 +186,22 @@ def _weight_sliders() -> list[gr.Slider]:
     return sliders
 
 
-def form_values(f: SimpleNamespace, system: str, turns: list[dict], prompt: str, candidates: list[str]) -> dict:
-    """Updates that put a conversation and its candidates in the form (earlier turns shown when there are any)."""
+def form_values(f: SimpleNamespace, system: str, turns: list[dict], prompt: str, candidates: list[str],
+                origin: str = "", roles: list[str] | None = None) -> dict:  # fmt: skip
+    """Updates that put a conversation and its candidates in the form (earlier turns shown when there are any).
+    `origin` says where they come from (e.g. a pair of an evaluated file), `roles` marks boxes ("chosen")."""
     n_boxes = len(f.boxes)
     texts = candidates[:n_boxes] + [""] * (n_boxes - len(candidates[:n_boxes]))
     n = max(2, min(len(candidates), n_boxes))
+    roles = list(roles or [])[:n_boxes]
+    roles += [""] * (n_boxes - len(roles))
+    letters = explain.candidate_labels(n_boxes)
     return {
-        f.system: system, f.prompt: prompt, f.count: n,
+        f.system: system, f.prompt: prompt, f.count: n, f.origin: origin,
         f.turns: [[t["role"], t["content"]] for t in turns] or [["", ""]],
         f.context: gr.update(open=bool(turns or system)),
-        **{box: gr.update(value=v, visible=i < n) for i, (box, v) in enumerate(zip(f.boxes, texts))},
+        **{box: gr.update(value=v, visible=i < n, label=f"Candidate {x}" + (f" · {role}" if role else ""))
+           for i, (box, v, x, role) in enumerate(zip(f.boxes, texts, letters, roles))},
     }  # fmt: skip
 
 
@@ -211,20 +220,23 @@ def build_compare_tab(scorer, config) -> SimpleNamespace:
         with gr.Column(scale=5, min_width=320, elem_id="results"):
             res = _results(letters)
     score_after = _wire_form(scorer, form, res, analysis, examples, letters)
-    _wire_redraw(res, analysis)
     _wire_attribution(scorer, res, analysis)
     _wire_probes(scorer, res, analysis)
 
-    def fill(messages: list[dict], candidates: list[str], tabs: gr.Tabs) -> dict:
+    redraw_after = _wire_redraw(res, analysis)
+
+    def fill(messages: list[dict], candidates: list[str], tabs: gr.Tabs, origin: str = "",
+             roles: list[str] | None = None) -> dict:  # fmt: skip
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
         turns = messages[1 if system else 0 : -1]
         return {tabs: gr.Tabs(selected="compare"), **form_values(form, system, turns, messages[-1]["content"],
-                                                                 candidates)}  # fmt: skip
+                                                                 candidates, origin, roles)}  # fmt: skip
 
     def fill_outputs(tabs: gr.Tabs) -> list:
-        return [tabs, form.system, form.prompt, form.turns, form.count, form.context, *form.boxes]
+        return [tabs, form.system, form.prompt, form.turns, form.count, form.context, form.origin, *form.boxes]
 
-    return SimpleNamespace(fill=fill, fill_outputs=fill_outputs, score_after=score_after)
+    return SimpleNamespace(fill=fill, fill_outputs=fill_outputs, score_after=score_after, sliders=res.sliders,
+                           redraw_after=redraw_after)  # fmt: skip
 
 
 def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str]):
@@ -240,8 +252,8 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
             return {f.example: gr.skip()}
         return form_values(f, ex["system"], ex["turns"], ex["prompt"], ex["candidates"])
 
-    f.example.input(load_example, f.example, [f.example, f.system, f.turns, f.prompt, count, f.context, *f.boxes],
-                    api_visibility="private")  # fmt: skip
+    f.example.input(load_example, f.example, [f.example, f.system, f.turns, f.prompt, count, f.context, f.origin,
+                                              *f.boxes], api_visibility="private")  # fmt: skip
     f.add.click(lambda n: shown(min(n + 1, n_boxes)), count, [count, *f.boxes], api_visibility="private")
     f.remove.click(lambda n: shown(max(n - 1, 2)), count, [count, *f.boxes], api_visibility="private")
 
@@ -286,10 +298,14 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
         scoring.success(None, [f.message], None, js=FRESH_JS)
         return scoring
 
-    def score_after(event):
-        """Score the form when `event` is done (another tab filled the form)."""
-        return marked_fresh(event.then(score_form, score_inputs, score_outputs, api_visibility="private",
-                                       concurrency_id="model"))  # fmt: skip
+    def score_after(event, scroll: bool = False):
+        """Score the form when `event` is done (another tab filled the form); `scroll`: then bring the verdict into
+        view."""
+        scoring = marked_fresh(event.then(score_form, score_inputs, score_outputs, api_visibility="private",
+                                          concurrency_id="model"))  # fmt: skip
+        if scroll:
+            scoring.success(None, None, None, js=VERDICT_JS)
+        return scoring
 
     # the page's own form is not an API endpoint: programs use /score
     scoring = marked_fresh(f.run.click(score_form, score_inputs, score_outputs, api_visibility="private",
@@ -301,8 +317,9 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
     return score_after
 
 
-def _wire_redraw(r, analysis) -> None:
-    """A pair pick or a what-if weight redraws three views from the cached analysis; never waits for the model."""
+def _wire_redraw(r, analysis):
+    """A pair pick or a what-if weight redraws three views from the cached analysis; never waits for the model.
+    Returns `redraw_after(event)`, which redraws them when another tab's `event` has set the weights."""
     outputs = [*(r.views[k] for k in REDRAWN), r.pair_title, r.pick_b]
 
     @friendly
@@ -319,9 +336,12 @@ def _wire_redraw(r, analysis) -> None:
     triggers = [r.pick_a.change, r.pick_b.change, *[s.input for s in r.sliders]]  # drag, arrow keys, typed value
     gr.on(triggers, redraw, inputs, outputs, api_visibility="private", concurrency_limit=None,
           show_progress="hidden")  # fmt: skip
-    r.reset.click(lambda: [1.0] * len(r.sliders), None, r.sliders, api_visibility="private").then(
-        redraw, inputs, outputs, api_visibility="private", concurrency_limit=None
-    )
+
+    def redraw_after(event):
+        return event.then(redraw, inputs, outputs, api_visibility="private", concurrency_limit=None)
+
+    redraw_after(r.reset.click(lambda: [1.0] * len(r.sliders), None, r.sliders, api_visibility="private"))
+    return redraw_after
 
 
 def _wire_attribution(scorer, r, analysis) -> None:

@@ -1,141 +1,320 @@
-"""The Evaluate tab: a file of preference pairs in, a report out: how often the model picks the chosen response,
-per subset (RewardBench's sections when the subsets are RewardBench's), which objectives carry its right and wrong
-decisions, and whether length sways it. The most confident wrong decisions open in Compare.
+"""The Evaluate tab: a file of preference pairs (or a Hugging Face data set by name) in, a report out: how often the
+model picks the chosen response, per subset beside the rule "pick the longer answer", how much its preference
+probability can be trusted (calibration), which objectives carry its right and wrong decisions, for best-of-N and
+RM-Bench files the accuracy over prompts, and weights fitted to the labels, which can be tried in Compare. Every
+pair is in a table that filters by subset and outcome; a row opens in Compare with the chosen answer as A.
 
-Scoring runs pair by pair in the model slot (the prompt encoded once per pair); Stop ends it before the next pair.
+Scoring runs prompt by prompt in the model slot as a long job (chunks, behind interactive calls); Stop ends it.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 
 from .. import report_figures
-from ..batch import write_results
+from ..batch import file_digest, write_results
 from ..errors import InputError
-from ..evaluation import pair_frame, report, write_report
-from ..preferences import parse_columns, read_pairs
+from ..evaluation import (
+    evaluation_meta,
+    pair_frame,
+    report,
+    write_report,
+    write_rewardbench_results,
+)
+from ..preferences import load_dataset_comparisons, parse_columns, read_comparisons
 from ..scratch import scratch_folder
 from .handlers import JOBS, as_text, friendly, long_job
 
-SHOWN_WRONG = 10
+SHOWN_ROWS = 200
+"""Rows of the pairs table shown at once (filters narrow them; the download has every pair)."""
+LAYOUTS = [("recognise it", ""), ("pairs", "pairs"), ("best-of-N", "best_of_n"), ("RM-Bench", "rm_bench")]
+TABLE_COLUMNS = ["pair", "subset", "outcome", "margin", "P(chosen)", "Δ tokens"]
 
 
-def evaluate_file(scorer, path: str, columns: str, limits, max_rows: int, progress=None, should_stop=None) -> dict:
-    """Read and check every pair, score each, and return the report with the files to download and the most
-    confident wrong decisions (with their text, to open in Compare)."""
-    pairs = read_pairs(Path(path), limits, max_rows, parse_columns(columns))
+def read_input(path: str | None, dataset: str, split: str, columns: str, layout: str, config):
+    """The comparisons of an uploaded file or of a data set named on the hub (or saved with save_to_disk), with
+    the file's name and SHA-256 (a data set: its fingerprint)."""
+    mapping, layout = parse_columns(columns), layout or None
+    if path:
+        found = read_comparisons(Path(path), config.limits(), config.max_rows, mapping, layout)
+        return found, Path(path).name, file_digest(Path(path))
+    if not dataset.strip():
+        raise InputError("Choose a file of preference pairs, or name a Hugging Face data set.")
+    found, digest = load_dataset_comparisons(dataset.strip(), split.strip() or "train", config.limits(),
+                                             config.max_rows, mapping, None, 0, layout)  # fmt: skip
+    return found, dataset.strip(), digest
+
+
+def evaluate_file(scorer, config, path: str | None, dataset: str = "", split: str = "train", columns: str = "",
+                  layout: str = "", progress=None, should_stop=None) -> dict:  # fmt: skip
+    """Read and check every comparison, score each prompt once, and return the report with the files to download
+    and the texts of every comparison (in a scratch file, read back one line when a pair is opened)."""
+    found, name, digest = read_input(path, dataset, split, columns, layout, config)
 
     def shown(done: int, total: int) -> None:
         if progress is not None:
-            progress((done, total), desc=f"pair {done + 1} of {total}")
+            progress((done, total), desc=f"prompt {done + 1} of {total}")
 
-    results = scorer.score_many([(p.messages, [p.chosen, p.rejected]) for p in pairs], should_stop, shown)
-    frame = pair_frame(pairs, results)
-    found = report(frame)
+    comparisons = found.comparisons
+    results = scorer.score_many([(c.messages, [*c.chosen, *c.rejected]) for c in comparisons], should_stop, shown)
+    frame = pair_frame(comparisons, results)
+    result = report(frame, evaluation_meta(config, name, digest, found.notes), found.layout)
     folder = scratch_folder("armorm-evaluate-")
-    table_path, report_path = folder / (Path(path).stem + "-pairs.csv"), folder / (Path(path).stem + "-report.json")
-    write_results(frame, table_path)  # as the command line writes it: formula-like cells escaped (tables.to_csv)
-    write_report(found, report_path)
-    by_id = {p.pair_id: p for p in pairs}
-    wrong = [by_id[w["pair_id"]] for w in found["worst"][:SHOWN_WRONG]]
-    return {"report": found, "frame": frame, "name": Path(path).name, "table": str(table_path),
-            "report_file": str(report_path),
-            "wrong": [{"pair_id": p.pair_id, "messages": p.messages, "chosen": p.chosen, "rejected": p.rejected}
-                      for p in wrong]}  # fmt: skip
+    stem = Path(name).stem or "evaluation"
+    files = {"table": folder / f"{stem}-pairs.csv", "report": folder / f"{stem}-report.json",
+             "rewardbench": folder / f"{stem}-rewardbench.json", "texts": folder / f"{stem}-texts.jsonl"}  # fmt: skip
+    write_results(frame, files["table"])  # as the command line writes it: formula-like cells escaped (tables.to_csv)
+    write_report(result, files["report"])
+    rewardbench = write_rewardbench_results(result, files["rewardbench"])
+    offsets = {}
+    with files["texts"].open("w", encoding="utf-8") as f:
+        for c in comparisons:
+            offsets[c.comparison_id] = f.tell()
+            f.write(json.dumps({"messages": c.messages, "chosen": c.chosen, "rejected": c.rejected}) + "\n")
+    return {"report": result, "frame": frame, "name": name, "table": str(files["table"]),
+            "report_file": str(files["report"]), "rewardbench_file": str(files["rewardbench"]) if rewardbench else None,
+            "texts": str(files["texts"]), "offsets": offsets}  # fmt: skip
+
+
+def pair_texts(st: dict, pair_id: str) -> dict:
+    """The conversation and the two answers of one pair of the evaluated file (read back from its texts file)."""
+    row = st["pairs"].get(pair_id)
+    if row is None:
+        raise InputError(f"No pair {pair_id} in the evaluated file.")
+    group, chosen, rejected = row
+    with open(st["texts"], encoding="utf-8") as f:
+        f.seek(st["offsets"][group])
+        texts = json.loads(f.readline())
+    return {"messages": texts["messages"], "chosen": texts["chosen"][chosen], "rejected": texts["rejected"][rejected]}
 
 
 def summary_text(found: dict, name: str) -> str:
-    o = found["overall"]
+    o, base = found["overall"], found["baselines"]
     text = (f"**{o['accuracy']:.1%}** of {o['n']} pairs in {as_text(name)}: the model scores the chosen response "
-            f"higher (95% interval {o['low']:.1%} to {o['high']:.1%}).")  # fmt: skip
+            f"higher (95% interval {o['low']:.1%} to {o['high']:.1%}). Picking the longer answer would get "
+            f"**{base['length_only']['accuracy']:.1%}**")  # fmt: skip
+    matched = base["length_matched"]
+    text += (f"; on the {matched['n']} pairs of about the same length (within 10%) the model gets "
+             f"{matched['accuracy']:.1%}." if matched["n"] else ".")  # fmt: skip
+    prompts = found["prompts"]
+    if prompts:
+        p = prompts["accuracy"]
+        text += (f"\n\n**{p['accuracy']:.1%}** of {p['n']} prompts: the chosen answer above every rejected one "
+                 "(RewardBench 2's best-of-N rule).")  # fmt: skip
+        if prompts.get("ties"):
+            text += f" Ties subset, by RewardBench 2's own rule: {prompts['ties']['score']:.1%}."
+        if prompts.get("rm_bench"):
+            rm = prompts["rm_bench"]
+            text += f" RM-Bench: Easy {rm['easy']:.1%}, Normal {rm['normal']:.1%}, Hard {rm['hard']:.1%}."
     rb = found["rewardbench"]
     if rb:
         parts = [f"{k} {v:.1%}" for k, v in rb["sections"].items() if v is not None]
         text += f"\n\nRewardBench sections: {', '.join(parts)}; mean **{rb['score']:.1%}**" + (
             "" if rb["complete"] else " (not every section is covered by this file)"
         )
-    length = found["length"]
-    longer, shorter = length["chosen_longer"], length["chosen_shorter"]
-    if longer["n"] and shorter["n"]:
-        text += (f"\n\nLength: right on {longer['accuracy']:.0%} of the pairs where the chosen answer is longer, "
-                 f"{shorter['accuracy']:.0%} where it is shorter.")  # fmt: skip
+    text += (f"\n\nPreference probability sigmoid(margin): expected calibration error **{found['ece']:.3f}**, "
+             f"Brier {found['brier']:.3f}, log-loss {found['log_loss']:.3f}.")  # fmt: skip
+    temperature = found["calibration"].get("temperature")
+    if temperature:
+        text += (
+            f" A temperature of {temperature['temperature']:.3g} fitted on half the pairs brings the other "
+            f"half's ECE from {temperature['before']['ece']:.3f} to {temperature['after']['ece']:.3f}."
+        )
+    for note in found["meta"].get("notes", []):
+        text += f"\n\n*{as_text(note)}*"
     return text
 
 
-def wrong_choices(found: dict) -> list[tuple[str, str]]:
-    return [(f"{w['pair_id']} · {w['subset']} · {w['margin']:+.4f}", w["pair_id"])
-            for w in found["worst"][:SHOWN_WRONG]]  # fmt: skip
+def fit_text(found: dict) -> str:
+    fit = found["fit"]
+    if fit.get("error"):
+        return f"**Weights fitted to these labels:** not fitted: {as_text(fit['error'])}"
+    paired = fit["paired"]
+    more = ", ".join(r["label"] for r in fit["objectives"] if r["difference"] > 0)[:300]
+    text = (f"**Weights fitted to these labels** (logistic regression on the 19 reward differences, "
+            f"{fit['folds']}-fold cross-validated): held-out accuracy **{fit['fitted_accuracy']:.1%}** against the "
+            f"model's own gate **{fit['model_accuracy']:.1%}** on the same pairs (difference "
+            f"{paired['difference']:+.1%}, 95% bootstrap interval {paired['low']:+.1%} to {paired['high']:+.1%}; "
+            f"McNemar's exact test p = {paired['p_value']:.3g}).")  # fmt: skip
+    if more:
+        text += f" The labels weigh more than the model: {more}."
+    return text
+
+
+def table_rows(st: dict | None, subset: str, outcome: str) -> list[list]:
+    """The pairs table, filtered: most confident wrong decisions first (lowest margin), SHOWN_ROWS at most."""
+    rows = (st or {}).get("rows", [])
+    if subset and subset != "all subsets":
+        rows = [r for r in rows if r[1] == subset]
+    if outcome in ("right", "wrong"):
+        rows = [r for r in rows if r[2] == outcome]
+    return rows[:SHOWN_ROWS]
+
+
+def _layout(config) -> SimpleNamespace:
+    t = SimpleNamespace()
+    gr.Markdown(
+        "Upload **preference pairs** (CSV, JSONL or Parquet) or name a Hugging Face data set: `prompt`, `chosen`, "
+        "`rejected` (RewardBench's layout, with `subset` and `id`), TRL's conversational layout, UltraFeedback-"
+        "binarized, Anthropic hh-rlhf transcripts, best-of-N (RewardBench 2: `chosen` and `rejected` as lists) and "
+        "RM-Bench (3 chosen x 3 rejected per prompt). Every row is checked first; other columns are ignored."
+    )
+    with gr.Row():
+        t.upload = gr.File(label="Preference pairs", file_types=[".csv", ".jsonl", ".parquet"], elem_id="eval-upload")
+        with gr.Column():
+            with gr.Row():
+                t.dataset = gr.Textbox(label="or a Hugging Face data set", placeholder="allenai/reward-bench",
+                                       elem_id="eval-dataset", scale=3)  # fmt: skip
+                t.split = gr.Textbox(label="split", value="train", elem_id="eval-split", scale=1, min_width=80)
+            with gr.Row():
+                t.columns = gr.Textbox(label="Your column names, if they differ", elem_id="eval-columns",
+                                       placeholder="prompt=question,chosen=good", scale=3)  # fmt: skip
+                t.layout = gr.Dropdown(LAYOUTS, value="", label="Layout", elem_id="eval-layout", scale=1,
+                                       min_width=120)  # fmt: skip
+            with gr.Row():
+                t.run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
+                t.stop = gr.Button("Stop", elem_id="eval-stop", scale=1)
+    t.state = gr.State(None)
+    t.summary = gr.Markdown(elem_id="eval-summary")
+    with gr.Row():
+        t.subsets = gr.Plot(label="Accuracy by subset", elem_id="plot-eval-subsets")
+        t.reliability = gr.Plot(label="Calibration", elem_id="plot-eval-reliability")
+    t.rm_bench = gr.Plot(label="RM-Bench", elem_id="plot-eval-rm-bench", visible=False)
+    t.margins = gr.Plot(label="Margins", elem_id="plot-eval-margins")
+    with gr.Row():
+        t.alone = gr.Plot(label="Objectives alone", elem_id="plot-eval-objectives")
+        t.decisions = gr.Plot(label="Contributions to right and wrong decisions", elem_id="plot-eval-decisions")
+    t.length = gr.Plot(label="Length", elem_id="plot-eval-length")
+    with gr.Group(elem_id="eval-fit"):
+        t.fit_summary = gr.Markdown(elem_id="eval-fit-summary")
+        t.fit_plot = gr.Plot(label="Fitted weights", elem_id="plot-eval-fit", visible=False)
+        t.fit_use = gr.Button("Try the fitted weights in Compare's what-if sliders", elem_id="eval-fit-use",
+                              interactive=False, size="sm")  # fmt: skip
+    gr.Markdown("### Every pair", elem_id="eval-pairs-title")
+    with gr.Row():
+        t.subset_filter = gr.Dropdown(["all subsets"], value="all subsets", label="Subset", elem_id="eval-subset")
+        t.outcome_filter = gr.Radio(["all", "right", "wrong"], value="all", label="Decision", elem_id="eval-outcome")
+    t.table = gr.Dataframe(headers=TABLE_COLUMNS, label="Pairs, most confident wrong decisions first (click a row)",
+                           elem_id="eval-table", interactive=False, wrap=True, max_height=420,
+                           column_widths=["24%", "20%", "13%", "15%", "14%", "14%"])  # fmt: skip
+    with gr.Row():
+        t.picked = gr.Markdown("Click a row to pick a pair.", elem_id="eval-picked")
+        t.open = gr.Button("Open in Compare", elem_id="eval-open", scale=0, min_width=160)
+    t.picked_id = gr.State(None)
+    with gr.Row():
+        t.table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False)
+        t.report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False)
+        t.rewardbench_file = gr.DownloadButton("RewardBench results (JSON)", value=None, interactive=False,
+                                               visible=False)  # fmt: skip
+    return t
 
 
 def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) -> None:
-    """`compare` is the Compare tab's handle: a wrong decision opens there, scored, with its full explanation."""
-    gr.Markdown(
-        "Upload **preference pairs** (CSV, JSONL or Parquet): `prompt`, `chosen`, `rejected`, optionally `subset` "
-        "and `id` (RewardBench's layout), or TRL's conversational layout (message lists). Every row is checked "
-        "first. The command line does the same for Hugging Face data sets: `python -m armorm_ui evaluate`."
-    )
-    with gr.Row():
-        upload = gr.File(label="Preference pairs", file_types=[".csv", ".jsonl", ".parquet"], elem_id="eval-upload")
-        with gr.Column():
-            columns = gr.Textbox(label="Your column names, if they differ", elem_id="eval-columns",
-                                 placeholder="prompt=question,chosen=good")  # fmt: skip
-            with gr.Row():
-                run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
-                stop = gr.Button("Stop", elem_id="eval-stop", scale=1)
-    state = gr.State(None)
-    summary = gr.Markdown(elem_id="eval-summary")
-    with gr.Row():
-        subsets = gr.Plot(label="Accuracy by subset", elem_id="plot-eval-subsets")
-        margins = gr.Plot(label="Margins", elem_id="plot-eval-margins")
-    with gr.Row():
-        alone = gr.Plot(label="Objectives alone", elem_id="plot-eval-objectives")
-        decisions = gr.Plot(label="Contributions to right and wrong decisions", elem_id="plot-eval-decisions")
-    length = gr.Plot(label="Length", elem_id="plot-eval-length")
-    with gr.Row():
-        wrong = gr.Dropdown([], label="Most confident wrong decisions", elem_id="eval-wrong", scale=3)
-        open_pair = gr.Button("Open in Compare", elem_id="eval-open", scale=1)
-    with gr.Row():
-        table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False)
-        report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False)
+    """`compare` is the Compare tab's handle: a pair opens there, scored, with its full explanation; fitted weights
+    go into its what-if sliders."""
+    t = _layout(config)
 
     @friendly
-    async def evaluated(path, column_text, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
-        if not path or not isinstance(path, str):
+    async def evaluated(path, dataset, split, column_text, layout, progress=gr.Progress()):  # noqa: B008
+        if path is not None and not isinstance(path, str):
             raise InputError("Choose a file of preference pairs first.")
-        out = await long_job(scorer, evaluate_file, scorer, path, column_text or "", config.limits(), config.max_rows,
-                                progress)  # fmt: skip
+        out = await long_job(scorer, evaluate_file, scorer, config, path, dataset or "", split or "train",
+                             column_text or "", layout or "", progress)  # fmt: skip
         found, frame = out["report"], out.pop("frame")
-        choices = wrong_choices(found)
+        st = {"name": out["name"], "texts": out["texts"], "offsets": out["offsets"],
+              "pairs": {p["pair_id"]: [p["group"], int(c), int(r)] for p, c, r in
+                        zip(found["per_pair"], frame["chosen_index"], frame["rejected_index"])},
+              "rows": [[p["pair_id"], p["subset"], "right" if p["right"] else "wrong", round(p["margin"], 5),
+                        round(p["probability"], 3), p["tokens_chosen"] - p["tokens_rejected"]]
+                       for p in sorted(found["per_pair"], key=lambda p: p["margin"])],
+              "multipliers": (found["fit"].get("what_if") or {}).get("multipliers")}  # fmt: skip
+        fitted = not found["fit"].get("error")
+        first = st["rows"][0][0] if st["rows"] else None
         return {
-            state: {"wrong": out["wrong"]},
-            summary: summary_text(found, out["name"]),
-            subsets: report_figures.subset_accuracy(found),
-            margins: report_figures.margins(frame),
-            alone: report_figures.objective_agreement(found),
-            decisions: report_figures.objective_decisions(found),
-            length: report_figures.length_effect(found, frame),
-            wrong: gr.update(choices=choices, value=choices[0][1] if choices else None),
-            table_file: gr.update(value=out["table"], interactive=True),
-            report_file: gr.update(value=out["report_file"], interactive=True),
-        }
+            t.state: st,
+            t.summary: summary_text(found, out["name"]),
+            t.subsets: report_figures.subset_accuracy(found),
+            t.reliability: report_figures.reliability(found),
+            t.rm_bench: gr.update(value=report_figures.rm_bench_matrix(found) if (found["prompts"] or {}).get(
+                "rm_bench") else None, visible=bool((found["prompts"] or {}).get("rm_bench"))),
+            t.margins: report_figures.margins(frame),
+            t.alone: report_figures.objective_agreement(found),
+            t.decisions: report_figures.objective_decisions(found),
+            t.length: report_figures.length_effect(found, frame),
+            t.fit_summary: fit_text(found),
+            t.fit_plot: gr.update(value=report_figures.fitted_weights(found) if fitted else None, visible=fitted),
+            t.fit_use: gr.update(interactive=fitted and st["multipliers"] is not None),
+            t.subset_filter: gr.update(choices=["all subsets", *sorted(found["subsets"])], value="all subsets"),
+            t.outcome_filter: "all",
+            t.table: table_rows(st, "all subsets", "all"),
+            t.picked_id: first,
+            t.picked: picked_text(first),
+            t.table_file: gr.update(value=out["table"], interactive=True),
+            t.report_file: gr.update(value=out["report_file"], interactive=True),
+            t.rewardbench_file: gr.update(value=out["rewardbench_file"], interactive=bool(out["rewardbench_file"]),
+                                          visible=bool(out["rewardbench_file"])),
+        }  # fmt: skip
 
-    outputs = [state, summary, subsets, margins, alone, decisions, length, wrong, table_file, report_file]
-    scoring = run.click(
-        evaluated, [upload, columns], outputs, api_visibility="private", concurrency_id="jobs", concurrency_limit=JOBS
-    )
-    stop.click(None, None, None, cancels=[scoring], api_visibility="private")
+    def cleared():
+        """A new file or data set: the old results and their downloads go, so nothing on screen is stale."""
+        return {t.state: None, t.summary: "", t.table: [], t.picked_id: None, t.picked: picked_text(None),
+                t.fit_use: gr.update(interactive=False),
+                **{b: gr.update(value=None, interactive=False) for b in (t.table_file, t.report_file)},
+                t.rewardbench_file: gr.update(value=None, visible=False)}  # fmt: skip
+
+    outputs = [t.state, t.summary, t.subsets, t.reliability, t.rm_bench, t.margins, t.alone, t.decisions, t.length,
+               t.fit_summary, t.fit_plot, t.fit_use, t.subset_filter, t.outcome_filter, t.table, t.picked_id, t.picked,
+               t.table_file, t.report_file, t.rewardbench_file]  # fmt: skip
+    scoring = t.run.click(evaluated, [t.upload, t.dataset, t.split, t.columns, t.layout], outputs,
+                          api_visibility="private", concurrency_id="jobs", concurrency_limit=JOBS)  # fmt: skip
+    t.stop.click(None, None, None, cancels=[scoring], api_visibility="private")
+    gr.on([t.upload.change, t.dataset.input], cleared, None,
+          [t.state, t.summary, t.table, t.picked_id, t.picked, t.fit_use, t.table_file, t.report_file,
+           t.rewardbench_file], api_visibility="private")  # fmt: skip
+    _wire_table(t, compare, tabs)
+
+
+def picked_text(pair_id: str | None) -> str:
+    return f"Picked: **{as_text(pair_id)}**" if pair_id else "Click a row to pick a pair."
+
+
+def _wire_table(t: SimpleNamespace, compare: SimpleNamespace, tabs: gr.Tabs) -> None:
+    gr.on([t.subset_filter.input, t.outcome_filter.input], table_rows, [t.state, t.subset_filter, t.outcome_filter],
+          t.table, api_visibility="private", show_progress="hidden")  # fmt: skip
+
+    def picked(evt: gr.SelectData):
+        pair_id = str(evt.row_value[0]) if evt.row_value else None
+        return {t.picked_id: pair_id, t.picked: picked_text(pair_id)}
+
+    t.table.select(picked, None, [t.picked_id, t.picked], api_visibility="private", show_progress="hidden")
 
     def opened(st, pair_id):
-        pair = next((w for w in (st or {}).get("wrong", []) if w["pair_id"] == pair_id), None)
-        if pair is None:
-            raise gr.Error("Evaluate a file first, then pick one of its wrong decisions.")
-        return compare.fill(pair["messages"], [pair["chosen"], pair["rejected"]], tabs)
+        if not st or not pair_id:
+            raise gr.Error("Evaluate a file first, then pick one of its pairs in the table.")
+        texts = pair_texts(st, pair_id)
+        subset = next((r[1] for r in st["rows"] if r[0] == pair_id), "")
+        origin = (f"Pair **{as_text(pair_id)}** ({as_text(subset)}) of {as_text(st['name'])}: **A is the chosen "
+                  "answer, B the rejected one.**")  # fmt: skip
+        return compare.fill(texts["messages"], [texts["chosen"], texts["rejected"]], tabs, origin,
+                            ["chosen", "rejected"])  # fmt: skip
 
     compare.score_after(
-        open_pair.click(
-            opened, [state, wrong], compare.fill_outputs(tabs), api_visibility="private", show_progress="hidden"
-        )  # fmt: skip
-    )
+        t.open.click(opened, [t.state, t.picked_id], compare.fill_outputs(tabs), api_visibility="private",
+                     show_progress="hidden"),
+        scroll=True,
+    )  # fmt: skip
+
+    def use_weights(st):
+        multipliers = (st or {}).get("multipliers")
+        if not multipliers:
+            raise gr.Error("Evaluate a file with enough pairs to fit weights first.")
+        gr.Info("The fitted weights are in Compare's what-if sliders: score a comparison there to see them re-rank.")
+        return {tabs: gr.Tabs(selected="compare"), **dict(zip(compare.sliders, multipliers))}
+
+    compare.redraw_after(
+        t.fit_use.click(use_weights, t.state, [tabs, *compare.sliders], api_visibility="private")
+    )  # fmt: skip

@@ -125,7 +125,7 @@ def views(state: dict, weights=None, a: int = 0, b: int = 1, only: tuple[str, ..
         "contributions": lambda: figures.contributions(result, labels),
         "helpsteer": lambda: figures.helpsteer(result, labels),
         "helpsteer_table": lambda: tables.helpsteer(result, labels),
-        "pairwise": lambda: figures.pairwise(result, a, b, labels),
+        "pairwise": lambda: pairwise_figure(result, labels, a, b),
         "top": lambda: tables.top_objectives(result, labels),
         "transform": lambda: figures.transform(result),
         "what_if": lambda: figures.what_if(result, weighted, labels),
@@ -148,6 +148,22 @@ def pair(state: dict, a_label, b_label) -> tuple[int, int]:
 
 def pair_heading(labels: list[str], a: int, b: int) -> str:
     return f"### Why {labels[a]} over {labels[b]}?"
+
+
+def pair_probability(scores, labels: list[str], a: int, b: int) -> str:
+    """The probability the model prefers candidate a to b, sigmoid(s_a - s_b), with its words, as plain text:
+    "P(C preferred to B) = 0.27: a clear preference for B" (nothing is favoured when it is close to a tie)."""
+    p = explain.preference_probability(float(scores[a]) - float(scores[b]))
+    words = explain.probability_words(p)
+    text = f"P({labels[a]} preferred to {labels[b]}) = {explain.probability_text(p)}: {words}"
+    return text if words == "close to a tie" else f"{text} for {labels[a] if p >= 0.5 else labels[b]}"
+
+
+def pairwise_figure(result: ScoreResult, labels: list[str], a: int, b: int):
+    """The "why A over B" chart (figures.pairwise) with the pair's preference probability under its title."""
+    fig = figures.pairwise(result, a, b, labels)
+    line = figures.literal(pair_probability(result.scores, labels, a, b))
+    return fig.update_layout(title_text=f"{fig.layout.title.text}<br><sup>{line}</sup>")
 
 
 def export_files(state: dict) -> tuple[str, str]:
