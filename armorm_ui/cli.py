@@ -436,6 +436,59 @@ def _positive(kind, zero: bool = False):
     return parse
 
 
+def read_decisions(path: Path):
+    """A per-pair table `evaluate` wrote (CSV, JSONL or Parquet): its right / wrong decisions (a pandas Series of
+    bools) by pair id."""
+    import pandas as pd
+
+    from .tables import unescape_formula
+
+    path = Path(path)
+    kind = {".csv": "csv", ".jsonl": "json", ".parquet": "parquet"}.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path.name}: give the .csv, .jsonl or .parquet table that `evaluate -o` wrote.")
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, usecols=["pair_id", "right"], dtype={"pair_id": str}, keep_default_na=False)
+            frame["pair_id"] = frame["pair_id"].map(unescape_formula)
+        elif kind == "json":
+            frame = pd.read_json(path, lines=True, dtype={"pair_id": str})[["pair_id", "right"]]
+        else:
+            frame = pd.read_parquet(path, columns=["pair_id", "right"])
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{path.name} is not a per-pair table of `evaluate` (pair_id and right columns): {e}") from e
+    if frame["pair_id"].duplicated().any():
+        raise InputError(f"{path.name} lists pair {frame['pair_id'][frame['pair_id'].duplicated()].iloc[0]} twice.")
+    return frame.set_index("pair_id")["right"].astype(bool)
+
+
+def compare_command(args) -> int:
+    """Two runs' decisions on the same pairs (two models, two settings): both accuracies, McNemar's exact test
+    and a bootstrap interval of the difference, over the pairs both tables have."""
+    from .paired import compare_rules
+
+    a, b = read_decisions(args.first), read_decisions(args.second)
+    shared = a.index.intersection(b.index)
+    if shared.empty:
+        raise InputError(f"{Path(args.first).name} and {Path(args.second).name} share no pair ids: compare runs "
+                         "over the same file.")  # fmt: skip
+    names = (Path(args.first).name, Path(args.second).name)
+    found = compare_rules(a[shared].to_numpy(), b[shared].to_numpy(), names=names, seed=args.seed)
+    left_out = len(a.index.union(b.index)) - len(shared)
+    found["left_out"] = left_out
+    m, i = found["mcnemar"], found["interval"]
+    extra = f" ({left_out} in one table only, left out)" if left_out else ""
+    print(f"{names[0]}: {found['a']['accuracy']:.3f}, {names[1]}: {found['b']['accuracy']:.3f} over {len(shared)} "
+          f"shared pairs{extra}; difference {found['difference']:+.3f} (95% bootstrap interval {i['low']:+.3f} to "
+          f"{i['high']:+.3f}); right in one run only: {m['only_a']} and {m['only_b']}, McNemar's exact p = "
+          f"{m['p_value']:.3g}", file=sys.stderr)  # fmt: skip
+    if args.output:
+        from .evaluation import write_report
+
+        write_report(found, args.output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     env = AppConfig.from_env()
     ap = argparse.ArgumentParser(prog="python -m armorm_ui", description="ArmoRM Explorer command line.")
@@ -473,7 +526,18 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--columns", default=None, help="pairs files: map column names, prompt=question,chosen=good,...")
     add_run_flags(pr, env)
     pr.set_defaults(run=probe_command, attribute=False)
+    cr = sub.add_parser("compare", help="two evaluate runs on the same pairs: McNemar's test and the difference")
+    cr.add_argument("first", help="a per-pair table written by evaluate -o")
+    cr.add_argument("second", help="another, over the same file")
+    cr.add_argument("-o", "--output", default=None, help="also write the comparison as JSON here")
+    cr.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
     args = ap.parse_args(argv)
+    if args.command == "compare":  # no model: only the two tables
+        try:
+            return compare_command(args)
+        except ArmoRMError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         config = replace(env, model=args.model, revision=args.revision, device=args.device, dtype=args.dtype,
                          max_rows=args.max_rows, api_candidates=args.max_candidates)  # fmt: skip

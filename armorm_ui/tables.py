@@ -93,6 +93,13 @@ def escape_formula(value):
     return value
 
 
+def unescape_formula(value):
+    """escape_formula undone, for a cell read back from a CSV this project wrote."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
 def to_csv(frame: pd.DataFrame) -> str:
     """RFC 4180 CSV that stays inert in a spreadsheet: formula-like cells escaped, and every cell holding a line
     break (CR or LF) quoted, since a spreadsheet starts a new row at a bare CR and would read what follows as a

@@ -66,3 +66,11 @@ def test_bench_fair_slot_runs(tmp_path, demo_dir):
     figures = bench_fair_slot.main(["--rows", "300", "--seconds", "3", "--model", str(demo_dir),
                                     "--json", str(tmp_path / "f.json")])  # fmt: skip
     assert figures["idle"]["calls"] >= 2 and figures["beside_jobs"]["calls"] >= 2 and figures["worst_ratio"] > 0
+
+
+def test_bench_evaluate_file_runs_resumes_and_recomputes_the_report(tmp_path):
+    import bench_evaluate_file
+
+    figures = bench_evaluate_file.main(["--pairs", "200", "--json", str(tmp_path / "f.json")])
+    assert figures["report_same_as_the_run"] and figures["fit_error"] is None and figures["report_s"] > 0
+    assert figures["saved_before_ctrl_c"] is None or 0 < figures["saved_before_ctrl_c"] < 200

@@ -125,15 +125,71 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     assert page.evaluate(CLIPPED_JS, "#evaluate-tab") == []
     page.screenshot(path=str(ARTIFACTS / "evaluate-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1300, "height": 1000})
-    # the first wrong decision opens in Compare, scored: the rejected answer (B) beats the chosen one (A)
+    # the table's first row, the most confident wrong decision, opens in Compare, scored, with the verdict in view
+    page.locator("#eval-outcome").get_by_label("wrong", exact=True).check()
+    first = page.locator("#eval-table tbody tr").first.locator("td").first
+    picked = first.inner_text().strip()
+    first.click()
+    page.wait_for_selector(f"#eval-picked:has-text({json.dumps(picked)})")
     page.click("#eval-open")
     page.wait_for_selector("#candidate-A textarea", state="visible")
-    picked = page.input_value("#eval-wrong input").split(" · ")[0]
     pair = next(r for r in rows if r["id"] == picked)
     assert page.input_value("#prompt textarea") == pair["prompt"]
     assert page.input_value("#candidate-A textarea") == pair["chosen"]
     assert page.input_value("#candidate-B textarea") == pair["rejected"]
+    origin = page.inner_text("#form-origin")
+    assert picked in origin and "A is the chosen answer, B the rejected one" in origin, origin
+    assert "chosen" in page.inner_text("#candidate-A label") and "rejected" in page.inner_text("#candidate-B label")
     page.wait_for_selector("#summary:has-text('B beats A')")
+    assert "probability" in page.inner_text("#summary")
+    page.wait_for_function(IN_VIEW_JS, arg="summary", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "evaluate-opened.png"))
+    assert not errors, errors
+
+
+IN_VIEW_JS = """(id) => { const r = document.getElementById(id)?.getBoundingClientRect();
+  return !!r && r.top >= 0 && r.top < window.innerHeight - 40; }"""
+
+
+def test_best_of_n_and_rm_bench_files_through_the_tab(browser, app_url, tmp_path):
+    """RewardBench 2's layout and RM-Bench's: their accuracies over prompts on the page, RM-Bench's matrix drawn,
+    RewardBench's results file offered for the first only; a pair of a best-of-N prompt opens with its answers."""
+    from .test_ui_evaluate import best_of_n_rows, rm_bench_rows
+
+    files = {}
+    for name, rows in (("rb2.jsonl", best_of_n_rows(10)), ("rm.jsonl", rm_bench_rows(8))):
+        files[name] = tmp_path / name
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.set_input_files("#eval-upload input[type=file]", str(files["rb2.jsonl"]))
+    page.click("#eval-run")
+    page.wait_for_selector("#eval-summary:has-text('of 16 prompts')")
+    assert "Ties subset, by RewardBench 2's own rule" in page.inner_text("#eval-summary")
+    page.wait_for_selector("#plot-eval-reliability .js-plotly-plot .main-svg")
+    assert page.locator("#plot-eval-rm-bench").is_hidden()
+    with page.expect_download() as download:
+        page.get_by_text("RewardBench results (JSON)").click()
+    assert set(json.loads(open(download.value.path()).read())) >= {"Factuality", "Ties", "model"}
+    page.locator("#eval-table tbody tr", has_text="tied:1/c3r2").locator("td").first.click()
+    page.wait_for_selector("#eval-picked:has-text('tied:1/c3r2')")
+    page.click("#eval-open")
+    page.wait_for_function("() => document.querySelector('#candidate-A textarea')?.value === '6'")
+    assert page.input_value("#candidate-B textarea") == "six"
+
+    page.get_by_role("tab", name="Evaluate").click()
+    page.click("#eval-upload button[aria-label=Clear]")
+    page.wait_for_function("() => !document.querySelector('#eval-summary')?.innerText.includes('prompts')")
+    page.set_input_files("#eval-upload input[type=file]", str(files["rm.jsonl"]))
+    page.click("#eval-run")
+    page.wait_for_selector("#eval-summary:has-text('RM-Bench: Easy')")
+    page.wait_for_selector("#plot-eval-rm-bench .js-plotly-plot .main-svg")
+    assert page.locator("#eval-summary").inner_text().count("of 8 prompts") == 1
+    assert page.locator("#plot-eval-rm-bench .heatmaplayer, #plot-eval-rm-bench .hm").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "evaluate-rm-bench.png"), full_page=True)
     assert not errors, errors
 
 

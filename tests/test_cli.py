@@ -684,3 +684,36 @@ def test_the_reports_statistics_are_scipys():
                 continue
             expected = stats.spearmanr(a, b)
             assert evaluation.spearman(a, b) == (float(expected.statistic), float(expected.pvalue))
+
+
+def test_compare_two_runs_on_the_same_pairs(tmp_path, capsys):
+    """`compare A B`: the decisions of two runs over the pairs both tables have, McNemar's exact test as
+    statsmodels computes it; tables that share nothing, or are not tables of evaluate, are refused clearly."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    from armorm_ui.cli import main
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random(120) < 0.7, rng.random(120) < 0.55
+    ids = [f"=p{i}" for i in range(120)]  # formula-like ids, escaped in the CSV, matched all the same
+    from armorm_ui.batch import write_results
+
+    write_results(pd.DataFrame({"pair_id": ids, "right": a, "margin": 0.0}), tmp_path / "a.csv")
+    write_results(
+        pd.DataFrame({"pair_id": ids[:100] + ["extra"], "right": list(b[:100]) + [True]}), tmp_path / "b.parquet"
+    )
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.parquet"), "-o", str(tmp_path / "c.json")]) == 0
+    err = capsys.readouterr().err
+    found = json.loads((tmp_path / "c.json").read_text())
+    assert found["pairs"] == 100 and found["left_out"] == 21 and "21 in one table only" in err
+    table = np.array(found["table"])
+    assert table.sum() == 100 and table[0, 0] == int((a[:100] & b[:100]).sum())
+    assert found["mcnemar"]["p_value"] == pytest.approx(mcnemar(table, exact=True).pvalue)
+    assert found["difference"] == pytest.approx(a[:100].mean() - b[:100].mean())
+    assert found["interval"]["low"] <= found["difference"] <= found["interval"]["high"]
+    pd.DataFrame({"pair_id": ["x"], "right": [True]}).to_csv(tmp_path / "x.csv", index=False)
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "x.csv")]) == 2
+    assert "share no pair ids" in capsys.readouterr().err
+    pd.DataFrame({"id": ["x"]}).to_csv(tmp_path / "y.csv", index=False)
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "y.csv")]) == 2
+    assert "not a per-pair table of `evaluate`" in capsys.readouterr().err

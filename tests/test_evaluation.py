@@ -220,3 +220,22 @@ def test_the_report_fits_weights_and_compares_the_rules_on_the_same_pairs():
     assert fit["what_if"]["multipliers"][5] > fit["what_if"]["multipliers"][3]
     few = evaluation.report(evaluation.pair_frame(pairs[:5], results[:5]))["fit"]
     assert "error" in few and "20" in few["error"]
+
+
+def test_weights_are_fitted_to_annotation_labels_too():
+    import pandas as pd
+
+    from armorm_ui.ui.evaluate import fit_text
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(30):
+        rewards = rng.normal(size=(2, 19))
+        coefficients = rng.random(19)
+        r = ScoreResult(rewards @ coefficients, rewards, coefficients, coefficients, np.eye(19), 5, np.array([9, 9]))
+        choice = int(rewards[1, 7] > rewards[0, 7])  # the annotator goes by objective 7
+        rows.append({"file_id": "f", "item_id": f"q{i}", "annotator": "ana", "choice": choice,
+                     "result": json.dumps(r.to_dict())})  # fmt: skip
+    found = evaluation.report(evaluation.label_pairs(pd.DataFrame(rows)))
+    assert found["fit"]["pairs"] == 30 and int(np.argmax(found["fit"]["weights"])) == 7
+    assert "held-out accuracy" in fit_text(found)

@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..evaluation import label_pairs, report
 from ..label_store import LOCK_WAIT_S, Annotator, DatabaseUnavailable, LabelStore, agreement, parse_ranking
 from ..scratch import scratch_folder
+from .evaluate import fit_text
 from .handlers import as_text, cancellable, friendly
 
 MAX_SHOWN = 16
@@ -394,6 +395,7 @@ def agreement_view(u: SimpleNamespace, frame: pd.DataFrame) -> dict:
             f"- As {o['n']} preference pairs (each choice against each other candidate): the model "
             f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})"
         )
+        lines.append("\n" + fit_text(found))  # the Evaluate tab's weights fitted to labels, here to these labels
     csv_path, json_path = labels_export(frame)
     return {
         u.agreement_text: "\n".join(lines),
