@@ -295,7 +295,7 @@ def fitted_weights(frame: pd.DataFrame, seed: int = 0) -> dict:
     rejected = frame[[f"{n}.rejected" for n in NAMES]].to_numpy()
     coefficients = frame[[f"{n}.coefficient" for n in NAMES]].to_numpy()
     try:
-        fit = fit_weights(chosen, rejected, frame["margin"].to_numpy(), coefficients, seed=seed)
+        fit = fit_weights(chosen, rejected, frame["margin"].to_numpy(), coefficients, seed, frame["group"].to_numpy())
     except ValueError as e:
         return {"error": str(e)}
     paired = fit["paired"]

@@ -70,11 +70,21 @@ def _inputs(chosen_rewards, rejected_rewards, model_margins, model_coefficients)
     return diff, margins, coef if coef.ndim == 1 else coef.mean(axis=0)
 
 
-def _folds(n: int, seed: int) -> np.ndarray:
-    """Fold of each pair: a seeded shuffle dealt round-robin, so the folds differ in size by at most one."""
-    fold = np.empty(n, dtype=int)
-    fold[np.random.default_rng(seed).permutation(n)] = np.arange(n) % FOLDS
-    return fold
+def _folds(n: int, seed: int, groups=None) -> np.ndarray:
+    """Fold of each pair: a seeded shuffle dealt round-robin, so the folds differ in size by at most one. With
+    `groups` (the prompt of each pair), whole groups are dealt instead: the pairs of one prompt share answers, and
+    a pair held out while another pair with its chosen answer was fitted would flatter the held-out accuracy."""
+    if groups is None:
+        fold = np.empty(n, dtype=int)
+        fold[np.random.default_rng(seed).permutation(n)] = np.arange(n) % FOLDS
+        return fold
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries for {n} pairs")
+    _, group = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    if group.max() + 1 < FOLDS:
+        raise ValueError(f"Fitting weights needs pairs from at least {FOLDS} prompts (one fold each); these pairs "
+                         f"come from {group.max() + 1}.")  # fmt: skip
+    return _folds(group.max() + 1, seed)[group]
 
 
 def _model(C: float):
@@ -171,12 +181,14 @@ def what_if_multipliers(fitted, model_mean) -> dict:
             "notes": _multiplier_notes(scales[best] * ratio, model_mean, fitted)}  # fmt: skip
 
 
-def fit_weights(chosen_rewards, rejected_rewards, model_margins, model_coefficients, seed: int = 0) -> dict:
+def fit_weights(chosen_rewards, rejected_rewards, model_margins, model_coefficients, seed: int = 0,
+                groups=None) -> dict:  # fmt: skip
     """Fit one weight per objective to labelled pairs and judge it on held-out pairs against the model's own rule.
 
     chosen_rewards, rejected_rewards: (n, 19); model_margins: (n,) the model's score_chosen - score_rejected;
     model_coefficients: (n, 19) per pair or (19,) already averaged. ValueError, with a message a user can act on,
-    for fewer than MIN_PAIRS pairs, mismatched shapes, non-finite values or pairs that never differ.
+    for fewer than MIN_PAIRS pairs, mismatched shapes, non-finite values or pairs that never differ. groups: the
+    prompt of each pair, so that cross-validation holds out whole prompts (pairs of one prompt share answers).
 
     Returns JSON-able {"pairs", "folds", "seed", "C", "grid" ([{"C", "log_loss"}], held-out), "objectives" (19
     names), "weights" (19, on raw reward differences, fitted on all pairs), "accuracy" ({"fitted", "model"}:
@@ -186,7 +198,7 @@ def fit_weights(chosen_rewards, rejected_rewards, model_margins, model_coefficie
     rms = np.sqrt(np.mean(diff**2, axis=0))
     scale = np.where(rms > 0, rms, 1.0)
     x = diff / scale
-    held_out = _held_out_margins(x, _folds(len(x), seed))
+    held_out = _held_out_margins(x, _folds(len(x), seed, groups))
     losses = np.logaddexp(0.0, -held_out).mean(axis=1)  # Bradley-Terry log-loss of the held-out pairs
     best = int(np.argmin(losses))
     weights = _fit(_model(GRID[best]), x) / scale

@@ -71,7 +71,8 @@ def card_scored(browser, app_url, width: int = 1300, height: int = 1000, respons
 
 CLIPPED_JS = """root => {
   const out = [], name = el => (el.closest('[id]') || {}).id;
-  const shown = el => el.offsetParent !== null;
+  // shown: laid out and visible (Gradio's table keeps invisible sizing rows)
+  const shown = el => el.offsetParent !== null && getComputedStyle(el).visibility === 'visible';
   // a table, a cell or a title whose content is wider than its box (hidden or behind a scroll bar)
   for (const el of document.querySelectorAll(root + ' *')) {
     const titled = 'table, .table-wrap, [data-testid=block-label], [data-testid=block-info], .label-wrap';

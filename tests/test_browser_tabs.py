@@ -111,10 +111,10 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
         page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg")
     summary = page.inner_text("#eval-summary")
     assert "of 16 pairs" in summary and "RewardBench sections" in summary
-    assert plot_data(page, "plot-eval-subsets") == [5]  # all pairs, and the four subsets
+    assert plot_data(page, "plot-eval-subsets") == [5, 5]  # all pairs and the four subsets: bars, length rule
     # a subset named with markup is drawn as its literal text: no link, no styling
     ticks = page.locator("#plot-eval-subsets .ytick text").all_text_contents()
-    assert link[:27] + "…" in ticks and big[:27] + "…" in ticks, ticks  # long names cut, in full when hovered
+    assert link[:27] + "… (n=2)" in ticks and big[:27] + "… (n=2)" in ticks, ticks  # cut, in full when hovered
     styled = "#plot-eval-subsets svg a, #plot-eval-subsets [style*='font-size:40px'], [style*='font-size: 40px']"
     assert page.locator(styled).count() == 0
     assert plot_data(page, "plot-eval-objectives") == [19]
@@ -127,7 +127,7 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     page.set_viewport_size({"width": 1300, "height": 1000})
     # the table's first row, the most confident wrong decision, opens in Compare, scored, with the verdict in view
     page.locator("#eval-outcome").get_by_label("wrong", exact=True).check()
-    first = page.locator("#eval-table tbody tr").first.locator("td").first
+    first = page.locator(FIRST_CELL)
     picked = first.inner_text().strip()
     first.click()
     page.wait_for_selector(f"#eval-picked:has-text({json.dumps(picked)})")
@@ -147,6 +147,8 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     assert not errors, errors
 
 
+FIRST_CELL = "#eval-table [role=row][data-index='0'] [role=gridcell]:first-child"
+"""The pair id of the table's first row (the table draws only the rows in view)."""
 IN_VIEW_JS = """(id) => { const r = document.getElementById(id)?.getBoundingClientRect();
   return !!r && r.top >= 0 && r.top < window.innerHeight - 40; }"""
 
@@ -157,7 +159,8 @@ def test_best_of_n_and_rm_bench_files_through_the_tab(browser, app_url, tmp_path
     from .test_ui_evaluate import best_of_n_rows, rm_bench_rows
 
     files = {}
-    for name, rows in (("rb2.jsonl", best_of_n_rows(10)), ("rm.jsonl", rm_bench_rows(8))):
+    best_of_n = best_of_n_rows(10)
+    for name, rows in (("rb2.jsonl", best_of_n), ("rm.jsonl", rm_bench_rows(8))):
         files[name] = tmp_path / name
         files[name].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     page = browser.new_page(viewport={"width": 1440, "height": 900})
@@ -174,11 +177,17 @@ def test_best_of_n_and_rm_bench_files_through_the_tab(browser, app_url, tmp_path
     with page.expect_download() as download:
         page.get_by_text("RewardBench results (JSON)").click()
     assert set(json.loads(open(download.value.path()).read())) >= {"Factuality", "Ties", "model"}
-    page.locator("#eval-table tbody tr", has_text="tied:1/c3r2").locator("td").first.click()
-    page.wait_for_selector("#eval-picked:has-text('tied:1/c3r2')")
+    picked = page.locator(FIRST_CELL).inner_text().strip()  # e.g. "tied:1/c2r1": prompt tied:1, chosen 2, rejected 1
+    page.locator(FIRST_CELL).click()
+    page.wait_for_selector(f"#eval-picked:has-text({json.dumps(picked)})")
+    group, places = picked.rsplit("/", 1)
+    chosen, rejected = (int(x) - 1 for x in places[1:].split("r"))
+    row = next(r for r in best_of_n if r["id"] == group)
     page.click("#eval-open")
-    page.wait_for_function("() => document.querySelector('#candidate-A textarea')?.value === '6'")
-    assert page.input_value("#candidate-B textarea") == "six"
+    page.wait_for_function("(t) => document.querySelector('#candidate-A textarea')?.value === t",
+                           arg=row["chosen"][chosen])  # fmt: skip
+    assert page.input_value("#candidate-B textarea") == row["rejected"][rejected]
+    assert page.input_value("#prompt textarea") == row["prompt"] and picked in page.inner_text("#form-origin")
 
     page.get_by_role("tab", name="Evaluate").click()
     page.click("#eval-upload button[aria-label=Clear]")

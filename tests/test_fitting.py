@@ -208,3 +208,14 @@ def test_malformed_inputs_are_refused(broken):
         chosen[3, 4] = np.nan
     with pytest.raises(ValueError):
         fitting.fit_weights(chosen, rejected, margins, coef)
+
+
+def test_the_pairs_of_one_prompt_are_held_out_together():
+    """Best-of-N and RM-Bench files give several pairs per prompt, sharing answers: a fold holds whole prompts."""
+    groups = np.repeat([f"q{k}" for k in range(23)], np.arange(23) % 4 + 1)
+    fold = fitting._folds(len(groups), 0, groups)
+    for g in set(groups):
+        assert len(set(fold[groups == g])) == 1
+    assert set(fold) == set(range(fitting.FOLDS))
+    with pytest.raises(ValueError, match="at least 5 prompts"):
+        fitting._folds(8, 0, ["a", "b", "c", "d"] * 2)

@@ -32,7 +32,10 @@ from .handlers import JOBS, as_text, friendly, long_job
 SHOWN_ROWS = 200
 """Rows of the pairs table shown at once (filters narrow them; the download has every pair)."""
 LAYOUTS = [("recognise it", ""), ("pairs", "pairs"), ("best-of-N", "best_of_n"), ("RM-Bench", "rm_bench")]
-TABLE_COLUMNS = ["pair", "subset", "outcome", "margin", "P(chosen)", "Δ tokens"]
+TABLE_COLUMNS = ["pair", "subset", "result", "Δ score", "P", "Δ len"]
+TABLE_LABEL = ("Pairs, most confident wrong decisions first; click a row. Δ score: the margin, chosen minus "
+               "rejected; P: the model's probability for the chosen answer; Δ len: chosen minus rejected length, in "
+               "tokens")  # fmt: skip
 
 
 def read_input(path: str | None, dataset: str, split: str, columns: str, layout: str, config):
@@ -198,9 +201,9 @@ def _layout(config) -> SimpleNamespace:
     with gr.Row():
         t.subset_filter = gr.Dropdown(["all subsets"], value="all subsets", label="Subset", elem_id="eval-subset")
         t.outcome_filter = gr.Radio(["all", "right", "wrong"], value="all", label="Decision", elem_id="eval-outcome")
-    t.table = gr.Dataframe(headers=TABLE_COLUMNS, label="Pairs, most confident wrong decisions first (click a row)",
+    t.table = gr.Dataframe(headers=TABLE_COLUMNS, label=TABLE_LABEL,
                            elem_id="eval-table", interactive=False, wrap=True, max_height=420,
-                           column_widths=["24%", "20%", "13%", "15%", "14%", "14%"])  # fmt: skip
+                           column_widths=["25%", "19%", "16%", "16%", "12%", "12%"])  # fmt: skip
     with gr.Row():
         t.picked = gr.Markdown("Click a row to pick a pair.", elem_id="eval-picked")
         t.open = gr.Button("Open in Compare", elem_id="eval-open", scale=0, min_width=160)
@@ -228,8 +231,8 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
         st = {"name": out["name"], "texts": out["texts"], "offsets": out["offsets"],
               "pairs": {p["pair_id"]: [p["group"], int(c), int(r)] for p, c, r in
                         zip(found["per_pair"], frame["chosen_index"], frame["rejected_index"])},
-              "rows": [[p["pair_id"], p["subset"], "right" if p["right"] else "wrong", round(p["margin"], 5),
-                        round(p["probability"], 3), p["tokens_chosen"] - p["tokens_rejected"]]
+              "rows": [[p["pair_id"], p["subset"], "right" if p["right"] else "wrong", round(p["margin"], 3),
+                        round(p["probability"], 2), p["tokens_chosen"] - p["tokens_rejected"]]
                        for p in sorted(found["per_pair"], key=lambda p: p["margin"])],
               "multipliers": (found["fit"].get("what_if") or {}).get("multipliers")}  # fmt: skip
         fitted = not found["fit"].get("error")
