@@ -308,6 +308,14 @@ def fitted_weights(frame: pd.DataFrame, seed: int = 0) -> dict:
                        "table": paired["table"], "mcnemar": paired["mcnemar"]}}  # fmt: skip
 
 
+def headline_accuracy(frame: pd.DataFrame, prompts: dict | None) -> float | None:
+    """The one number a file is judged by: the share of right pairs; for best-of-N files the share of prompts
+    whose chosen answer beats every rejected one; for RM-Bench its average of Easy, Normal and Hard."""
+    if prompts is None:
+        return accuracy(frame["right"])["accuracy"]
+    return prompts["rm_bench"]["average"] if prompts["rm_bench"] else prompts["accuracy"]["accuracy"]
+
+
 def report(frame: pd.DataFrame, meta: dict | None = None, layout: str = "pairs", seed: int = 0) -> dict:
     """Everything the Evaluate view shows, as JSON-able data, computed from the per-pair table alone: accuracy
     overall and per subset with the length baselines beside each, the model's preference probability per pair and
@@ -326,7 +334,7 @@ def report(frame: pd.DataFrame, meta: dict | None = None, layout: str = "pairs",
         "meta": meta or {},
         "layout": layout,
         "pairs": len(frame),
-        "accuracy": prompts["accuracy"]["accuracy"] if prompts else accuracy(frame["right"])["accuracy"],
+        "accuracy": headline_accuracy(frame, prompts),
         "overall": accuracy(frame["right"]),
         "baselines": baselines(frame),
         "subsets": subsets,
@@ -374,7 +382,10 @@ def evaluation_summary(result: dict) -> str:
     o, length = result["overall"], result["baselines"]["length_only"]
     text = (f"accuracy {o['accuracy']:.3f} ({o['right']} of {o['n']} pairs, 95% interval {o['low']:.3f}-"
             f"{o['high']:.3f}; pick-the-longer rule {length['accuracy']:.3f})")  # fmt: skip
-    if result["prompts"]:
+    rm = (result["prompts"] or {}).get("rm_bench")
+    if rm:
+        text += f", RM-Bench easy {rm['easy']:.3f} normal {rm['normal']:.3f} hard {rm['hard']:.3f}"
+    elif result["prompts"]:
         p = result["prompts"]["accuracy"]
         text += f", {p['accuracy']:.3f} over {p['n']} prompts"
     return text + f", ECE {result['ece']:.3f}"

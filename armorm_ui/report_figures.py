@@ -96,8 +96,10 @@ def margins(frame) -> go.Figure:
                                        hovertemplate="margin %{x}: %{y} pairs<extra>" + name + "</extra>"),
                           row=row, col=1)  # fmt: skip
     lowest = float(min(frame["margin"].min(), 0))
-    fig.update_layout(base_figure([], "Score margin, chosen minus rejected, by subset", 140 + 150 * len(groups),
-                                  barmode="overlay").layout)  # fmt: skip
+    fig.update_layout(base_figure([], "Margins by subset", 190 + 150 * len(groups), barmode="overlay").layout)
+    # the legend under the last axis and its title, clear of the subplot titles: about 60 px below the plot area
+    fig.update_layout(legend={"yanchor": "top", "y": -60 / (150 * len(groups))}, margin={"b": 84})
+    fig.update_xaxes(title_text="chosen minus rejected score", row=len(groups), col=1)
     fig.update_xaxes(GRID)
     fig.update_yaxes(GRID)
     fig.add_vrect(x0=lowest, x1=0, fillcolor=WRONG, opacity=0.07, line_width=0)
@@ -137,15 +139,23 @@ def rm_bench_matrix(report: dict) -> go.Figure:
     rm = report["prompts"]["rm_bench"]
     styles = list(rm["styles"])
     z = rm["matrix"]
-    heat = go.Heatmap(z=z, x=[f"rejected: {s}" for s in styles], y=[f"chosen: {s}" for s in styles], zmin=0, zmax=1,
-                      colorscale="RdYlGn", text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
-                      hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>", showscale=False)  # fmt: skip
+    carried = [[", ".join(cell) or "none" for cell in row] for row in rm["wrong_objectives"]]
+    short = [STYLE_NAMES.get(s, s) for s in styles]
+    heat = go.Heatmap(z=z, x=short, y=short, zmin=0, zmax=1, colorscale="RdYlGn", showscale=False,
+                      text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}", customdata=carried,
+                      hovertemplate="chosen %{y}, rejected %{x}: %{z:.1%} right<br>wrong decisions carried by: "
+                                    "%{customdata}<extra></extra>")  # fmt: skip
     return base_figure(
         [heat],
-        f"RM-Bench: Easy {rm['easy']:.1%} · Normal {rm['normal']:.1%} · Hard {rm['hard']:.1%}",
-        340,
-        yaxis={"autorange": "reversed"},
+        "RM-Bench: accuracy by style",
+        360,
+        xaxis={"title": {"text": "rejected answer's style"}, "side": "bottom", "showgrid": False},
+        yaxis={"title": {"text": "chosen answer's style"}, "autorange": "reversed", "showgrid": False},
     )
+
+
+STYLE_NAMES = {"concise": "concise", "detailed plain": "plain", "detailed markdown": "markdown"}
+"""RM-Bench's styles as the matrix labels them (concise, detailed plain text, detailed markdown)."""
 
 
 def fitted_weights(report: dict) -> go.Figure:

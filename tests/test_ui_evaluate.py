@@ -123,7 +123,8 @@ def test_an_rm_bench_file_gives_its_easy_normal_hard(tmp_path, fake_scorer):
     np.testing.assert_allclose(rm["matrix"], leaderboards.rm_bench(chosen, rejected)["matrix"])
     assert len(rm["wrong_objectives"]) == 3 and all(len(row) == 3 for row in rm["wrong_objectives"])
     assert found["pairs"] == 9 * len(rows) and out["rewardbench_file"] is None
-    assert "RM-Bench: Easy" in summary_text(found, "rm.jsonl")
+    assert "**RM-Bench** (the mean of its four domains): Easy" in summary_text(found, "rm.jsonl")
+    assert found["accuracy"] == pytest.approx(np.mean([theirs["easy_acc"], theirs["normal_acc"], theirs["hard_acc"]]))
 
 
 def test_the_table_filters_and_the_fit_speaks(tmp_path, fake_scorer):

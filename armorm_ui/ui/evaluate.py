@@ -104,15 +104,25 @@ def summary_text(found: dict, name: str) -> str:
     text += (f"; on the {matched['n']} pairs of about the same length (within 10%) the model gets "
              f"{matched['accuracy']:.1%}." if matched["n"] else ".")  # fmt: skip
     prompts = found["prompts"]
-    if prompts:
+    if prompts and prompts.get("rm_bench"):
+        rm = prompts["rm_bench"]
+        how = ("the mean of its four domains" if rm["by_domain"] else
+               f"pooled over the {prompts['accuracy']['n']} prompts: not every domain of RM-Bench is here")  # fmt: skip
+        text += (f"\n\n**RM-Bench** ({how}): Easy **{rm['easy']:.1%}**, Normal **{rm['normal']:.1%}**, Hard "
+                 f"**{rm['hard']:.1%}** (in its matrix of styles: Easy below the diagonal, Normal on it, Hard above); "
+                 "all three chosen answers above all three rejected in "
+                 f"{prompts['accuracy']['accuracy']:.1%} of the prompts.")  # fmt: skip
+    elif prompts:
         p = prompts["accuracy"]
         text += (f"\n\n**{p['accuracy']:.1%}** of {p['n']} prompts: the chosen answer above every rejected one "
                  "(RewardBench 2's best-of-N rule).")  # fmt: skip
         if prompts.get("ties"):
             text += f" Ties subset, by RewardBench 2's own rule: {prompts['ties']['score']:.1%}."
-        if prompts.get("rm_bench"):
-            rm = prompts["rm_bench"]
-            text += f" RM-Bench: Easy {rm['easy']:.1%}, Normal {rm['normal']:.1%}, Hard {rm['hard']:.1%}."
+        rb2 = prompts.get("rewardbench2")
+        if rb2 and rb2["overall"] is not None:
+            text += f" RewardBench 2 score (the mean of its six subsets): **{rb2['overall']:.1%}**."
+    for note in (prompts or {}).get("notes", []):
+        text += f"\n\n*{as_text(note)}*"
     rb = found["rewardbench"]
     if rb:
         parts = [f"{k} {v:.1%}" for k, v in rb["sections"].items() if v is not None]
@@ -192,7 +202,7 @@ def _layout(config) -> SimpleNamespace:
         t.alone = gr.Plot(label="Objectives alone", elem_id="plot-eval-objectives")
         t.decisions = gr.Plot(label="Contributions to right and wrong decisions", elem_id="plot-eval-decisions")
     t.length = gr.Plot(label="Length", elem_id="plot-eval-length")
-    with gr.Group(elem_id="eval-fit"):
+    with gr.Column(elem_id="eval-fit"):
         t.fit_summary = gr.Markdown(elem_id="eval-fit-summary")
         t.fit_plot = gr.Plot(label="Fitted weights", elem_id="plot-eval-fit", visible=False)
         t.fit_use = gr.Button("Try the fitted weights in Compare's what-if sliders", elem_id="eval-fit-use",
