@@ -177,6 +177,15 @@ def test_best_of_n_and_rm_bench_files_through_the_tab(browser, app_url, tmp_path
     with page.expect_download() as download:
         page.get_by_text("RewardBench results (JSON)").click()
     assert set(json.loads(open(download.value.path()).read())) >= {"Factuality", "Ties", "model"}
+    # the weights fitted to these labels go into Compare's what-if sliders
+    with page.expect_download() as download:
+        page.get_by_text("Download report (JSON)").click()
+    multipliers = json.loads(open(download.value.path()).read())["fit"]["what_if"]["multipliers"]
+    page.click("#eval-fit-use")
+    page.wait_for_selector("[id^=weight-] input[type=number]", state="visible")
+    shown = page.evaluate("() => [...document.querySelectorAll('[id^=weight-] input[type=number]')].map(i => +i.value)")
+    assert shown == pytest.approx(multipliers) and len(set(shown)) > 1, shown
+    page.get_by_role("tab", name="Evaluate").click()
     picked = page.locator(FIRST_CELL).inner_text().strip()  # e.g. "tied:1/c2r1": prompt tied:1, chosen 2, rejected 1
     page.locator(FIRST_CELL).click()
     page.wait_for_selector(f"#eval-picked:has-text({json.dumps(picked)})")

@@ -144,3 +144,42 @@ def test_the_table_filters_and_the_fit_speaks(tmp_path, fake_scorer):
     assert "held-out accuracy" in text and "McNemar" in text
     few = evaluate_file(fake_scorer, AppConfig(), write_jsonl(tmp_path / "few.jsonl", best_of_n_rows(1)[:1]))
     assert "not fitted" in fit_text(few["report"])
+
+
+HH_CHOSEN = "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: What is {k}+2?\n\nAssistant: {a}."
+
+
+@pytest.mark.parametrize("layout", ["ultrafeedback", "hh-rlhf", "saved data set"])
+def test_each_layout_gives_the_scores_score_gives(layout, tmp_path, fake_scorer):
+    """UltraFeedback-binarized (message lists, extra columns), hh-rlhf transcripts and a data set saved with
+    save_to_disk: every pair's scores are those of scoring its conversation and two answers directly."""
+    expected = []  # (messages, chosen, rejected)
+    rows = []
+    for k in range(6):
+        if layout == "hh-rlhf":
+            rows.append({"chosen": HH_CHOSEN.format(k=k, a=k + 2), "rejected": HH_CHOSEN.format(k=k, a=k + 3)})
+            messages = [{"role": "user", "content": "Hi"},
+                        {"role": "assistant", "content": "Hello! How can I help?"},
+                        {"role": "user", "content": f"What is {k}+2?"}]  # fmt: skip
+            expected.append((messages, f"{k + 2}.", f"{k + 3}."))
+        else:
+            user = {"role": "user", "content": f"Name {k} colours."}
+            good, bad = f"Red and {k} more.", "No."
+            rows.append({"prompt": user["content"], "prompt_id": f"h{k}", "score_chosen": 8.0, "score_rejected": 4.5,
+                         "chosen": [user, {"role": "assistant", "content": good}],
+                         "rejected": [user, {"role": "assistant", "content": bad}], "messages": [user]})  # fmt: skip
+            expected.append(([user], good, bad))
+    if layout == "saved data set":
+        import datasets
+
+        datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+        out = evaluate_file(fake_scorer, AppConfig(), None, str(tmp_path / "saved"), "train")
+    else:
+        out = evaluate_file(fake_scorer, AppConfig(), write_jsonl(tmp_path / "data.jsonl", rows))
+    found = out["report"]
+    assert found["pairs"] == 6 and found["layout"] == "pairs"
+    for row, (messages, chosen, rejected) in zip(found["per_pair"], expected):
+        s = fake_scorer.score(messages, [chosen, rejected]).scores
+        assert (row["score_chosen"], row["score_rejected"]) == pytest.approx((s[0], s[1]))
+    if layout != "hh-rlhf":
+        assert any("Ignored" in note for note in found["meta"]["notes"])

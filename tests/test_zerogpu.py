@@ -121,16 +121,17 @@ def test_every_way_in_goes_through_the_gpu_function(zero, scorer, tmp_path):
     out, _ = score_file(zero, str(path), "CSV", Limits(), 100)
     assert len(gpu.calls) == 3
     expected, _ = score_file(scorer, str(path), "CSV", Limits(), 100)
-    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(expected), atol=1e-6)
+    # native scales multiply rewards by up to 5: 2e-7 apart in a reward is 1e-6 on the scale (isclose: atol or rtol)
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(expected), atol=1e-5)
     # evaluation pairs too
+    from armorm_ui.config import AppConfig
     from armorm_ui.ui.evaluate import evaluate_file
 
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(f'{{"prompt": "q{i}", "chosen": "yes {i}", "rejected": "no"}}\n' for i in range(4)))
-    report = evaluate_file(zero, str(pairs), "", Limits(), 100)
+    report = evaluate_file(zero, AppConfig(), str(pairs))
     assert len(gpu.calls) == 4 and gpu.failed == 0
-    pd.testing.assert_frame_equal(report["frame"], evaluate_file(scorer, str(pairs), "", Limits(), 100)["frame"],
-                                  atol=1e-6)  # fmt: skip
+    pd.testing.assert_frame_equal(report["frame"], evaluate_file(scorer, AppConfig(), str(pairs))["frame"], atol=1e-6)
 
 
 def test_token_attribution_goes_through_the_gpu_function(zero, scorer):
