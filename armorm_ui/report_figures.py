@@ -68,7 +68,7 @@ def subset_accuracy(report: dict) -> go.Figure:
         [bar, length],
         "Picks the chosen response",
         max(260, 110 + 28 * len(rows)),
-        xaxis={"range": [0, 1], "tickformat": ".0%"},
+        xaxis={"range": [0, 1.03], "tickvals": [0, 0.2, 0.4, 0.6, 0.8, 1], "tickformat": ".0%"},
         yaxis={"autorange": "reversed", "type": "category"},
     )
 
