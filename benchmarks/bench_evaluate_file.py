@@ -4,11 +4,10 @@ baselines, calibration with its temperature fit, weights fitted to the labels wi
 recomputed from the written per-pair table alone, and timed.
 
     python benchmarks/bench_evaluate_file.py              # 3,000 pairs; writes bench_evaluate_file.json
-
-The figures in the README are benchmarks/evaluate_file_results.json.
     python benchmarks/bench_evaluate_file.py --pairs 500  # smaller
 
-Prints the wall time of each run, the scoring rate, the report's time and its share of the whole run.
+Prints the wall time of each run, the scoring rate, the report's time and its share of the whole run. The figures in
+the README are benchmarks/evaluate_file_results.json.
 """
 
 from __future__ import annotations
