@@ -183,3 +183,14 @@ def test_each_layout_gives_the_scores_score_gives(layout, tmp_path, fake_scorer)
         assert (row["score_chosen"], row["score_rejected"]) == pytest.approx((s[0], s[1]))
     if layout != "hh-rlhf":
         assert any("Ignored" in note for note in found["meta"]["notes"])
+
+
+def test_a_hub_name_without_the_hub_says_what_to_do(tmp_path, fake_scorer):
+    from armorm_ui.errors import InputError
+
+    with pytest.raises(InputError) as e:  # the tests run with HF_HUB_OFFLINE=1 (conftest)
+        evaluate_file(fake_scorer, AppConfig(), None, "allenai/reward-bench-2", "test")
+    assert "Could not reach the Hugging Face Hub to load allenai/reward-bench-2" in str(e.value)
+    assert "save_to_disk" in str(e.value)  # what to do instead
+    with pytest.raises(InputError, match="Choose a file of preference pairs, or name a Hugging Face data set"):
+        evaluate_file(fake_scorer, AppConfig(), None, "  ", "train")
