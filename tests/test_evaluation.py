@@ -3,10 +3,7 @@ section scores against RewardBench's own code."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +12,8 @@ import pytest
 from armorm_ui import evaluation
 from armorm_ui.objectives import NAMES
 from armorm_ui.results import ScoreResult
+
+from .rewardbench_code import rewardbench_code
 
 
 @dataclass
@@ -92,31 +91,6 @@ def test_length_bias_is_found_when_the_model_prefers_longer_answers():
     assert report["length"]["chosen_longer"]["accuracy"] == 1.0
     assert report["length"]["chosen_shorter"]["accuracy"] == 0.0
     assert report["overall"]["accuracy"] == 0.5
-
-
-def rewardbench_code():
-    """RewardBench's constants and calculate_scores_per_section, loaded from the installed package's files without
-    importing its package (which pulls in model zoos and fastchat)."""
-    spec = importlib.util.find_spec("rewardbench")
-    if spec is None:
-        pytest.fail("rewardbench is not installed: pip install --no-deps -r requirements-dev-nodeps.txt")
-    folder = spec.submodule_search_locations[0]
-    stubs = {"fastchat": types.ModuleType("fastchat"), "fastchat.conversation": types.ModuleType("fc"),
-             "rewardbench": types.ModuleType("rewardbench"), "rewardbench.models": types.ModuleType("rbm")}  # fmt: skip
-    stubs["fastchat.conversation"].Conversation = object
-    stubs["rewardbench.models"].REWARD_MODEL_CONFIG = {}
-    saved = {k: sys.modules.get(k) for k in stubs}
-    sys.modules.update(stubs)
-    try:
-        modules = {}
-        for name in ("constants", "utils"):
-            s = importlib.util.spec_from_file_location(f"rewardbench.{name}", f"{folder}/{name}.py")
-            modules[name] = importlib.util.module_from_spec(s)
-            s.loader.exec_module(modules[name])
-    finally:
-        for k, v in saved.items():
-            sys.modules.pop(k, None) if v is None else sys.modules.__setitem__(k, v)
-    return modules["constants"], modules["utils"]
 
 
 def test_rewardbench_sections_equal_rewardbench_own_code():

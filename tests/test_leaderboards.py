@@ -3,41 +3,21 @@ package (0.1.4, the v2 release), RM-Bench's compute_accuracy as a literal transc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
 
 from armorm_ui import leaderboards as lb
 
+from .rewardbench_code import rewardbench_code
+
 
 @pytest.fixture(scope="module")
 def rb_utils():
-    """rewardbench/utils.py of the installed package, loaded from its file without importing the package (which
-    pulls in model zoos and fastchat)."""
-    spec = importlib.util.find_spec("rewardbench")
-    if spec is None:
-        pytest.fail("rewardbench is not installed: pip install --no-deps -r requirements-dev-nodeps.txt")
-    stubs = {"fastchat": types.ModuleType("fastchat"), "fastchat.conversation": types.ModuleType("fc"),
-             "rewardbench": types.ModuleType("rewardbench"), "rewardbench.models": types.ModuleType("rbm")}  # fmt: skip
-    stubs["fastchat.conversation"].Conversation = object
-    stubs["rewardbench.models"].REWARD_MODEL_CONFIG = {}
-    saved = {k: sys.modules.get(k) for k in stubs}
-    sys.modules.update(stubs)
-    try:
-        s = importlib.util.spec_from_file_location(
-            "rewardbench.utils", f"{spec.submodule_search_locations[0]}/utils.py"
-        )
-        utils = importlib.util.module_from_spec(s)
-        s.loader.exec_module(utils)
-    finally:
-        for k, v in saved.items():
-            sys.modules.pop(k, None) if v is None else sys.modules.__setitem__(k, v)
-    return utils
+    """rewardbench/utils.py of the installed package."""
+    return rewardbench_code()[1]
 
 
 def bon_data(rng, n: int, grid: bool):
