@@ -99,10 +99,10 @@ def label_pairs(labels: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for label in labels.itertuples():
         result = ScoreResult.from_dict(json.loads(label.result) if isinstance(label.result, str) else label.result)
+        item = f"{getattr(label, 'file_id', '')}/{label.item_id}"  # the group: one item's pairs share answers
         for k in range(result.n):
             if k != label.choice:
-                pair_id = f"{getattr(label, 'file_id', '')}/{label.item_id}/{k}"
-                rows.append(_row(pair_id, str(label.annotator), result, int(label.choice), k))
+                rows.append(_row(f"{item}/{k}", str(label.annotator), result, int(label.choice), k, group=item))
     return pd.DataFrame(rows)
 
 

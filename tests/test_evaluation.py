@@ -137,6 +137,7 @@ def test_annotation_labels_share_the_analysis():
         expected += [(scores[choice] > scores[k], rewards[choice] > rewards[k]) for k in range(3) if k != choice]
     frame = evaluation.label_pairs(pd.DataFrame(rows))
     assert len(frame) == 6 and set(frame["subset"]) == {"ana"}
+    assert list(frame["group"]) == ["f/q0", "f/q0", "f/q1", "f/q1", "f/q2", "f/q2"]  # an item's pairs held out together
     report = evaluation.report(frame)
     assert report["overall"]["accuracy"] == pytest.approx(np.mean([right for right, _ in expected]))
     alone = np.mean([better for _, better in expected], axis=0)
