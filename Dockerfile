@@ -2,6 +2,9 @@
 #   docker build -t armorm-explorer .
 #   docker run --gpus all -p 7860:7860 -v armorm-cache:/home/app/.cache -v armorm-data:/home/app/data \
 #     -e ARMORM_MODEL=RLHFlow/ArmoRM-Llama3-8B-v0.1 armorm-explorer
+# With podman: `podman build --format docker` (its default, OCI, drops HEALTHCHECK), and `podman run --device
+# nvidia.com/gpu=all` in place of `--gpus all`, after `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`.
+# torch 2.13.0's CUDA build is for CUDA 13.0: the host needs NVIDIA driver 580 or later (README, Container).
 # BASE is any image with Python 3.11 or later and its venv module: python:3.11-slim from a registry, or Debian
 # bookworm made from Debian's packages alone (scripts/build_image.sh, which also builds with podman).
 ARG BASE=python:3.11-slim

@@ -21,4 +21,6 @@ VOLUMES=()
 for path in /etc/pip.conf /etc/xdg/pip /etc/ssl/certs/ca-certificates.crt /opt/wheels /opt/pypi /opt/pypi-more; do
   if [ -e "$path" ]; then VOLUMES+=(-v "$path:$path:ro"); fi
 done
-podman build --isolation chroot --build-arg "BASE=$BASE" "${VOLUMES[@]}" -t "$TAG" .
+# Docker's image format: podman's default, OCI, has no place for HEALTHCHECK and drops it with a warning
+# (podman-build(1), --format: https://docs.podman.io/en/latest/markdown/podman-build.1.html)
+podman build --format docker --isolation chroot --build-arg "BASE=$BASE" "${VOLUMES[@]}" -t "$TAG" .
