@@ -86,7 +86,7 @@ def margins(frame) -> go.Figure:
     if len(counts) > len(named):
         groups.append((f"{len(counts) - len(named)} other subsets", ~frame["subset"].isin(named)))
     right = frame["right"].astype(bool)
-    titles = [f"{literal(short(str(name), 28))} (n={int(mask.sum())})" for name, mask in groups]
+    titles = [f"{short(str(name), 28)} (n={int(mask.sum())})" for name, mask in groups]
     fig = make_subplots(rows=len(groups), cols=1, subplot_titles=titles, shared_xaxes=True,
                         vertical_spacing=min(0.12, 0.5 / max(1, len(groups))))  # fmt: skip
     for row, (_, mask) in enumerate(groups, start=1):

@@ -3,6 +3,8 @@ the user's file is shown as typed."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
 from armorm_ui import evaluation, probing, report_figures
@@ -44,6 +46,10 @@ def test_subsets_pair_ids_and_file_names_are_shown_as_typed():
     report = evaluation.report(frame)
     assert_literal(report_figures.subset_accuracy(report))
     assert_literal(report_figures.length_effect(report, frame))  # the ids on hover
+    margins = report_figures.margins(frame)
+    assert_literal(margins, names=[])  # subplot titles: names cut to 28 characters, no markup
+    titles = sorted(html.unescape(a.text).rsplit(" (n=", 1)[0] for a in margins.layout.annotations)
+    assert titles == sorted(name[:27] + "…" if len(name) > 28 else name for name in EVIL)  # escaped once, not twice
     found = probing.probe_report(OUTCOMES, PROBES, pairs=True)
     for make in (report_figures.probe_deltas, report_figures.probe_parts, report_figures.probe_flips):
         for name in EVIL:
