@@ -393,11 +393,16 @@ def evaluation_summary(result: dict) -> str:
 
 def write_report(found: dict, path) -> None:
     """The report as JSON (strict: no NaN), written under a temporary name and renamed, so it is whole or absent."""
+    _write_whole(path, json.dumps(found, indent=2, allow_nan=False))
+
+
+def _write_whole(path, text: str) -> None:
+    """Write under a temporary name, then rename: the file is whole or absent."""
     from pathlib import Path
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(found, indent=2, allow_nan=False), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 
 
@@ -415,13 +420,8 @@ def rewardbench_subset_scores(found: dict) -> dict[str, float] | None:
 def write_rewardbench_results(found: dict, path) -> bool:
     """RewardBench's own results file (leaderboards.results_json) for a RewardBench file, written whole or not at
     all; False, and nothing written, for any other file."""
-    from pathlib import Path
-
     scores = rewardbench_subset_scores(found)
     if scores is None:
         return False
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(leaderboards.results_json(found["meta"].get("model") or "demo", scores), encoding="utf-8")
-    tmp.replace(path)
+    _write_whole(path, leaderboards.results_json(found["meta"].get("model") or "demo", scores))
     return True
