@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
+from .explain import candidate_label
 
 ROLES = ("system", "user", "assistant")
 GATING_PATTERN = (128009, 128006, 78191, 128007, 271)
@@ -150,7 +151,7 @@ class ChatEncoder:
             total = p + len(ids)
             if total > self.max_tokens:
                 raise InputError(
-                    f"Candidate {k + 1} makes the conversation {total} tokens long "
+                    f"Candidate {candidate_label(k)} makes the conversation {total} tokens long "
                     f"(conversation {p} + response {len(ids)}); the limit is {self.max_tokens}. "
                     "Shorten the prompt or the response; nothing is truncated silently."
                 )

@@ -152,7 +152,7 @@ def probe_answer(scorer, messages, candidates: list[str], index: int = 0, probes
     conversation-side edits together in one more (all candidates under each edited conversation). `base`: the request's
     result when already scored (else it is scored here, from the cache when it was)."""
     if not 0 <= index < len(candidates):
-        raise InputError(f"Candidate {index + 1} does not exist; there are {len(candidates)} candidates.")
+        raise InputError(f"Candidate {candidate_label(index)} does not exist; there are {len(candidates)} candidates.")
     base = base or scorer.score(messages, candidates, should_stop)
     messages = scorer.prepare(messages, candidates).messages
     answer = candidates[index]

@@ -57,15 +57,33 @@ def plot_data(page, elem_id: str):
     )
 
 
-def card_scored(browser, app_url, width: int = 1300, height: int = 1000, responses=CARD_RESPONSES):
-    """A new page at this size with the model card's example typed in and Score pressed."""
-    page = browser.new_page(viewport={"width": width, "height": height})
+def open_app(page, app_url: str) -> None:
+    """Open the app and wait for its first screen (the example, scored when the page opens) to be filled in: typing
+    before that would race the page's own filling of the form."""
     page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    page.wait_for_function("() => document.getElementById('results')?.dataset.runs")
+
+
+def runs(page) -> int:
+    """How many times the Compare tab's results have been filled (the first screen counts one)."""
+    return int(page.evaluate("document.getElementById('results')?.dataset.runs || 0"))
+
+
+def press_score(page, before: int | None = None) -> None:
+    """Press Score candidates and wait until the results answer it (not the ones on screen already)."""
+    before = runs(page) if before is None else before
+    page.click("#score-button")
+    page.wait_for_function("n => Number(document.getElementById('results').dataset.runs) > n", arg=before)
+
+
+def card_scored(browser, app_url, width: int = 1300, height: int = 1000, responses=CARD_RESPONSES):
+    """A new page at this size with the model card's example typed in and Score pressed (and answered)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    open_app(page, app_url)
     page.fill("#prompt textarea", CARD_PROMPT)
     for letter, text in zip("ABC", responses):
         page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
+    press_score(page)
     return page
 
 
@@ -115,13 +133,11 @@ def example_scored(browser, app_url, width: int, height: int, name: str | None =
     examples = json.loads((Path(__file__).resolve().parent.parent / "assets" / "examples.json").read_text("utf-8"))
     example = next(e for e in examples if e["name"] == name) if name else examples[0]
     page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    open_app(page, app_url)
     page.get_by_label("Start from an example").click()
     page.get_by_role("option", name=example["name"], exact=True).click()
     page.wait_for_function("t => document.querySelector('#prompt textarea').value === t", arg=example["prompt"])
-    page.click("#score-button")
-    page.wait_for_selector("#plot-scores .js-plotly-plot .main-svg")
+    press_score(page)
     return page, example
 
 

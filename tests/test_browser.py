@@ -18,7 +18,9 @@ from .browser import (
     PLOTS,
     card_scored,
     example_scored,
+    open_app,
     plot_data,
+    press_score,
     screenshot_between,
 )
 from .conftest import CARD_PROMPT, CARD_RESPONSES
@@ -31,13 +33,12 @@ def test_score_the_card_example(browser, app_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    open_app(page, app_url)
     assert "random weights" in page.inner_text("#demo-banner")
     page.fill("#prompt textarea", CARD_PROMPT)
     for letter, text in zip("ABC", CARD_RESPONSES):
         page.fill(f"#candidate-{letter} textarea", text)
-    page.click("#score-button")
+    press_score(page)
     for elem_id in PLOTS:
         page.wait_for_selector(f"#{elem_id} .js-plotly-plot .main-svg")
     for elem_id, (n_traces, n_points) in PLOTS.items():
@@ -89,8 +90,7 @@ def test_score_the_card_example(browser, app_url):
 def test_buttons_before_there_is_anything_to_act_on(browser, app_url):
     """Reset weights, 'Effect on', Previous and Skip pressed on a fresh page: nothing breaks, nothing is claimed."""
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    open_app(page, app_url)
     page.click("#reset-weights")
     page.get_by_text("Which parts drive a score").click()
     page.click("#seg-what input")
@@ -106,17 +106,17 @@ def test_buttons_before_there_is_anything_to_act_on(browser, app_url):
 
 def test_bad_input_keeps_what_was_typed(browser, app_url):
     page = browser.new_page()
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    open_app(page, app_url)
     page.fill("#prompt textarea", "A prompt I spent time on")
     page.fill("#candidate-A textarea", "first answer")
+    for letter in "BC":  # the first screen's example filled them
+        page.fill(f"#candidate-{letter} textarea", "")
     page.click("#score-button")  # B and C are empty
     page.wait_for_selector("#form-message:has-text('Fill in at least two candidates')")
     assert page.input_value("#prompt textarea") == "A prompt I spent time on"
     assert page.input_value("#candidate-A textarea") == "first answer"
     page.fill("#candidate-B textarea", "second answer")  # C stays empty: two filled boxes are scored
-    page.click("#score-button")
-    page.wait_for_selector("#summary:has-text('beats')")
+    press_score(page)
     expect(page.locator("#plot-scores g.point")).to_have_count(2)  # A and B, no empty C
     assert "stale" not in page.get_attribute("#results", "class")
     page.fill("#prompt textarea", "A prompt I changed")  # an edit marks the results stale
@@ -127,8 +127,8 @@ def test_bad_input_keeps_what_was_typed(browser, app_url):
     assert page.locator("#plot-scores g.point").count() == 2 and page.locator("#results.stale").count() == 1
     assert page.locator("#results .error").count() == 0 and page.locator(".toast-body").count() == 0
     page.fill("#candidate-B textarea", "second answer")
-    page.click("#score-button")
-    page.wait_for_function("!document.getElementById('results').classList.contains('stale')")
+    press_score(page)
+    assert "stale" not in page.get_attribute("#results", "class")
     assert page.inner_text("#form-message").strip() == ""
 
 
@@ -209,8 +209,7 @@ def test_token_words_render(browser, app_url, width):
 
 def test_example_and_candidate_boxes(browser, app_url):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    open_app(page, app_url)
     page.get_by_label("Start from an example").click()
     page.get_by_role("option", name="Reverse a list in Python (code)").click()
     page.wait_for_function("document.querySelector('#prompt textarea').value.includes('reverse a list')")

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from .browser import ARTIFACTS, CLIPPED_JS, plot_data
+from .browser import ARTIFACTS, CLIPPED_JS, open_app, plot_data
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,7 @@ def test_annotation_flow(browser, app_url, tmp_path):
     page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
     fetched = []
     page.on("request", lambda r: fetched.append(r.url) if "pwned" in r.url else None)
-    page.goto(app_url)
+    open_app(page, app_url)
     page.get_by_role("tab", name="Annotate").click()
     made_key(page)
     page.fill("#annotator input, #annotator textarea", name)
@@ -70,7 +70,7 @@ def test_annotation_flow(browser, app_url, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
 
     other = browser.new_page()  # another team: sees none of it
-    other.goto(app_url)
+    open_app(other, app_url)
     other.get_by_role("tab", name="Annotate").click()
     made_key(other)
     other.click("#stored")
@@ -97,7 +97,7 @@ def test_evaluate_a_file_and_open_a_wrong_decision_in_compare(browser, app_url, 
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url)
+    open_app(page, app_url)
     page.get_by_role("tab", name="Evaluate").click()
     page.set_input_files("#eval-upload input[type=file]", str(path))
     page.click("#eval-run")
@@ -166,7 +166,7 @@ def test_best_of_n_and_rm_bench_files_through_the_tab(browser, app_url, tmp_path
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url)
+    open_app(page, app_url)
     page.get_by_role("tab", name="Evaluate").click()
     page.set_input_files("#eval-upload input[type=file]", str(files["rb2.jsonl"]))
     page.click("#eval-run")
@@ -240,7 +240,7 @@ def test_probe_a_pairs_file(browser, app_url, tmp_path):
     page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url)
+    open_app(page, app_url)
     page.get_by_role("tab", name="Probe").click()
     page.set_input_files("#probe-upload input[type=file]", str(path))
     page.click("#probe-run")

@@ -4,7 +4,7 @@
     evaluate.py  the Evaluate tab: preference pairs in, agreement report out
     probe.py     the Probe tab: candidates or pairs in, how far each style edit moves the score, and why
     views.py     what Compare shows, as pure functions of plain data
-    batch.py     the Batch file tab
+    batch.py     the Batch tab (a file of conversations and candidates)
     annotate.py  the Annotate tab
     api.py       /score and /attribute
     handlers.py  what every handler goes through: refusals as messages, cancellable model calls
@@ -35,9 +35,10 @@ face of the same family rather than a fallback."""
 
 def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
     with gr.Blocks(title="ArmoRM Explorer", delete_cache=(3600, 3600), analytics_enabled=False) as demo:
-        gr.Markdown("# ArmoRM Explorer\nWhich response does ArmoRM prefer, and why, objective by objective.")
-        if scorer.is_demo:
-            gr.Markdown(asset("demo_banner.md"), elem_classes="demo-banner", elem_id="demo-banner")
+        gr.Markdown("# ArmoRM Explorer\nWhich response does ArmoRM prefer, and why, objective by objective.",
+                    elem_id="page-title")  # fmt: skip
+        if scorer.is_demo:  # its first sentence alone on a phone: the rest is a tap away
+            gr.HTML(asset("demo_banner.html"), elem_classes="demo-banner", elem_id="demo-banner")
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 compare = build_compare_tab(scorer, config)
@@ -45,17 +46,18 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
                 build_evaluate_tab(scorer, config, compare, tabs)
             with gr.Tab("Probe", id="probe", elem_id="probe-tab"):
                 build_probe_tab(scorer, config)
-            with gr.Tab("Batch file", id="batch"):
+            with gr.Tab("Batch", id="batch"):
                 build_batch_tab(scorer, config)
             with gr.Tab("Annotate", id="annotate"):
                 build_annotate_tab(scorer, store or config.label_store(), config)
         add_api(scorer)
+        compare.on_load(demo)
     return demo
 
 
 def launch_options() -> dict:
     """Look and feel for demo.launch (Gradio 6 takes them there)."""
-    return {"theme": THEME, "css_paths": [ASSETS / "style.css"]}
+    return {"theme": THEME, "css_paths": [ASSETS / "style.css"], "js": asset("page.js")}
 
 
 __all__ = ["ASSETS", "build_demo", "launch_options"]
