@@ -109,7 +109,7 @@ def pasted_conversation(text: str) -> tuple[list[dict], str] | None:
             return messages, f"a JSON list of {len(messages)} messages"
         return None
     marks = list(SPEAKER.finditer(text))
-    if not marks or marks[0].start() != len(text) - len(text.lstrip()):
+    if not marks or text[: marks[0].start()].strip():
         return None  # a transcript starts with its first speaker
     roles = [ROLE_NAMES[m.group(1).lower()] for m in marks]
     if "user" not in roles or "assistant" not in roles:
@@ -117,7 +117,7 @@ def pasted_conversation(text: str) -> tuple[list[dict], str] | None:
     messages = []
     for m, role, end in zip(marks, roles, [*(m.start() for m in marks[1:]), len(text)]):
         messages.append({"role": role, "content": text[m.end() : end].strip()})
-    speakers = ", ".join(dict.fromkeys(m.group(1).capitalize() + ":" for m in marks))
+    speakers = ", ".join(dict.fromkeys(m.group(1) + ":" for m in marks))  # as typed
     return messages, f"a transcript of {len(messages)} turns (lines starting {speakers})"
 
 

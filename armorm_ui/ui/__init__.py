@@ -40,15 +40,15 @@ def build_demo(scorer, config, store: LabelStore | None = None) -> gr.Blocks:
         if scorer.is_demo:  # its first sentence alone on a phone: the rest is a tap away
             gr.HTML(asset("demo_banner.html"), elem_classes="demo-banner", elem_id="demo-banner")
         with gr.Tabs() as tabs:
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
                 compare = build_compare_tab(scorer, config)
             with gr.Tab("Evaluate", id="evaluate", elem_id="evaluate-tab"):
                 build_evaluate_tab(scorer, config, compare, tabs)
             with gr.Tab("Probe", id="probe", elem_id="probe-tab"):
                 build_probe_tab(scorer, config)
-            with gr.Tab("Batch", id="batch"):
+            with gr.Tab("Batch", id="batch", elem_id="batch-tab"):
                 build_batch_tab(scorer, config)
-            with gr.Tab("Annotate", id="annotate"):
+            with gr.Tab("Annotate", id="annotate", elem_id="annotate-tab"):
                 build_annotate_tab(scorer, store or config.label_store(), config)
         add_api(scorer)
         compare.on_load(demo)

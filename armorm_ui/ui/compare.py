@@ -506,7 +506,7 @@ def weights_note(raw, used) -> str:
     """Beside the what-if boxes: which typed values were moved into the range, to what."""
     low, high = share.WEIGHT_RANGE
     moved = [f"{o.label} {as_text(x)} → {u:g}" for o, x, u in zip(OBJECTIVES, raw, used)
-             if x is not None and not (isinstance(x, (int, float)) and float(x) == u)]  # fmt: skip
+             if x not in (None, "") and not (isinstance(x, (int, float)) and float(x) == u)]  # fmt: skip
     return f"**Weights go from {low:g} to {high:g}** (1 is the model's own): " + "; ".join(moved) + "."
 
 
