@@ -36,6 +36,8 @@ class Attribution:
     """(S,) score of the first k segments, k = 1..S (the last is the full response)."""
     trimmed_tokens: np.ndarray
     """(S,) tokens of those trimmed responses."""
+    found_segments: int = 0
+    """Segments the response was cut into before neighbours were merged into at most MAX_SEGMENTS runs."""
 
     def to_dict(self) -> dict:
         def clean(a):
@@ -48,6 +50,7 @@ class Attribution:
             "reward_effects": [clean(row) for row in self.reward_effects],
             "trimmed_scores": clean(self.trimmed_scores),
             "trimmed_tokens": [int(t) for t in self.trimmed_tokens],
+            "found_segments": max(self.found_segments, len(self.segments)),
         }
 
 
@@ -57,7 +60,8 @@ def attribute(scorer, messages, response: str, should_stop=None) -> Attribution:
     if len(response) > scorer.config.limits.max_chars:
         raise InputError(f"The candidate is {len(response):,} characters long; the limit is "
                          f"{scorer.config.limits.max_chars:,}. Shorten it.")  # fmt: skip
-    segs = coarsen(segment(response), MAX_SEGMENTS)
+    found = segment(response)
+    segs = coarsen(found, MAX_SEGMENTS)
     n = len(segs)
     left_out = [without(segs, i) for i in range(n)]
     trimmed = [first(segs, k) for k in range(1, n)]
@@ -73,4 +77,5 @@ def attribute(scorer, messages, response: str, should_stop=None) -> Attribution:
     t0 = 1 + len(usable)
     trimmed_scores = np.append(result.scores[t0:], full_score)
     trimmed_tokens = np.append(result.candidate_tokens[t0:], result.candidate_tokens[0])
-    return Attribution(segs, full_score, full_rewards, effects, reward_effects, trimmed_scores, trimmed_tokens)
+    return Attribution(segs, full_score, full_rewards, effects, reward_effects, trimmed_scores, trimmed_tokens,
+                       len(found))  # fmt: skip

@@ -63,3 +63,17 @@ def test_cli_attribute_columns(tmp_path, demo_dir, scorer):
     direct = attribute(scorer, [{"role": "user", "content": CARD_PROMPT}], CARD_RESPONSES[1])
     np.testing.assert_allclose(effects, direct.effects, atol=1e-6)
     assert json.loads(rows.loc[0, "segments"]) == direct.segments
+
+
+def test_a_long_answer_is_explained_in_runs_and_says_so(scorer):
+    """More parts than MAX_SEGMENTS: neighbours are left out together, the runs join back into the answer, and the
+    page says so above the shaded answer."""
+    from armorm_ui.attribution import MAX_SEGMENTS
+    from armorm_ui.segments import segment
+
+    answer = " ".join(f"Point {i} is short." for i in range(MAX_SEGMENTS + 12))
+    found = attribute(scorer, [{"role": "user", "content": "List points."}], answer).to_dict()
+    assert len(segment(answer)) == found["found_segments"] > MAX_SEGMENTS >= len(found["segments"])
+    assert "".join(found["segments"]) == answer
+    short = attribute(scorer, [{"role": "user", "content": "Hi"}], "One. Two.").to_dict()
+    assert short["found_segments"] == len(short["segments"]) == 2

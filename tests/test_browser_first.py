@@ -154,3 +154,16 @@ def test_quick_clicks_stop_and_direction(browser, app_url):
     page.fill("#prompt textarea", "ما هي عاصمة أستراليا؟")
     assert page.get_attribute("#prompt textarea", "dir") == "auto"
     assert page.evaluate("getComputedStyle(document.querySelector('#prompt textarea')).direction") == "rtl"
+
+
+def test_a_merged_attribution_says_so(browser, app_url):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    open_app(page, app_url)
+    page.fill("#candidate-A textarea", " ".join(f"Point {i} is short." for i in range(60)))
+    press_score(page)
+    page.get_by_text("Which parts drive a score").click()
+    page.click("#seg-pick input")
+    page.get_by_role("option", name="A", exact=True).click()
+    page.click("#seg-run")
+    page.wait_for_selector("#seg-html .seg")
+    assert "This answer has 60 parts" in page.inner_text("#seg-html .seg-merged")

@@ -86,7 +86,7 @@ def test_user_text_never_becomes_special_tokens(encoder, forged):
 
 def test_limit_is_configurable_and_reports_counts(tokenizer):
     enc = ChatEncoder(tokenizer, max_tokens=20)
-    with pytest.raises(InputError, match=r"Candidate 1 makes the conversation 2\d tokens long \(conversation 1\d \+"):
+    with pytest.raises(InputError, match=r"Candidate A makes the conversation 2\d tokens long \(conversation 1\d \+"):
         enc.encode(
             [{"role": "user", "content": "hello"}], ["one two three four five six seven eight nine ten eleven twelve"]
         )

@@ -162,7 +162,7 @@ def test_cache_skips_recomputation(demo_dir):
 
 def test_conversation_over_limit_is_refused_with_counts(demo_dir):
     s = load_scorer(str(demo_dir), device="cpu", config=ScorerConfig(max_tokens=64))
-    with pytest.raises(InputError, match=r"Candidate 2 makes the conversation \d+ tokens long .*limit is 64"):
+    with pytest.raises(InputError, match=r"Candidate B makes the conversation \d+ tokens long .*limit is 64"):
         s.score([{"role": "user", "content": "hi"}], ["short", "word " * 100])
 
 

@@ -87,7 +87,7 @@ def test_an_edit_past_the_token_limit_is_skipped_not_an_error():
 def test_a_bad_candidate_index_is_refused(fake_scorer):
     from armorm_ui.errors import InputError
 
-    with pytest.raises(InputError, match="Candidate 3 does not exist; there are 2"):
+    with pytest.raises(InputError, match="Candidate C does not exist; there are 2"):
         probe_answer(fake_scorer, USER, [ANSWER, OTHER], 2)
 
 

@@ -526,8 +526,13 @@ def _wire_attribution(scorer, r, analysis) -> tuple:
         i = LABELS.index(what) if what in LABELS else None
         effects = np.array(found["effects"] if i is None else [x[i] for x in found["reward_effects"]], dtype=float)
         name = "score" if i is None else f"{what} reward"
+        merged = ""
+        if found.get("found_segments", 0) > len(found["segments"]):  # said, not silently merged
+            merged = (f'<p class="seg-merged">This answer has {found["found_segments"]} parts (sentences, list items, '
+                      f'lines of code); to keep it to {len(found["segments"])} scorings, neighbouring parts are left '
+                      "out together, in runs: each number below is a run.</p>")  # fmt: skip
         return {
-            r.seg_html: tables.shaded_html(found["segments"], effects, name),
+            r.seg_html: merged + tables.shaded_html(found["segments"], effects, name),
             r.seg_plot: figures.segment_effects(found["segments"], effects, name),
             r.length_plot: figures.length_probe(np.array(found["trimmed_scores"], dtype=float),
                                                 np.array(found["trimmed_tokens"])),
