@@ -40,7 +40,10 @@ class EncodedConversation:
 
 
 def validate_messages(messages) -> list[dict]:
-    """Check the conversation's shape; return it as a list of {'role', 'content'} dicts."""
+    """Check the conversation's shape; return it as a list of {'role', 'content'} dicts. Plain text is a one-turn
+    conversation: the user's prompt."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
     if not isinstance(messages, (list, tuple)) or not messages:
         raise InputError("The conversation is empty: give at least one user message (the prompt).")
     out = []

@@ -49,14 +49,13 @@ def test_mcp_offers_exactly_the_scoring_tools_with_the_api_scores(app_url):
     assert schema["candidates"]["type"] == "array" and "user's turn" in schema["conversation"]["description"]
     assert "preference score" in tools["score"].description and "demo" in tools["score"].description
     assert not scored.isError and not explained.isError
-    text = scored.content[0].text
     api = Client(app_url, verbose=False).predict(CARD, CARD_RESPONSES, api_name="/score")
-    found = json.loads(text) if text.lstrip().startswith('{"') else __import__("ast").literal_eval(text)
-    np.testing.assert_allclose(found["scores"], api["scores"], atol=1e-9)
-    np.testing.assert_allclose(found["probabilities"], api["probabilities"], atol=1e-9)
-    assert "probabilities" in tools["score"].description and "preferred_probability" in tools["probe"].description
-    assert "segments" in explained.content[0].text
-    assert not words.isError and "Verbosity reward" in words.content[0].text
+    found = json.loads(scored.content[0].text)
+    np.testing.assert_allclose(found["scores"], api["scores"], rtol=5e-4)  # 4 significant digits over MCP
+    assert found["ranks"] == api["ranks"] and found["verdict"] == api["verdict"]
+    assert "contributions" in tools["score"].description and "preferred_probability" in tools["probe"].description
+    assert "segments" in json.loads(explained.content[0].text)
+    assert not words.isError and json.loads(words.content[0].text)["target"] == "Verbosity reward"
     assert "coefficient" in tools["attribute_tokens"].inputSchema["properties"]["target"]["description"]
     assert not probed.isError and "already opens with an apology" in probed.content[0].text
     assert all(p.name in tools["probe"].description for p in PROBES)  # it names every probe it offers
@@ -153,3 +152,88 @@ def test_probe_refuses_a_bad_letter_or_probe_name_clearly(app_url):
         client.predict(CARD, CARD_RESPONSES, "A", "bold,sparkles, glitter", api_name="/probe")
     with pytest.raises(Exception, match="names no probe"):
         client.predict(CARD, CARD_RESPONSES, "A", " , ", api_name="/probe")
+
+
+def test_view_api_names_types_and_describes_each_result_field(app_url):
+    """Each endpoint's result is one named value whose fields view_api() and the API page list with their types and
+    what they mean; each parameter has its name, its description and an example (not "1st", "Any" or "...")."""
+    client = Client(app_url, verbose=False)
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    (result,) = info["/score"]["returns"]
+    assert result["label"] == "result"
+    fields = result["type"]["properties"]
+    kinds = {"scores": "array", "ranks": "array", "preferred": "string", "verdict": "string", "contributions": "object",
+             "rewards": "array", "demo_checkpoint": "boolean"}  # fmt: skip
+    for name, kind in kinds.items():
+        assert fields[name]["type"] == kind and len(fields[name]["description"]) > 15, name
+    assert fields["contributions"]["additionalProperties"] == {"type": "array", "items": {"type": "number"}}
+    shown = result["python_type"]["type"]
+    assert shown.startswith("dict(objectives: list[str] (") and "scores: list[float] (one preference score" in shown
+    wanted_fields = {"/attribute": "effects", "/attribute_tokens": "completeness_gap", "/probe": "probes"}
+    for endpoint, wanted in wanted_fields.items():
+        (out,) = info[endpoint]["returns"]
+        assert out["label"] == "result" and "description" in out["type"]["properties"][wanted], endpoint
+    assert "delta" in info["/probe"]["returns"][0]["type"]["properties"]["probes"]["items"]["properties"]
+    conversation, candidates, matrix = info["/score"]["parameters"]
+    assert [p["label"] for p in (conversation, candidates, matrix)] == ["conversation", "candidates",
+                                                                        "include_transform_matrix"]  # fmt: skip
+    assert "user's turn" in conversation["python_type"]["description"] and conversation["python_type"]["type"] == \
+        "list[dict(str, Any)] | str"  # fmt: skip
+    assert conversation["example_input"][0]["role"] == "user" and len(candidates["example_input"]) == 2
+    assert matrix["parameter_has_default"] and matrix["parameter_default"] is False
+    printed = client.view_api(print_info=False, return_format="str")
+    assert "-> result" in printed and "1st" not in printed and ": Any" not in printed
+
+
+def test_a_plain_string_is_a_one_turn_conversation_everywhere(app_url):
+    client = Client(app_url, verbose=False)
+    text = client.predict(CARD_PROMPT, CARD_RESPONSES[:2], api_name="/score")
+    assert text["scores"] == client.predict(CARD, CARD_RESPONSES[:2], api_name="/score")["scores"]
+    short = "Gorgeous. Lovely."
+    assert client.predict(CARD_PROMPT, short, api_name="/attribute")["effects"] == \
+        client.predict(CARD, short, api_name="/attribute")["effects"]  # fmt: skip
+    words = client.predict(CARD_PROMPT, short, "score", "", "gradient_x_input", 1, api_name="/attribute_tokens")
+    assert [w["text"] for w in words["words"]] == ["Gorgeous.", "Lovely."]
+    probed = client.predict(CARD_PROMPT, [short, "Sorry."], "A", "emojis", api_name="/probe")
+    assert probed["probes"][0]["skipped"] is None
+    with pytest.raises(Exception, match="The prompt is empty or holds only spaces"):
+        client.predict("  ", ["a"], api_name="/score")
+
+
+def test_score_labels_each_contribution_and_gives_the_verdict(app_url):
+    from armorm_ui.objectives import NAMES
+
+    client = Client(app_url, verbose=False)
+    out = client.predict(CARD, CARD_RESPONSES, api_name="/score")
+    assert list(out["contributions"]) == list(NAMES) == out["objectives"]
+    contributions = np.array([out["contributions"][name] for name in NAMES]).T  # (N, 19)
+    np.testing.assert_allclose(contributions, np.asarray(out["rewards"]) * np.asarray(out["coefficients"]), atol=1e-12)
+    np.testing.assert_allclose(contributions.sum(axis=1), out["scores"], atol=1e-9)  # they add up to the score
+    winner = out["ranks"].index(1)
+    assert out["preferred"] == "ABC"[winner] and out["verdict"].startswith(f"{out['preferred']} beats ")
+    assert "**" not in out["verdict"] and out["reward_transform_matrix"] is None  # plain text; the matrix if asked
+    full = client.predict(CARD, CARD_RESPONSES, True, api_name="/score")
+    T = np.asarray(full["reward_transform_matrix"])
+    assert T.shape == (19, 19)
+    np.testing.assert_allclose(np.asarray(full["gating_output"]) @ T.T, full["coefficients"], atol=1e-6)
+    with pytest.raises(Exception, match="include_transform_matrix must be true or false, got str"):
+        client.predict(CARD, CARD_RESPONSES, "yes", api_name="/score")
+
+
+def test_the_pages_own_handlers_are_not_callable_as_api(app_url):
+    """The page's handlers (api_visibility="private") are neither listed nor callable through gradio_client, by name
+    or by index, and the HTTP API's info lists only the four scoring calls."""
+    import urllib.request
+
+    client = Client(app_url, verbose=False)
+    private = [(i, d["api_name"]) for i, d in enumerate(client.config["dependencies"])
+               if d.get("api_visibility") == "private" and d.get("backend_fn")]  # fmt: skip
+    assert len(private) > 10 and any(name == "score_form" for _, name in private)
+    for index, name in private:
+        with pytest.raises(ValueError, match="Invalid function index|Cannot find a function"):
+            client.predict(fn_index=index)
+        with pytest.raises(ValueError, match="Cannot find a function"):
+            client.predict(api_name=f"/{name}")
+    with urllib.request.urlopen(app_url + "gradio_api/info?all_endpoints=true", timeout=30) as r:
+        listed = json.loads(r.read())["named_endpoints"]
+    assert not {f"/{name}" for _, name in private} & set(listed)

@@ -1,9 +1,10 @@
 """Gradio handlers raise gr.Error with the project's own messages, shown as text; model work runs cancellably.
 
-`friendly` turns the project's refusals into gr.Error (no stack trace; the message escaped, since Gradio renders a
-pop-up's message as HTML and it may quote what a user typed). `cancellable` runs model work in a worker thread that
-stops at its next forward pass (or between batch items) when Gradio cancels the event. `long_job` runs a batch file,
-an evaluation or a probe run: one per visitor at a time, behind interactive requests at every chunk.
+`friendly` turns the project's refusals into gr.Error: no stack trace, one line in the server log, and the message
+escaped for the page (Gradio renders a pop-up's message as HTML, and it may quote what a user typed) but as written
+for API and MCP callers, who read it as text. `cancellable` runs model work in a worker thread that stops at its next
+forward pass (or between batch items) when Gradio cancels the event. `long_job` runs a batch file, an evaluation or a
+probe run: one per visitor at a time, behind interactive requests at every chunk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import html
+import sys
 import threading
 from collections import Counter
 
@@ -26,12 +28,41 @@ def as_text(value) -> str:
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|~>" else ch for ch in escaped)
 
 
-def refusal(e: Exception) -> gr.Error:
-    return gr.Error(html.escape(str(e)).replace("\n", "<br>"), print_exception=False)
+def caller() -> str:
+    """Who sent the request being handled: "app" (the page), "api" (gradio_client or @gradio/client), "mcp" (Gradio's
+    MCP server), from the x-gradio-user header that Gradio's own clients send so that a server can tell them apart
+    (gradio-app/gradio#12600); "api" too for a request to the HTTP API's call route (/gradio_api/call/..., as curl
+    uses it), which the page never uses; "" for any other request, or none."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    try:
+        who = dict(request.headers).get("x-gradio-user", "")
+        path = str(request.url.path)
+    except (AttributeError, TypeError):
+        return ""
+    return str(who) or ("api" if "/gradio_api/call/" in path else "")
+
+
+READS_TEXT = ("api", "mcp")
+"""Callers that read a refusal as text. Any other (the page, or an unknown one) may render it as HTML: it is escaped."""
+
+
+def refusal(e: Exception, where: str = "") -> gr.Error:
+    """The gr.Error for one of the project's refusals, and its one line in the server log (no traceback: a refusal
+    of bad input is routine)."""
+    who = caller()
+    text = str(e)
+    line = " ".join(text.split())
+    print(f"refused {where or 'a request'} ({who or 'unknown caller'}): {line[:300]}", file=sys.stderr, flush=True)
+    if who not in READS_TEXT:
+        text = html.escape(text).replace("\n", "<br>")
+    return gr.Error(text, print_exception=False)
 
 
 def friendly(fn):
-    """Turn the project's own errors into gr.Error with their message (no stack trace reaches the user)."""
+    """Turn the project's own errors into gr.Error with their message (no stack trace reaches the user or the log)."""
+    where = getattr(fn, "__name__", "")
 
     if asyncio.iscoroutinefunction(fn):
 
@@ -40,7 +71,7 @@ def friendly(fn):
             try:
                 return await fn(*args, **kwargs)
             except ArmoRMError as e:
-                raise refusal(e) from e
+                raise refusal(e, where) from e
 
         return async_wrapper
 
@@ -49,7 +80,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except ArmoRMError as e:
-            raise refusal(e) from e
+            raise refusal(e, where) from e
 
     return wrapper
 
