@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from armorm_ui.backend import zerogpu
 from armorm_ui.body_limit import BodyLimit
 from armorm_ui.config import AppConfig
+from armorm_ui.private_routes import PrivateRoutes, offered
 from armorm_ui.ui import build_demo, launch_options
 
 
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> None:
         share=False,
         allowed_paths=[],  # no file on this machine is served but the app's own outputs
         max_file_size=f"{config.max_upload_mb}mb",
-        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=config.max_request_mb * 2**20)]},
+        app_kwargs={
+            "middleware": [
+                Middleware(BodyLimit, max_bytes=config.max_request_mb * 2**20),
+                Middleware(PrivateRoutes, allowed=offered(demo)),
+            ]
+        },  # fmt: skip
         show_error=True,  # messages of refusals only; gr.Error carries no stack trace
         footer_links=["api"],
         run_history=False,  # prompts and responses are not kept in the browser's run history

@@ -30,8 +30,8 @@ def test_score_endpoint_matches_the_library(client, demo_dir):
 def test_score_endpoint_is_typed(client):
     info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/score"]
     names = [p["parameter_name"] for p in info["parameters"]]
-    assert names == ["conversation", "candidates"]
-    assert info["parameters"][1]["type"] == {"type": "array", "items": {"type": "string"}}
+    assert names == ["conversation", "candidates", "include_transform_matrix"]
+    assert info["parameters"][1]["type"]["items"] == {"type": "string"}
 
 
 def test_bad_input_gets_a_clear_message(client):

@@ -223,6 +223,7 @@ def test_score_labels_each_contribution_and_gives_the_verdict(app_url):
 def test_the_pages_own_handlers_are_not_callable_as_api(app_url):
     """The page's handlers (api_visibility="private") are neither listed nor callable through gradio_client, by name
     or by index, and the HTTP API's info lists only the four scoring calls."""
+    import urllib.error
     import urllib.request
 
     client = Client(app_url, verbose=False)
@@ -237,3 +238,14 @@ def test_the_pages_own_handlers_are_not_callable_as_api(app_url):
     with urllib.request.urlopen(app_url + "gradio_api/info?all_endpoints=true", timeout=30) as r:
         listed = json.loads(r.read())["named_endpoints"]
     assert not {f"/{name}" for _, name in private} & set(listed)
+    # nor by raw HTTP on Gradio's named routes (which would otherwise run any handler by name)
+    for route in ("call", "call/v2", "run", "api"):
+        request = urllib.request.Request(f"{app_url}gradio_api/{route}/score_form", data=b'{"data": []}',
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 404 and "no API endpoint named score_form" in refused.value.read().decode()
+    ok = urllib.request.Request(f"{app_url}gradio_api/call/score", headers={"Content-Type": "application/json"},
+                                data=json.dumps({"data": ["Hi", ["a", "b"], False]}).encode())  # fmt: skip
+    with urllib.request.urlopen(ok, timeout=30) as r:  # the API itself still answers there
+        assert "event_id" in json.loads(r.read())
