@@ -79,8 +79,9 @@ class AppConfig:
     """Address to listen on (0.0.0.0 in containers)."""
     port: int = field(default=7860, metadata={"env": "GRADIO_SERVER_PORT", "help": "port to listen on"})
     """Port to listen on."""
-    mcp: bool = field(default=False, metadata={"env": "GRADIO_MCP_SERVER", "help": "serve /score, /attribute, "
-                                               "/attribute_tokens and /probe as MCP tools at /gradio_api/mcp/"})  # fmt: skip
+    mcp: bool = field(default=False, metadata={
+        "env": "GRADIO_MCP_SERVER", "help": "serve /score, /attribute, /attribute_tokens and /probe as MCP tools at "
+        "/gradio_api/mcp/"})  # fmt: skip
     """Also an MCP server (Gradio's), whose tools are the public API endpoints."""
 
     @classmethod
