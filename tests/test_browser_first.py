@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .browser import ARTIFACTS, open_app, press_score, runs
+from .browser import ARTIFACTS, CLIPPED_JS, open_app, press_score, runs
 
 pytestmark = pytest.mark.browser
 SIZES = [(1440, 900), (390, 844)]
@@ -128,6 +128,7 @@ def test_pasted_conversation_fills_the_turns(browser, app_url):
     cells = page.locator("#turns [role=gridcell]").all_inner_texts()
     assert [c.strip() for c in cells][:4] == ["user", "Name a prime.", "assistant", "Seven."]
     assert "JSON list of 4 messages" in page.inner_text("#form-message")
+    assert page.evaluate(CLIPPED_JS, "#turns") == []  # whole turns: nothing hidden behind a scroll bar
     # a transcript is read the same way (into a form without earlier turns: the example's)
     page.get_by_label("Start from an example").click()
     page.get_by_role("option", name='Synonyms for "beautiful" (model card)', exact=True).click()

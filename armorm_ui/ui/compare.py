@@ -88,7 +88,7 @@ def _form(letters: list[str], examples: list[dict]) -> SimpleNamespace:
             interactive=True,
             label="Earlier turns, oldest first (role: user or assistant)",
             wrap=True,
-            column_widths=["22%", "78%"],
+            column_widths=["30%", "70%"],
             max_chars=None,
             elem_id="turns",
         )
