@@ -10,6 +10,7 @@ import asyncio
 import copy
 import math
 from itertools import groupby
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -301,12 +302,12 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
     f.remove.click(lambda n: shown(max(n - 1, 2)), count, [count, *f.boxes], api_visibility="private",
                    trigger_mode="multiple")  # fmt: skip
 
-    def results(state: dict, weights, lead: str = "") -> dict:
+    def results(state: dict, weights, lead: str = "", files: tuple[str, str] | None = None) -> dict:
         """Every view of a scored analysis, and what goes with it (pair pickers, downloads), shown; `lead` comes
-        before the verdict (where the comparison comes from)."""
+        before the verdict (where the comparison comes from); `files`: its downloads, when already written."""
         labels = state["labels"]
         a, b = pair(state, None, None)  # the winner and the runner-up
-        csv_path, json_path = export_files(state)
+        csv_path, json_path = files or export_files(state)
         shown = views(state, weights, a, b)
         shown["summary"] = lead + shown["summary"]
         return {
@@ -384,14 +385,18 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
     first = {}  # the model card's example, scored once for every visitor's first screen
     first_lock = asyncio.Lock()
 
-    async def example_state() -> dict:
+    async def example_state() -> tuple[dict, tuple[str, str]]:
+        """The example's analysis and its downloads: scored once, written again only when the hourly clean-up of
+        the scratch folder has removed them (a page view writes nothing)."""
         async with first_lock:
             if "state" not in first:
                 ex = examples[0]
                 messages = conversation_from_form(ex["system"], [[t["role"], t["content"]] for t in ex["turns"]],
                                                   ex["prompt"])  # fmt: skip
                 first["state"] = await cancellable(analyse, scorer, messages, ex["candidates"])
-        return copy.deepcopy(first["state"])
+            if not all(Path(f).exists() for f in first.get("files", ["-"])):
+                first["files"] = export_files(first["state"])
+        return copy.deepcopy(first["state"]), first["files"]
 
     async def opened(token):
         """The page's first screen: a share link's comparison scored again, or the model card's example."""
@@ -409,9 +414,9 @@ def _wire_form(scorer, f, r, analysis, examples: list[dict], letters: list[str])
                         **dict(zip(r.sliders, shared["weights"]))}  # fmt: skip
             except ArmoRMError as e:
                 note = f"**This share link could not be opened:** {as_text(e)} The model card's example is shown."
-        state = await example_state()
+        state, files = await example_state()
         lead = "*An example (the model card's), scored when the page opened:* "
-        return {**example_values(examples[0]), **results(state, None, lead), f.message: note}
+        return {**example_values(examples[0]), **results(state, None, lead, files), f.message: note}
 
     def on_load(demo: gr.Blocks) -> None:
         # the part of the address after "#" never reaches the server: the page reads it and hands it over
