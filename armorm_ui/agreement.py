@@ -64,29 +64,44 @@ def category_name(value) -> str:
     return candidate_label(value) if isinstance(value, int) else str(value)
 
 
-def item_key(file: str | None, item_id: str, several_files: bool) -> str:
-    return f"{file}/{item_id}" if several_files else str(item_id)
+def model_column(names) -> str:
+    """MODEL, or 'model (ArmoRM)', 'model (ArmoRM) 2', ... when an annotator took that name."""
+    names, column, k = set(map(str, names)), MODEL, 1
+    while column in names:
+        column, k = f"{MODEL} (ArmoRM)" + (f" {k}" if k > 1 else ""), k + 1
+    return column
+
+
+def _file_names(frame: pd.DataFrame) -> dict[str, str]:
+    """file_id -> what its items' keys start with: the file's name, or its id where names are missing or shared."""
+    names = frame.groupby("file_id")["file"].first()
+    if names.isna().any() or names.duplicated().any():
+        return {f: f[:12] for f in names.index}
+    return names.to_dict()
 
 
 def ratings(frame: pd.DataFrame, model: bool = True) -> pd.DataFrame:
     """LabelStore.frame's labels as a table: one row per item (its id; 'file/id' when the labels span several
-    files), one column per annotator (categories, None where they gave none) and, with `model`, a MODEL column: the
-    candidate the model scored highest (from the first label's stored result; the model never says tie)."""
-    several = frame["file_id"].nunique() > 1 if len(frame) else False
+    files), one column per annotator (categories, None where they gave none) and, with `model`, a column for the
+    candidate the model scored highest (from the first label's stored result; the model never says tie), named
+    model_column(annotators) and recorded in the table's attrs["model"] (agreement_report finds it there)."""
+    files = _file_names(frame) if len(frame) and frame["file_id"].nunique() > 1 else None
     table: dict[str, dict[str, object]] = {}
     top: dict[str, int] = {}
     for row in frame.itertuples():
-        key = item_key(row.file, row.item_id, several)
+        key = f"{files[row.file_id]}/{row.item_id}" if files else str(row.item_id)
         table.setdefault(str(row.annotator), {})[key] = category(row.choice)
         if model and key not in top:
             result = json.loads(row.result) if isinstance(row.result, str) else row.result
             top[key] = int(np.argmax(result["scores"]))
     out = pd.DataFrame(table, dtype=object)
     if model and len(out):
-        if MODEL in out.columns:
-            raise ValueError(f"an annotator is named {MODEL!r}; pass model=False")
-        out[MODEL] = pd.Series(top, dtype=object)
-    return out.astype(object).where(out.notna(), None)
+        column = model_column(out.columns)
+        out[column] = pd.Series(top, dtype=object)
+        out.attrs["model"] = column
+    found = out.astype(object).where(out.notna(), None)
+    found.attrs = dict(out.attrs)
+    return found
 
 
 # ---------------------------------------------------------------------------------------- the measures
@@ -255,11 +270,12 @@ def gold_agreement(labels: pd.Series, gold: pd.Series, resamples: int = RESAMPLE
 
 
 def agreement_report(table: pd.DataFrame, gold: Mapping | pd.Series | None = None, resamples: int = RESAMPLES,
-                     level: float = LEVEL, seed: int = SEED, model: str | None = MODEL) -> dict:  # fmt: skip
+                     level: float = LEVEL, seed: int = SEED, model: str | None = None) -> dict:  # fmt: skip
     """Every measure for `table` (items x raters; `ratings` makes it from the store's labels), as plain JSON-able
-    values. The column named `model` (if present) is a rater in the pairwise and gold figures and in
-    `krippendorff_alpha_with_model`; alpha and Fleiss' kappa are between people. `gold`: item -> label, for the
-    items that have one (items nobody labelled count for nothing)."""
+    values. The column named `model` (by default the one `ratings` made, else MODEL), if present, is a rater in the
+    pairwise and gold figures and in `krippendorff_alpha_with_model`; alpha and Fleiss' kappa are between people.
+    `gold`: item -> label, for the items that have one (items nobody labelled count for nothing)."""
+    model = model or table.attrs.get("model", MODEL)
     table = table.astype(object)
     people = [c for c in table.columns if c != model]
     raters = people + ([model] if model in table.columns else [])
@@ -278,6 +294,7 @@ def agreement_report(table: pd.DataFrame, gold: Mapping | pd.Series | None = Non
     report = {
         "items": int(len(table)),
         "raters": [str(r) for r in raters],
+        "model": str(model) if model in table.columns else None,
         "labels": {str(r): int((column[r] >= 0).sum()) for r in raters},
         "categories": [category_name(c) for c in found],
         "krippendorff_alpha": _alpha_figure(of(people), len(found), **options),
@@ -302,11 +319,11 @@ def agreement_table(report: dict) -> pd.DataFrame:
                 **{k: None if fig[k] is None else round(fig[k], 3) for k in ("value", "low", "high")},
                 "note": fig["reason"] or note}  # fmt: skip
 
-    people = ", ".join(r for r in report["raters"] if r != MODEL)
+    people = ", ".join(r for r in report["raters"] if r != report["model"])
     rows = [row("Krippendorff's alpha", people, report["krippendorff_alpha"]["items"], report["krippendorff_alpha"])]
     if "krippendorff_alpha_with_model" in report:
         fig = report["krippendorff_alpha_with_model"]
-        rows.append(row("Krippendorff's alpha", f"{people}, {MODEL}", fig["items"], fig))
+        rows.append(row("Krippendorff's alpha", f"{people}, {report['model']}", fig["items"], fig))
     fleiss = report["fleiss_kappa"]
     used = f"items with {fleiss['raters_per_item']} labels each" if fleiss["raters_per_item"] else ""
     rows.append(row("Fleiss' kappa", people, len(fleiss["items"]), fleiss, used))

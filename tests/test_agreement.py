@@ -187,10 +187,21 @@ def test_ratings_from_the_label_store(tmp_path):
         "q1": {"ana": 0, "ben": 2, MODEL: 0},
         "q2": {"ana": 2, "ben": None, MODEL: 2},
     }
+    assert table.attrs["model"] == MODEL and agreement_report(table, resamples=5)["model"] == MODEL
     store.add_file(ana.project, "f2", "more.csv", items)
     store.record(ana, "f2", items[0], 0, 0, None, "", result(scores[0]))
     assert sorted(ratings(store.frame(ana.project), model=False).index) == [
         "items.csv/q0", "items.csv/q1", "items.csv/q2", "more.csv/q0"]  # fmt: skip
+    store.add_file(ana.project, "f3", "more.csv", items)  # another file of the same name: told apart by id
+    store.record(ana, "f3", items[0], 0, 0, None, "", result(scores[0]))
+    assert sorted(ratings(store.frame(ana.project), model=False).index)[-2:] == ["f2/q0", "f3/q0"]
+    someone = store.sign_in(key, MODEL, "a-person-named-model")  # a person may take the name
+    store.record(someone, "f1", items[0], 0, 2, None, "", result(scores[0]))
+    table = ratings(store.frame(ana.project, "f1"))
+    assert list(table.columns) == ["ana", "ben", MODEL, "model (ArmoRM)"]
+    report = agreement_report(table, resamples=5)
+    assert report["model"] == "model (ArmoRM)" and report["krippendorff_alpha"]["labels"] == 5
+    assert agreement_table(report)["raters"].tolist()[:2] == ["ana, ben, model", "ana, ben, model, model (ArmoRM)"]
 
 
 LABEL = st.sampled_from([0, 1, 2, TIE, ALL_BAD, None])
