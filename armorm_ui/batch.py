@@ -62,6 +62,9 @@ class Item:
     candidates: list[str]
     line: int
     """Line (CSV, JSONL) or row (Parquet) where the item starts, for messages."""
+    metadata: dict | None = None
+    """What the file said about the item besides its texts, kept with it and never shown while it is labelled: for
+    an item from a preference file, its answers' original sides (preference_items.py)."""
 
 
 def file_format(path: Path, head: bytes) -> str:

@@ -559,6 +559,14 @@ class LabelStore:
         with self._connect() as db:
             return pd.DataFrame(db.execute(query).mappings().all(), columns=[c.name for c in query.selected_columns])
 
+    def items(self, project: str, file_id: str) -> list[Item]:
+        """Every item of a file, in order, in one query (exports, agreement with a file's own labels)."""
+        with self._connect() as db:
+            if db.execute(sa.select(FILES.c.file_id).where(self._file(project, file_id))).first() is None:
+                raise InputError("That file is not in this project (or it expired): upload it again.")
+            query = sa.select(ITEMS.c.data).where(ITEMS.c.project == project, ITEMS.c.file_id == file_id)
+            return [Item(**json.loads(data)) for data in db.execute(query.order_by(ITEMS.c.position)).scalars()]
+
 
 def parse_ranking(text: str, n: int) -> list[int] | None:
     """'B > A > C' (or 'B, A, C') -> [1, 0, 2]; empty -> None. A full ranking names every candidate once."""
