@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from armorm_ui.errors import ScoringError
+from armorm_ui.errors import ArmoRMError, ScoringError
 from armorm_ui.validation import Limits
 
 from .test_batch import ITEMS, expected_messages, wide_frame, write
@@ -44,15 +44,16 @@ def test_the_preview_shows_the_first_items_as_scored(tmp_path, fake_scorer):
     found = scored_file(fake_scorer, str(src), "CSV", Limits(), 100)
     preview, back = found["preview"], pd.read_csv(found["file"])
     assert found["items"] == PREVIEW_ITEMS + 3 and len(preview) == PREVIEW_ITEMS
-    assert "**11 items** (33 candidates) from in\\.csv" in found["summary"]
+    n = PREVIEW_ITEMS + 3
+    assert f"**{n} items** ({3 * n} candidates) from in\\.csv" in found["summary"]
     item, prompt, best, scores = preview[0]
     assert item == "i0" and prompt.startswith("<b>Why</b> **is** the sky blue? Tell me more.")  # one line, as typed
     assert len(prompt) == 90 and prompt.endswith("…")
     for (item, _, best, scores), row in zip(preview, rows):
         mine = back[back["item_id"] == item].set_index("candidate")["score"]
         order = mine.sort_values(ascending=False, kind="stable").index.tolist()
-        assert [s.split("\u00a0")[0] for s in scores.split(" · ")] == order  # best first
-        assert [float(s.split("\u00a0")[1]) for s in scores.split(" · ")] == pytest.approx(
+        assert [s.split("\u00a0")[0] for s in scores.split(", ")] == order  # best first
+        assert [float(s.split("\u00a0")[1]) for s in scores.split(", ")] == pytest.approx(
             mine[order].tolist(), abs=1e-4
         )
         k = candidate_labels(3).index(order[0])
@@ -74,7 +75,7 @@ def gated_job(reached: threading.Event, at: int, total: int = 100):
     """A job of `total` items whose progress is reported as the tabs' jobs report it; it waits at item `at` until
     it is told to stop (never on a clock)."""
 
-    def job(name, progress=None, should_stop=None):
+    def job(what, progress=None, should_stop=None, name=None):
         for i in range(total):
             if should_stop():
                 raise ScoringError(f"Stopped after {i} of {total} items; nothing was written.")
@@ -85,7 +86,7 @@ def gated_job(reached: threading.Event, at: int, total: int = 100):
                 while not should_stop():
                     assert time.monotonic() < deadline, "never stopped"
                     time.sleep(0.005)
-        return {"name": name}
+        return {"what": what, "name": name}
 
     return job
 
@@ -152,11 +153,11 @@ def test_a_finished_run_is_shown_until_another_file_is_chosen():
 
     runs = Runs("item", LOST)
 
-    def quick(name, progress=None, should_stop=None):
+    def quick(what, progress=None, should_stop=None, name=None):
         progress((0, 2), desc="pair 1 of 2")
-        return {"name": name}
+        return {"what": what, "name": name}
 
-    assert asyncio.run(runs.run("a.csv", "a.csv", NoSlot(), quick, "a")) == {"name": "a"}
+    assert asyncio.run(runs.run("a.csv", "a.csv", NoSlot(), quick, "a")) == {"what": "a", "name": "a.csv"}
     assert runs.stop() is None  # nothing running: Stop leaves the page as it is
     assert runs.chose("a.csv") == (False, None)  # the upload's event, late: the results are this file's
     assert runs.chose(None) == (True, None)  # removed: the results go, nothing was running
@@ -169,9 +170,9 @@ def test_a_request_for_a_file_replaced_while_it_waited_never_runs():
 
     runs, ran = Runs("item", LOST), []
 
-    def job(name, progress=None, should_stop=None):
-        ran.append(name)
-        return {"name": name}
+    def job(what, progress=None, should_stop=None, name=None):
+        ran.append(what)
+        return {"what": what, "name": name}
 
     assert runs.announce("a.csv", "a.csv")
     changed, said = runs.chose("b.csv")
@@ -180,8 +181,29 @@ def test_a_request_for_a_file_replaced_while_it_waited_never_runs():
     with pytest.raises(Stopped) as e:
         asyncio.run(runs.run("a.csv", "a.csv", NoSlot(), job, "a"))
     assert e.value.said is None and ran == []  # quiet: the page is b.csv's
-    assert asyncio.run(runs.run("b.csv", "b.csv", NoSlot(), job, "b")) == {"name": "b"}
+    assert asyncio.run(runs.run("b.csv", "b.csv", NoSlot(), job, "b")) == {"what": "b", "name": "b.csv"}
     assert runs.announce("c.csv", "c.csv") and runs.stop().startswith("**Stopped** before any item of c\\.csv")
     with pytest.raises(Stopped) as e:
         asyncio.run(runs.run("c.csv", "c.csv", NoSlot(), job, "c"))
     assert e.value.said.startswith("**Stopped** before any item") and ran == ["b"]
+
+
+def test_the_file_is_named_as_the_page_shows_it(tmp_path, fake_scorer):
+    """Gradio stores an upload under a name without characters such as ? ! * < >: the summary, Stop's message and a
+    refusal name the file as the page shows it (the name announced by the button's first step)."""
+    from armorm_ui.ui.batch import Runs, scored_file
+
+    stored = tmp_path / "why.csv"
+    write(wide_frame(), stored)
+    runs = Runs("item", LOST)
+    assert runs.announce(str(stored), "why?.csv")
+    out = asyncio.run(runs.run(str(stored), "why.csv", NoSlot(), scored_file, fake_scorer, str(stored), "CSV",
+                               Limits(), 100))  # fmt: skip
+    assert out["summary"] == "Scored **3 items** (8 candidates) from why?\\.csv.", out["summary"]  # as_text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt,response_1\nq,\n", encoding="utf-8")
+    assert runs.announce(str(bad), "<b>bad</b>!.csv")
+    with pytest.raises(
+        ArmoRMError, match=r"^<b>bad</b>!\.csv: 1 problem\(s\), nothing was scored:\n- line 2: no responses"
+    ):
+        asyncio.run(runs.run(str(bad), "bad.csv", NoSlot(), scored_file, fake_scorer, str(bad), "CSV", Limits(), 100))

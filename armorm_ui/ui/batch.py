@@ -25,7 +25,7 @@ from ..validation import Limits
 from .handlers import JOBS, as_text, friendly, long_job, visitor
 
 OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
-PREVIEW_ITEMS = 8
+PREVIEW_ITEMS = 5
 """Items shown in the preview table (the download has every one)."""
 PREVIEW_COLUMNS = ["Item", "Prompt", "Best", "Scores"]
 
@@ -47,14 +47,16 @@ def preview_rows(items, results, n: int = PREVIEW_ITEMS) -> list[list[str]]:
         best = int(order[0])
         rows.append([item.item_id, shortened(item.messages[-1]["content"], 90),
                      f"{labels[best]}: {shortened(item.candidates[best], 60)}",
-                     " · ".join(f"{labels[k]}\u00a0{result.scores[k]:+.4f}" for k in order)])  # fmt: skip
+                     ", ".join(f"{labels[k]}\u00a0{result.scores[k]:+.4f}" for k in order)])  # fmt: skip
     return rows
 
 
-def scored_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None, should_stop=None) -> dict:
+def scored_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, progress=None, should_stop=None, *,
+                name: str | None = None) -> dict:  # fmt: skip
     """Validate the whole file, score every item (in chunks: scorer.score_many), write the results; returns the
     results file, the summary and the preview's rows. `should_stop` is polled between chunks and by the scorer
-    between forward passes."""
+    between forward passes; `name`: the file's name as the page shows it (Gradio stores an upload under a name
+    without characters such as ? ! * < >), for the summary."""
     if not isinstance(fmt, str) or fmt not in OUTPUT_FORMATS:
         raise InputError(f"Results format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}.")
     items = parse_items(Path(path), limits, max_rows)
@@ -67,7 +69,7 @@ def scored_file(scorer, path: str, fmt: str, limits: Limits, max_rows: int, prog
     out = scratch_folder("armorm-batch-") / (Path(path).stem + "-scored" + OUTPUT_FORMATS[fmt])
     write_results(results_frame(items, results), out)
     n = sum(len(i.candidates) for i in items)
-    summary = f"Scored **{len(items)} items** ({n} candidates) from {as_text(Path(path).name)}."
+    summary = f"Scored **{len(items)} items** ({n} candidates) from {as_text(name or Path(path).name)}."
     return {"file": str(out), "summary": summary, "preview": preview_rows(items, results), "items": len(items)}
 
 
@@ -110,10 +112,12 @@ class Run:
         return shown
 
     def halting(self, fn):
-        """fn, whose `should_stop` is also true once this run is stopped (Gradio's own cancel aside)."""
+        """fn, given the run's name, whose `should_stop` is also true once this run is stopped (Gradio's own cancel
+        aside)."""
 
         def halted(*args, should_stop=None):
-            return fn(*args, should_stop=lambda: self.stopped is not None or bool(should_stop and should_stop()))
+            stop = lambda: self.stopped is not None or bool(should_stop and should_stop())  # noqa: E731
+            return fn(*args, should_stop=stop, name=self.name)
 
         return halted
 
@@ -152,8 +156,9 @@ class Runs:
         self._lock = threading.Lock()  # handlers without `async` run in worker threads
 
     def announce(self, key, name: str) -> bool:
-        """The button was pressed (the first, unqueued step): False when a job of this visitor is still going
-        (its page is left as it is; the queued handler will be refused)."""
+        """The button was pressed (the first, unqueued step; `name`: the file's name as the page shows it): False
+        when a job of this visitor is still going (its page is left as it is; the queued handler will be
+        refused)."""
         with self._lock:
             now = self._runs.get(visitor())
             if now is not None and now.taken and not now.cancelled and now.stopped is None:
@@ -191,8 +196,10 @@ class Runs:
                     del self._runs[visitor()]
 
     async def run(self, key, name: str, scorer, fn, *args, progress=None):
-        """fn(*args, progress, should_stop=...) as a long job (handlers.long_job) watched by this tab: its result,
-        or Stopped when Stop or a new file ended it, or a later request replaced it."""
+        """fn(*args, progress, should_stop=..., name=...) as a long job (handlers.long_job) watched by this tab: its
+        result, or Stopped when Stop or a new file ended it, or a later request replaced it. `name`: the input's
+        name as the job's own messages give it; `fn` is given the one the page shows (announce), and a refusal
+        says that one too."""
         run = self._take(key, name)
         if run is None:
             raise Stopped(None)
@@ -203,8 +210,11 @@ class Runs:
         except asyncio.CancelledError:
             cancelled = True
             raise
-        except ArmoRMError:
+        except ArmoRMError as e:
             if run.stopped is None:
+                if name and run.name != name:  # the file as the user named it, not as Gradio stored it
+                    e.args = tuple(run.name + a[len(name) :] if isinstance(a, str) and a.startswith(name) else a
+                                   for a in e.args)  # fmt: skip
                 raise
         finally:
             self._end(run, cancelled)
@@ -245,6 +255,16 @@ class Runs:
 
 
 NEW_FILE = " when another file was chosen,"
+SHOWN_NAME_JS = "(...a) => { const f = a[0]; a[a.length - 1] = (f && f.orig_name) || null; return a; }"
+"""For a button's first step whose inputs are the upload first and a hidden Textbox last: the Textbox gets the file's
+name as the page shows it (Gradio stores an upload under a name without characters such as ? ! * < >)."""
+
+
+def shown_name(path, shown) -> str:
+    """The name for the page's messages: as the page shows it (on one line, at most 255 characters, as a file's name
+    may be), else as stored."""
+    shown = " ".join(shown.split())[:255] if isinstance(shown, str) else ""
+    return shown or Path(path).name
 
 
 def build_batch_tab(scorer, config) -> None:
@@ -262,17 +282,18 @@ def build_batch_tab(scorer, config) -> None:
                 stop = gr.Button("Stop", elem_id="batch-stop", scale=1)
     summary = gr.Markdown(elem_id="batch-summary")
     preview = gr.Dataframe(headers=PREVIEW_COLUMNS, label="First items scored", elem_id="batch-preview",
-                           interactive=False, wrap=True, visible=False, max_height=480,
-                           column_widths=["12%", "38%", "28%", "22%"])  # fmt: skip
+                           interactive=False, wrap=True, visible=False, max_height=720,
+                           column_widths=["16%", "28%", "24%", "32%"])  # fmt: skip
     download = gr.DownloadButton("Download results", value=None, interactive=False, elem_id="batch-download")
     found = gr.State(None)  # the preview's rows: a State, so the API's /score_file still returns (summary, file)
+    named = gr.Textbox(visible=False)  # the file's name as the page shows it (SHOWN_NAME_JS)
     runs = Runs("item", "results are written only when the whole file is scored")
     gone = {summary: "", download: gr.update(value=None, interactive=False, label="Download results"),
             found: None, preview: gr.update(value=None, visible=False)}  # fmt: skip
 
-    def started(path):
+    def started(path, shown):
         """Score pressed: the last results go (they are about to be replaced), and Stop knows of the run."""
-        if path and isinstance(path, str) and runs.announce(path, Path(path).name):
+        if path and isinstance(path, str) and runs.announce(path, shown_name(path, shown)):
             return gone
         return gr.skip()
 
@@ -285,9 +306,9 @@ def build_batch_tab(scorer, config) -> None:
                                  config.limits(), config.max_rows, progress=progress)  # fmt: skip
         except Stopped as e:  # the preview goes with `found` (previewed, next)
             return {summary: e.said, download: gone[download], found: None} if e.said else gr.skip()
-        name = Path(out["file"]).name
+        file = Path(out["file"]).name
         return {summary: out["summary"], found: {"rows": out["preview"], "items": out["items"]},
-                download: gr.update(value=out["file"], interactive=True, label=f"Download {name}")}  # fmt: skip
+                download: gr.update(value=out["file"], interactive=True, label=f"Download {file}")}  # fmt: skip
 
     def previewed(st):
         if not st:
@@ -308,8 +329,10 @@ def build_batch_tab(scorer, config) -> None:
         changed, said = runs.chose(path if isinstance(path, str) and path else None)
         return {**gone, summary: said or ""} if changed else gr.skip()
 
-    shown = [summary, download, found, preview]
-    scoring = run.click(started, upload, shown, queue=False, api_visibility="private").then(
+    outputs = [summary, download, found, preview]
+    scoring = run.click(
+        started, [upload, named], outputs, js=SHOWN_NAME_JS, queue=False, api_visibility="private"
+    ).then(
         scored,
         [upload, fmt],
         [summary, download, found],
@@ -319,5 +342,5 @@ def build_batch_tab(scorer, config) -> None:
         api_visibility="undocumented",
     )  # the page's own call, not offered as API or tool: use the CLI
     scoring.then(previewed, found, preview, queue=False, api_visibility="private", show_progress="hidden")
-    stop.click(stopped, None, shown, cancels=[scoring], queue=False, api_visibility="private")
-    upload.change(chosen, upload, shown, queue=False, api_visibility="private", show_progress="hidden")
+    stop.click(stopped, None, outputs, cancels=[scoring], queue=False, api_visibility="private")
+    upload.change(chosen, upload, outputs, queue=False, api_visibility="private", show_progress="hidden")

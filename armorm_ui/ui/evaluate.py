@@ -29,7 +29,7 @@ from ..evaluation import (
 )
 from ..preferences import load_dataset_comparisons, parse_columns, read_comparisons
 from ..scratch import scratch_folder
-from .batch import Runs, Stopped
+from .batch import SHOWN_NAME_JS, Runs, Stopped, shown_name
 from .handlers import JOBS, as_text, friendly
 
 SHOWN_ROWS = 200
@@ -50,8 +50,9 @@ def input_key(path, dataset, split) -> tuple | None:
     return None
 
 
-def input_name(key: tuple) -> str:
-    return Path(key[1]).name if key[0] == "file" else key[1]
+def input_name(key: tuple, shown: str | None = None) -> str:
+    """The input as the page names it: the file's name as shown (`shown`, else as stored), or the data set's."""
+    return shown_name(key[1], shown) if key[0] == "file" else key[1]
 
 
 def read_input(path: str | None, dataset: str, split: str, columns: str, layout: str, config):
@@ -69,10 +70,12 @@ def read_input(path: str | None, dataset: str, split: str, columns: str, layout:
 
 
 def evaluate_file(scorer, config, path: str | None, dataset: str = "", split: str = "train", columns: str = "",
-                  layout: str = "", progress=None, should_stop=None) -> dict:  # fmt: skip
+                  layout: str = "", progress=None, should_stop=None, *, name: str | None = None) -> dict:  # fmt: skip
     """Read and check every comparison, score each prompt once, and return the report with the files to download
-    and the texts of every comparison (in a scratch file, read back one line when a pair is opened)."""
-    found, name, digest = read_input(path, dataset, split, columns, layout, config)
+    and the texts of every comparison (in a scratch file, read back one line when a pair is opened). `name`: the
+    file's name as the page shows it (Gradio stores an upload under a name without characters such as ? * < >)."""
+    found, stored, digest = read_input(path, dataset, split, columns, layout, config)
+    name = (name or stored) if path else stored
 
     def shown(done: int, total: int) -> None:
         if progress is not None:
@@ -83,7 +86,7 @@ def evaluate_file(scorer, config, path: str | None, dataset: str = "", split: st
     frame = pair_frame(comparisons, results)
     result = report(frame, evaluation_meta(config, name, digest, found.notes), found.layout)
     folder = scratch_folder("armorm-evaluate-")
-    stem = Path(name).stem or "evaluation"
+    stem = Path(stored).stem or "evaluation"
     files = {"table": folder / f"{stem}-pairs.csv", "report": folder / f"{stem}-report.json",
              "rewardbench": folder / f"{stem}-rewardbench.json", "texts": folder / f"{stem}-texts.jsonl"}  # fmt: skip
     write_results(frame, files["table"])  # as the command line writes it: formula-like cells escaped (tables.to_csv)
@@ -208,6 +211,7 @@ def _layout(config) -> SimpleNamespace:
                 t.run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
                 t.stop = gr.Button("Stop", elem_id="eval-stop", scale=1)
     t.state = gr.State(None)
+    t.named = gr.Textbox(visible=False)  # the file's name as the page shows it (SHOWN_NAME_JS)
     t.summary = gr.Markdown(elem_id="eval-summary")
     with gr.Column(visible=False, elem_id="eval-results") as t.results:  # shown with a report: no empty frames
         _results(t)
@@ -241,8 +245,10 @@ def _results(t: SimpleNamespace) -> None:
         t.open = gr.Button("Open in Compare", elem_id="eval-open", scale=0, min_width=160)
     t.picked_id = gr.State(None)
     with gr.Row():
-        t.table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False)
-        t.report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False)
+        t.table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False,
+                                         elem_id="eval-table-file")  # fmt: skip
+        t.report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False,
+                                          elem_id="eval-report-file")  # fmt: skip
         t.rewardbench_file = gr.DownloadButton("RewardBench results (JSON)", value=None, interactive=False,
                                                visible=False)  # fmt: skip
 
@@ -260,10 +266,10 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
                 **{b: gr.update(value=None, interactive=False) for b in (t.table_file, t.report_file)},
                 t.rewardbench_file: gr.update(value=None, visible=False)}  # fmt: skip
 
-    def started(path, dataset, split):
+    def started(path, dataset, split, shown):
         """Evaluate pressed: the last report goes (it is about to be replaced), and Stop knows of the run."""
         key = input_key(path, dataset, split)
-        return gone() if key is not None and runs.announce(key, input_name(key)) else gr.skip()
+        return gone() if key is not None and runs.announce(key, input_name(key, shown)) else gr.skip()
 
     @friendly
     async def evaluated(path, dataset, split, column_text, layout, progress=gr.Progress()):  # noqa: B008
@@ -329,7 +335,8 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
                t.length, t.fit_summary, t.fit_plot, t.fit_use, t.subset_filter, t.outcome_filter, t.table,
                t.picked_id, t.picked, t.table_file, t.report_file, t.rewardbench_file]  # fmt: skip
     given = [t.upload, t.dataset, t.split]
-    scoring = t.run.click(started, given, cleared, queue=False, api_visibility="private").then(
+    scoring = t.run.click(started, [*given, t.named], cleared, js=SHOWN_NAME_JS, queue=False,
+                          api_visibility="private").then(  # fmt: skip
         evaluated, [*given, t.columns, t.layout], outputs, api_visibility="private", concurrency_id="jobs",
         concurrency_limit=JOBS)  # fmt: skip
     t.stop.click(stopped, None, cleared, cancels=[scoring], queue=False, api_visibility="private")

@@ -12,6 +12,7 @@ far it got. The table and charts appear only once there is a report, and a new f
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gradio as gr
@@ -23,7 +24,7 @@ from ..probe_files import probe_results, read_probe_input, write_probe_report
 from ..probes import PROBES, by_names
 from ..probing import probe_item
 from ..scratch import scratch_folder
-from .batch import Runs, Stopped
+from .batch import SHOWN_NAME_JS, Runs, Stopped, shown_name
 from .handlers import JOBS, as_text, friendly
 
 GROUPS = tuple(dict.fromkeys(p.group for p in PROBES))
@@ -32,9 +33,10 @@ DASH = "–"
 
 
 def probe_file(scorer, path: str, columns: str, names: list[str], limits, max_rows: int, row_cap: int,
-               progress=None, should_stop=None) -> dict:  # fmt: skip
+               progress=None, should_stop=None, *, name: str | None = None) -> dict:  # fmt: skip
     """Read and check the whole file (and every item's length in tokens), probe each item, and return the report
-    with the per-answer table (CSV) and the report (JSON) written for download."""
+    with the per-answer table (CSV) and the report (JSON) written for download. `name`: the file's name as the page
+    shows it (Gradio stores an upload under a name without characters such as ? * < >)."""
     try:
         probes = by_names(list(names))
     except ValueError as e:
@@ -42,6 +44,8 @@ def probe_file(scorer, path: str, columns: str, names: list[str], limits, max_ro
     if not probes:
         raise InputError("Choose at least one probe.")
     source = read_probe_input(Path(path), limits, max_rows, columns)
+    if name:
+        source = dataclasses.replace(source, name=name)
     unit = "pair" if source.pairs else "item"
     n = len(source.items)
     if n > row_cap:
@@ -177,15 +181,17 @@ def build_probe_tab(scorer, config) -> None:
             report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False,
                                             elem_id="probe-report-file")  # fmt: skip
     runs = Runs("item", "the report needs every answer probed")
+    named = gr.Textbox(visible=False)  # the file's name as the page shows it (SHOWN_NAME_JS)
 
     def gone(said: str = "") -> dict:
         """No report: its table, charts and downloads hidden and emptied, and `said` in its place."""
         return {summary: said, results: gr.update(visible=False), table: None,
                 **{b: gr.update(value=None, interactive=False) for b in (table_file, report_file)}}  # fmt: skip
 
-    def started(path):
+    def started(path, shown):
         """Run pressed: the last report goes (it is about to be replaced), and Stop knows of the run."""
-        return gone() if path and isinstance(path, str) and runs.announce(path, Path(path).name) else gr.skip()
+        ok = path and isinstance(path, str) and runs.announce(path, shown_name(path, shown))
+        return gone() if ok else gr.skip()
 
     @friendly
     async def probed(given: dict, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
@@ -224,7 +230,9 @@ def build_probe_tab(scorer, config) -> None:
 
     cleared = list(gone())
     outputs = [results, summary, table, deltas, parts, flips, table_file, report_file]
-    probing = run.click(started, upload, cleared, queue=False, api_visibility="private").then(
+    probing = run.click(
+        started, [upload, named], cleared, js=SHOWN_NAME_JS, queue=False, api_visibility="private"
+    ).then(
         probed,
         {upload, columns, *boxes},
         outputs,
