@@ -267,6 +267,11 @@ def shown_name(path, shown) -> str:
     return shown or Path(path).name
 
 
+WORKING = "&nbsp;\n\n&nbsp;"
+"""A tab's message while its job runs: two blank lines, room for the progress bar Gradio draws over it (an empty
+message has no height, and the bar would not show)."""
+
+
 def build_batch_tab(scorer, config) -> None:
     gr.Markdown(
         "Upload a **CSV, JSONL or Parquet** file: wide (`prompt`, `response_1`, `response_2`...) or long "
@@ -293,8 +298,9 @@ def build_batch_tab(scorer, config) -> None:
 
     def started(path, shown):
         """Score pressed: the last results go (they are about to be replaced), and Stop knows of the run."""
-        if path and isinstance(path, str) and runs.announce(path, shown_name(path, shown)):
-            return gone
+        name = shown_name(path, shown) if path and isinstance(path, str) else ""
+        if name and runs.announce(path, name):
+            return {**gone, summary: WORKING}
         return gr.skip()
 
     @friendly

@@ -29,7 +29,7 @@ from ..evaluation import (
 )
 from ..preferences import load_dataset_comparisons, parse_columns, read_comparisons
 from ..scratch import scratch_folder
-from .batch import SHOWN_NAME_JS, Runs, Stopped, shown_name
+from .batch import SHOWN_NAME_JS, WORKING, Runs, Stopped, shown_name
 from .handlers import JOBS, as_text, friendly
 
 SHOWN_ROWS = 200
@@ -269,7 +269,7 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
     def started(path, dataset, split, shown):
         """Evaluate pressed: the last report goes (it is about to be replaced), and Stop knows of the run."""
         key = input_key(path, dataset, split)
-        return gone() if key is not None and runs.announce(key, input_name(key, shown)) else gr.skip()
+        return gone(WORKING) if key is not None and runs.announce(key, input_name(key, shown)) else gr.skip()
 
     @friendly
     async def evaluated(path, dataset, split, column_text, layout, progress=gr.Progress()):  # noqa: B008

@@ -24,7 +24,7 @@ from ..probe_files import probe_results, read_probe_input, write_probe_report
 from ..probes import PROBES, by_names
 from ..probing import probe_item
 from ..scratch import scratch_folder
-from .batch import SHOWN_NAME_JS, Runs, Stopped, shown_name
+from .batch import SHOWN_NAME_JS, WORKING, Runs, Stopped, shown_name
 from .handlers import JOBS, as_text, friendly
 
 GROUPS = tuple(dict.fromkeys(p.group for p in PROBES))
@@ -191,7 +191,7 @@ def build_probe_tab(scorer, config) -> None:
     def started(path, shown):
         """Run pressed: the last report goes (it is about to be replaced), and Stop knows of the run."""
         ok = path and isinstance(path, str) and runs.announce(path, shown_name(path, shown))
-        return gone() if ok else gr.skip()
+        return gone(WORKING) if ok else gr.skip()
 
     @friendly
     async def probed(given: dict, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
