@@ -152,6 +152,8 @@ def test_stop_says_what_it_stopped(browser, app_url, tmp_path):
     uploaded(page, "batch-upload", "big.csv")
     page.click("#batch-run")
     page.wait_for_selector(r"text=/item ([2-9]|\d\d+) of 4000/")  # scoring, and at least one item done
+    tracker = page.locator("#batch-summary [data-testid=status-tracker]").bounding_box()
+    assert page.locator("#batch-summary").bounding_box()["height"] >= tracker["height"] * 0.9, tracker  # in view
     page.click("#batch-stop")
     page.wait_for_selector("#batch-summary:has-text('Stopped')")
     said = message(page, "batch-summary")
