@@ -194,3 +194,18 @@ def test_a_hub_name_without_the_hub_says_what_to_do(tmp_path, fake_scorer):
     assert "save_to_disk" in str(e.value)  # what to do instead
     with pytest.raises(InputError, match="Choose a file of preference pairs, or name a Hugging Face data set"):
         evaluate_file(fake_scorer, AppConfig(), None, "  ", "train")
+
+
+def test_what_a_run_reads_is_told_apart():
+    """A run's key (Runs: a new choice with another key stops it and clears its report): the file wins over a data
+    set named beside it; a data set is its name and split."""
+    from armorm_ui.ui.evaluate import input_key, input_name
+
+    assert input_key("/tmp/gradio/ab/pairs.jsonl", "allenai/reward-bench", "test") == (
+        "file",
+        "/tmp/gradio/ab/pairs.jsonl",
+    )
+    assert input_name(input_key("/tmp/gradio/ab/pairs.jsonl", "", "")) == "pairs.jsonl"
+    assert input_key(None, " allenai/reward-bench ", " ") == ("data set", "allenai/reward-bench", "train")
+    assert input_key(None, "allenai/reward-bench", "test") != input_key(None, "allenai/reward-bench", "train")
+    assert input_key(None, "  ", "train") is None and input_key(None, None, None) is None

@@ -4,7 +4,9 @@ probability can be trusted (calibration), which objectives carry its right and w
 RM-Bench files the accuracy over prompts, and weights fitted to the labels, which can be tried in Compare. Every
 pair is in a table that filters by subset and outcome; a row opens in Compare with the chosen answer as A.
 
-Scoring runs prompt by prompt in the model slot as a long job (chunks, behind interactive calls); Stop ends it.
+Scoring runs prompt by prompt in the model slot as a long job (chunks, behind interactive calls); Stop ends it and
+says how far it got. The report appears only once there is one, and a new file or data set takes the old one away at
+once (stopping a run still going), so nothing on screen belongs to another input.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from ..evaluation import (
 )
 from ..preferences import load_dataset_comparisons, parse_columns, read_comparisons
 from ..scratch import scratch_folder
-from .handlers import JOBS, as_text, friendly, long_job
+from .batch import SHOWN_NAME_JS, WORKING, Runs, Stopped, shown_name
+from .handlers import JOBS, as_text, friendly
 
 SHOWN_ROWS = 200
 """Rows of the pairs table shown at once (filters narrow them; the download has every pair)."""
@@ -36,6 +39,20 @@ TABLE_COLUMNS = ["pair", "subset", "result", "Δ score", "P", "Δ len"]
 TABLE_LABEL = ("Pairs, most confident wrong decisions first; click a row. Δ score: the margin, chosen minus "
                "rejected; P: the model's probability for the chosen answer; Δ len: chosen minus rejected length, in "
                "tokens")  # fmt: skip
+
+
+def input_key(path, dataset, split) -> tuple | None:
+    """What a run reads, as Runs tells runs apart: the file, else the data set and split (None: nothing yet)."""
+    if path and isinstance(path, str):
+        return ("file", path)
+    if isinstance(dataset, str) and dataset.strip():
+        return ("data set", dataset.strip(), (split if isinstance(split, str) else "").strip() or "train")
+    return None
+
+
+def input_name(key: tuple, shown: str | None = None) -> str:
+    """The input as the page names it: the file's name as shown (`shown`, else as stored), or the data set's."""
+    return shown_name(key[1], shown) if key[0] == "file" else key[1]
 
 
 def read_input(path: str | None, dataset: str, split: str, columns: str, layout: str, config):
@@ -53,10 +70,12 @@ def read_input(path: str | None, dataset: str, split: str, columns: str, layout:
 
 
 def evaluate_file(scorer, config, path: str | None, dataset: str = "", split: str = "train", columns: str = "",
-                  layout: str = "", progress=None, should_stop=None) -> dict:  # fmt: skip
+                  layout: str = "", progress=None, should_stop=None, *, name: str | None = None) -> dict:  # fmt: skip
     """Read and check every comparison, score each prompt once, and return the report with the files to download
-    and the texts of every comparison (in a scratch file, read back one line when a pair is opened)."""
-    found, name, digest = read_input(path, dataset, split, columns, layout, config)
+    and the texts of every comparison (in a scratch file, read back one line when a pair is opened). `name`: the
+    file's name as the page shows it (Gradio stores an upload under a name without characters such as ? * < >)."""
+    found, stored, digest = read_input(path, dataset, split, columns, layout, config)
+    name = (name or stored) if path else stored
 
     def shown(done: int, total: int) -> None:
         if progress is not None:
@@ -67,7 +86,7 @@ def evaluate_file(scorer, config, path: str | None, dataset: str = "", split: st
     frame = pair_frame(comparisons, results)
     result = report(frame, evaluation_meta(config, name, digest, found.notes), found.layout)
     folder = scratch_folder("armorm-evaluate-")
-    stem = Path(name).stem or "evaluation"
+    stem = Path(stored).stem or "evaluation"
     files = {"table": folder / f"{stem}-pairs.csv", "report": folder / f"{stem}-report.json",
              "rewardbench": folder / f"{stem}-rewardbench.json", "texts": folder / f"{stem}-texts.jsonl"}  # fmt: skip
     write_results(frame, files["table"])  # as the command line writes it: formula-like cells escaped (tables.to_csv)
@@ -192,7 +211,14 @@ def _layout(config) -> SimpleNamespace:
                 t.run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
                 t.stop = gr.Button("Stop", elem_id="eval-stop", scale=1)
     t.state = gr.State(None)
+    t.named = gr.Textbox(visible=False)  # the file's name as the page shows it (SHOWN_NAME_JS)
     t.summary = gr.Markdown(elem_id="eval-summary")
+    with gr.Column(visible=False, elem_id="eval-results") as t.results:  # shown with a report: no empty frames
+        _results(t)
+    return t
+
+
+def _results(t: SimpleNamespace) -> None:
     with gr.Row():
         t.subsets = gr.Plot(label="Accuracy by subset", elem_id="plot-eval-subsets")
         t.reliability = gr.Plot(label="Calibration", elem_id="plot-eval-reliability")
@@ -219,24 +245,42 @@ def _layout(config) -> SimpleNamespace:
         t.open = gr.Button("Open in Compare", elem_id="eval-open", scale=0, min_width=160)
     t.picked_id = gr.State(None)
     with gr.Row():
-        t.table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False)
-        t.report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False)
+        t.table_file = gr.DownloadButton("Download per-pair table (CSV)", value=None, interactive=False,
+                                         elem_id="eval-table-file")  # fmt: skip
+        t.report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False,
+                                          elem_id="eval-report-file")  # fmt: skip
         t.rewardbench_file = gr.DownloadButton("RewardBench results (JSON)", value=None, interactive=False,
                                                visible=False)  # fmt: skip
-    return t
 
 
 def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) -> None:
     """`compare` is the Compare tab's handle: a pair opens there, scored, with its full explanation; fitted weights
     go into its what-if sliders."""
     t = _layout(config)
+    runs = Runs("prompt", "the report needs every pair scored")
+
+    def gone(said: str = "") -> dict:
+        """No report: its charts, table and downloads hidden and emptied, and `said` in its place."""
+        return {t.state: None, t.summary: said, t.results: gr.update(visible=False), t.table: [], t.picked_id: None,
+                t.picked: picked_text(None), t.fit_use: gr.update(interactive=False),
+                **{b: gr.update(value=None, interactive=False) for b in (t.table_file, t.report_file)},
+                t.rewardbench_file: gr.update(value=None, visible=False)}  # fmt: skip
+
+    def started(path, dataset, split, shown):
+        """Evaluate pressed: the last report goes (it is about to be replaced), and Stop knows of the run."""
+        key = input_key(path, dataset, split)
+        return gone(WORKING) if key is not None and runs.announce(key, input_name(key, shown)) else gr.skip()
 
     @friendly
     async def evaluated(path, dataset, split, column_text, layout, progress=gr.Progress()):  # noqa: B008
         if path is not None and not isinstance(path, str):
             raise InputError("Choose a file of preference pairs first.")
-        out = await long_job(scorer, evaluate_file, scorer, config, path, dataset or "", split or "train",
-                             column_text or "", layout or "", progress)  # fmt: skip
+        key = input_key(path, dataset, split) or ("data set", "", "train")
+        try:
+            out = await runs.run(key, input_name(key), scorer, evaluate_file, scorer, config, path, dataset or "",
+                                 split or "train", column_text or "", layout or "", progress=progress)  # fmt: skip
+        except Stopped as e:
+            return gone(e.said) if e.said else gr.skip()
         found, frame = out["report"], out.pop("frame")
         st = {"name": out["name"], "texts": out["texts"], "offsets": out["offsets"],
               "pairs": {p["pair_id"]: [p["group"], int(c), int(r)] for p, c, r in
@@ -249,6 +293,7 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
         first = st["rows"][0][0] if st["rows"] else None
         return {
             t.state: st,
+            t.results: gr.update(visible=True),
             t.summary: summary_text(found, out["name"]),
             t.subsets: report_figures.subset_accuracy(found),
             t.reliability: report_figures.reliability(found),
@@ -272,22 +317,32 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
                                           visible=bool(out["rewardbench_file"])),
         }  # fmt: skip
 
-    def cleared():
-        """A new file or data set: the old results and their downloads go, so nothing on screen is stale."""
-        return {t.state: None, t.summary: "", t.table: [], t.picked_id: None, t.picked: picked_text(None),
-                t.fit_use: gr.update(interactive=False),
-                **{b: gr.update(value=None, interactive=False) for b in (t.table_file, t.report_file)},
-                t.rewardbench_file: gr.update(value=None, visible=False)}  # fmt: skip
+    def stopped():
+        said = runs.stop()
+        return gone(said) if said else gr.skip()
 
-    outputs = [t.state, t.summary, t.subsets, t.reliability, t.rm_bench, t.margins, t.alone, t.decisions, t.length,
-               t.fit_summary, t.fit_plot, t.fit_use, t.subset_filter, t.outcome_filter, t.table, t.picked_id, t.picked,
-               t.table_file, t.report_file, t.rewardbench_file]  # fmt: skip
-    scoring = t.run.click(evaluated, [t.upload, t.dataset, t.split, t.columns, t.layout], outputs,
-                          api_visibility="private", concurrency_id="jobs", concurrency_limit=JOBS)  # fmt: skip
-    t.stop.click(None, None, None, cancels=[scoring], api_visibility="private")
-    gr.on([t.upload.change, t.dataset.input], cleared, None,
-          [t.state, t.summary, t.table, t.picked_id, t.picked, t.fit_use, t.table_file, t.report_file,
-           t.rewardbench_file], api_visibility="private")  # fmt: skip
+    def chosen(path, dataset, split, why=None):
+        """A new file or data set (or none): the old report goes at once, and a run of another input stops."""
+        why = ("" if path else " when the file was removed,") if why is None else why
+        changed, said = runs.chose(input_key(path, dataset, split), why)
+        return gone(said or "") if changed else gr.skip()
+
+    def named(path, dataset, split):
+        return chosen(path, dataset, split, "" if path else " when another data set was named,")
+
+    cleared = list(gone())
+    outputs = [t.state, t.results, t.summary, t.subsets, t.reliability, t.rm_bench, t.margins, t.alone, t.decisions,
+               t.length, t.fit_summary, t.fit_plot, t.fit_use, t.subset_filter, t.outcome_filter, t.table,
+               t.picked_id, t.picked, t.table_file, t.report_file, t.rewardbench_file]  # fmt: skip
+    given = [t.upload, t.dataset, t.split]
+    scoring = t.run.click(started, [*given, t.named], cleared, js=SHOWN_NAME_JS, queue=False,
+                          api_visibility="private").then(  # fmt: skip
+        evaluated, [*given, t.columns, t.layout], outputs, api_visibility="private", concurrency_id="jobs",
+        concurrency_limit=JOBS)  # fmt: skip
+    t.stop.click(stopped, None, cleared, cancels=[scoring], queue=False, api_visibility="private")
+    t.upload.change(chosen, given, cleared, queue=False, api_visibility="private", show_progress="hidden")
+    gr.on([t.dataset.input, t.split.input], named, given, cleared, queue=False, api_visibility="private",
+          show_progress="hidden")  # fmt: skip
     _wire_table(t, compare, tabs)
 
 

@@ -5,11 +5,14 @@ decision or rescues a wrong one (probing.probe_report).
 
 Each answer is scored about once per probe, so the page takes a smaller file than the other tabs (AppConfig's
 probe_rows); the command line (`python -m armorm_ui probe`) takes whole data sets, resumably, and writes the same
-table and report. Probing runs item by item in the model slot; Stop ends it before the next model call.
+table and report. Probing runs item by item in the model slot; Stop ends it before the next model call and says how
+far it got. The table and charts appear only once there is a report, and a new file takes the old one away at once
+(stopping a run still going).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +24,8 @@ from ..probe_files import probe_results, read_probe_input, write_probe_report
 from ..probes import PROBES, by_names
 from ..probing import probe_item
 from ..scratch import scratch_folder
-from .handlers import JOBS, as_text, friendly, long_job
+from .batch import SHOWN_NAME_JS, WORKING, Runs, Stopped, shown_name
+from .handlers import JOBS, as_text, friendly
 
 GROUPS = tuple(dict.fromkeys(p.group for p in PROBES))
 """Formatting, Tone, Length, Conversation: the library's order, one group of boxes each."""
@@ -29,9 +33,10 @@ DASH = "–"
 
 
 def probe_file(scorer, path: str, columns: str, names: list[str], limits, max_rows: int, row_cap: int,
-               progress=None, should_stop=None) -> dict:  # fmt: skip
+               progress=None, should_stop=None, *, name: str | None = None) -> dict:  # fmt: skip
     """Read and check the whole file (and every item's length in tokens), probe each item, and return the report
-    with the per-answer table (CSV) and the report (JSON) written for download."""
+    with the per-answer table (CSV) and the report (JSON) written for download. `name`: the file's name as the page
+    shows it (Gradio stores an upload under a name without characters such as ? * < >)."""
     try:
         probes = by_names(list(names))
     except ValueError as e:
@@ -39,6 +44,8 @@ def probe_file(scorer, path: str, columns: str, names: list[str], limits, max_ro
     if not probes:
         raise InputError("Choose at least one probe.")
     source = read_probe_input(Path(path), limits, max_rows, columns)
+    if name:
+        source = dataclasses.replace(source, name=name)
     unit = "pair" if source.pairs else "item"
     n = len(source.items)
     if n > row_cap:
@@ -162,16 +169,29 @@ def build_probe_tab(scorer, config) -> None:
         run = gr.Button("Run probes", variant="primary", elem_id="probe-run", scale=3)
         stop = gr.Button("Stop", elem_id="probe-stop", scale=1)
     summary = gr.Markdown(elem_id="probe-summary")
-    table = gr.Dataframe(label="Per probe", interactive=False, wrap=True, visible=False, max_height=1200,
-                         pinned_columns=1, elem_id="probe-table")  # fmt: skip
-    deltas = gr.Plot(label="Mean Δscore", elem_id="plot-probe-deltas")
-    parts = gr.Plot(label="By objective", elem_id="plot-probe-parts")
-    flips = gr.Plot(label="Flips and rescues", visible=False, elem_id="plot-probe-flips")
-    with gr.Row():
-        table_file = gr.DownloadButton("Download per-answer table (CSV)", value=None, interactive=False,
-                                       elem_id="probe-table-file")  # fmt: skip
-        report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False,
-                                        elem_id="probe-report-file")  # fmt: skip
+    with gr.Column(visible=False, elem_id="probe-results") as results:  # shown with a report: no empty frames
+        table = gr.Dataframe(label="Per probe", interactive=False, wrap=True, max_height=1200, pinned_columns=1,
+                             elem_id="probe-table")  # fmt: skip
+        deltas = gr.Plot(label="Mean Δscore", elem_id="plot-probe-deltas")
+        parts = gr.Plot(label="By objective", elem_id="plot-probe-parts")
+        flips = gr.Plot(label="Flips and rescues", visible=False, elem_id="plot-probe-flips")
+        with gr.Row():
+            table_file = gr.DownloadButton("Download per-answer table (CSV)", value=None, interactive=False,
+                                           elem_id="probe-table-file")  # fmt: skip
+            report_file = gr.DownloadButton("Download report (JSON)", value=None, interactive=False,
+                                            elem_id="probe-report-file")  # fmt: skip
+    runs = Runs("item", "the report needs every answer probed")
+    named = gr.Textbox(visible=False)  # the file's name as the page shows it (SHOWN_NAME_JS)
+
+    def gone(said: str = "") -> dict:
+        """No report: its table, charts and downloads hidden and emptied, and `said` in its place."""
+        return {summary: said, results: gr.update(visible=False), table: None,
+                **{b: gr.update(value=None, interactive=False) for b in (table_file, report_file)}}  # fmt: skip
+
+    def started(path, shown):
+        """Run pressed: the last report goes (it is about to be replaced), and Stop knows of the run."""
+        ok = path and isinstance(path, str) and runs.announce(path, shown_name(path, shown))
+        return gone(WORKING) if ok else gr.skip()
 
     @friendly
     async def probed(given: dict, progress=gr.Progress()):  # noqa: B008 - how Gradio injects a progress bar
@@ -179,13 +199,17 @@ def build_probe_tab(scorer, config) -> None:
         if not path or not isinstance(path, str):
             raise InputError("Choose a file of candidates or preference pairs first.")
         names = [n for box in boxes for n in (given[box] or [])]
-        out = await long_job(scorer, probe_file, scorer, path, given[columns] or "", names, config.limits(),
-                                config.max_rows, config.probe_rows, progress)  # fmt: skip
+        try:
+            out = await runs.run(path, Path(path).name, scorer, probe_file, scorer, path, given[columns] or "", names,
+                                 config.limits(), config.max_rows, config.probe_rows, progress=progress)  # fmt: skip
+        except Stopped as e:
+            return gone(e.said) if e.said else gr.skip()
         found = out["report"]
         name = found["input"]
         return {
+            results: gr.update(visible=True),
             summary: summary_text(found),
-            table: gr.update(value=summary_table(found), visible=True),
+            table: summary_table(found),
             deltas: report_figures.probe_deltas(found, name),
             parts: report_figures.probe_parts(found, name),
             flips: gr.update(
@@ -195,8 +219,20 @@ def build_probe_tab(scorer, config) -> None:
             report_file: gr.update(value=out["report_file"], interactive=True),
         }
 
-    outputs = [summary, table, deltas, parts, flips, table_file, report_file]
+    def stopped():
+        said = runs.stop()
+        return gone(said) if said else gr.skip()
+
+    def chosen(path):
+        """A new file (or none): the old report goes at once, and a run of another file stops."""
+        changed, said = runs.chose(path if isinstance(path, str) and path else None)
+        return gone(said or "") if changed else gr.skip()
+
+    cleared = list(gone())
+    outputs = [results, summary, table, deltas, parts, flips, table_file, report_file]
     probing = run.click(
+        started, [upload, named], cleared, js=SHOWN_NAME_JS, queue=False, api_visibility="private"
+    ).then(
         probed,
         {upload, columns, *boxes},
         outputs,
@@ -204,4 +240,5 @@ def build_probe_tab(scorer, config) -> None:
         concurrency_id="jobs",
         concurrency_limit=JOBS,
     )
-    stop.click(None, None, None, cancels=[probing], api_visibility="private")
+    stop.click(stopped, None, cleared, cancels=[probing], queue=False, api_visibility="private")
+    upload.change(chosen, upload, cleared, queue=False, api_visibility="private", show_progress="hidden")
