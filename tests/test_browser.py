@@ -83,7 +83,7 @@ def test_score_the_card_example(browser, app_url):
     page.wait_for_timeout(500)
     page.evaluate("window.scrollTo(0, 0)")  # the verdict, then the form
     page.wait_for_timeout(300)
-    page.screenshot(path=str(ARTIFACTS / "app-phone.png"), full_page=False)
+    page.screenshot(path=str(ARTIFACTS / "app-phone.png"), full_page=False)  # (README's: first-screen-390.png)
     assert not errors, errors
 
 

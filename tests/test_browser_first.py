@@ -31,6 +31,7 @@ def test_first_screen_answers(browser, app_url, size):
     assert page.evaluate(IN_VIEW_JS, "#score-button"), "the Score button is off screen"
     assert "random weights" in page.inner_text("#demo-banner")
     assert page.evaluate(EMPTY_FRAMES_JS) == []  # every chart shown has something in it
+    assert page.locator("#share-token").is_hidden() and page.locator("#share-link").is_hidden()
     tabs = page.get_by_role("tab")
     assert tabs.all_inner_texts() == ["Compare", "Evaluate", "Probe", "Batch", "Annotate"]  # none behind "more"
     for name in ["Evaluate", "Probe", "Batch", "Annotate", "Compare"]:
