@@ -80,7 +80,16 @@ def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, h
     assert geometry["overlaps"] == 0 and geometry["toasts"] == 0, geometry
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"annotate-{width}.png"), full_page=True)
-    # back: each item shows its saved label, and the model's view of it now that it is labelled
+    page.focus("#annotate-note input, #annotate-note textarea")
+    page.keyboard.type("last one")
+    page.keyboard.press("Enter")  # Enter in the note saves too
+    status_has(page, "Saved: A for item k3")
+    status_has(page, "All 4 items labelled")
+    page.keyboard.press("Escape")
+    # back: each item shows its saved label (choice and note), and the model's view of it now that it is labelled
+    page.keyboard.press("ArrowLeft")
+    status_has(page, "Item 4 of 4")
+    assert checked(page, "A") and page.input_value("#annotate-note input, #annotate-note textarea") == "last one"
     page.keyboard.press("ArrowLeft")
     status_has(page, "Item 3 of 4")
     status_has(page, "your label: All bad")

@@ -255,7 +255,7 @@ def _layout(letters: list[str]) -> SimpleNamespace:
     u.status = gr.Markdown(
         "Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status"
     )
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="annotate-where"):
         u.progress = gr.HTML("", elem_id="annotate-progress", padding=False)
         u.jump = gr.Dropdown(label="Go to item", choices=[], value=None, elem_id="annotate-jump", min_width=240)
     u.conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
@@ -463,7 +463,8 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         concurrency_limit=4,
         **named,
     )
-    u.save.click(
+    gr.on(  # Enter in the ranking or the note saves too: no reaching for Esc first
+        [u.save.click, u.ranking.submit, u.note.submit],
         saved,
         [u.state, *u.who_inputs, u.hide, u.choice, u.ranking, u.note],
         u.item_outputs,
