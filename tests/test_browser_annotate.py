@@ -85,6 +85,7 @@ def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, h
     page.keyboard.press("Enter")  # Enter in the note saves too
     status_has(page, "Saved: A for item k3")
     status_has(page, "All 4 items labelled")
+    assert page.input_value("#annotate-prompt textarea") == "" and page.locator("#annotate-A textarea").count() == 0
     page.keyboard.press("Escape")
     # back: each item shows its saved label (choice and note), and the model's view of it now that it is labelled
     page.keyboard.press("ArrowLeft")

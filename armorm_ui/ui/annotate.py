@@ -331,6 +331,13 @@ async def item_view(
         return {
             **listed,
             u.state: {"file_id": file_id, "position": total},
+            # the last item's text and choice leave the page: nothing on it looks like one still to label
+            u.conversation: gr.update(value="", visible=False),
+            u.prompt: "",
+            **{box: gr.update(value="", visible=False) for box in u.boxes},
+            u.choice: gr.update(choices=[], value=None),
+            u.ranking: "",
+            u.note: "",
             u.status: f"{said}**All {total} items labelled** by {name}. Press ← to review, or compute agreement "
             "and download below.",
             u.model_view: gr.update(value=None, visible=False),
