@@ -38,6 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .agreement import ALL_BAD_CHOICE, TIE_CHOICE
 from .batch import Item
 from .errors import InputError
 from .explain import candidate_index, candidate_labels
@@ -493,9 +494,13 @@ class LabelStore:
         note: str,
         result: ScoreResult,
     ) -> None:
-        """Write one label now (replacing the annotator's earlier label of the same item)."""
-        if not 0 <= choice < len(item.candidates):
-            raise InputError(f"Choose one of the {len(item.candidates)} candidates.")
+        """Write one label now (replacing the annotator's earlier label of the same item). `choice`: a candidate's
+        index, or TIE_CHOICE / ALL_BAD_CHOICE (which take no ranking)."""
+        if choice in (TIE_CHOICE, ALL_BAD_CHOICE):
+            if ranking:
+                raise InputError("A tie or 'all bad' label takes no ranking: clear the ranking, or pick a candidate.")
+        elif not 0 <= choice < len(item.candidates):
+            raise InputError(f"Choose one of the {len(item.candidates)} candidates, a tie or 'all bad'.")
         note = note or ""
         if note:
             check_text(note, "The note", Limits(max_chars=MAX_NOTE_CHARS))
@@ -519,6 +524,27 @@ class LabelStore:
         with self._connect() as db:
             query = sa.select(LABELS.c.item_id).where(self._labels(who, file_id), LABELS.c.item_id == item_id)
             return db.execute(query).first() is not None
+
+    def label(self, who: Annotator, file_id: str, item_id: str) -> dict | None:
+        """This annotator's label of an item: {"choice", "ranking" (list or None), "note"}, or None."""
+        l = LABELS.c  # noqa: E741
+        with self._connect() as db:
+            query = sa.select(l.choice, l.ranking, l.note).where(self._labels(who, file_id), l.item_id == item_id)
+            row = db.execute(query).first()
+        if row is None:
+            return None
+        return {"choice": row.choice, "ranking": json.loads(row.ranking) if row.ranking else None,
+                "note": row.note or ""}  # fmt: skip
+
+    def marks(self, project: str, file_id: str) -> tuple[list[str], list[tuple[str, str, int]]]:
+        """A file's item ids in order, and its labels as (item_id, annotator, choice): the item list and progress,
+        in two light queries (no item texts, no scores)."""
+        with self._connect() as db:
+            query = sa.select(ITEMS.c.item_id).where(ITEMS.c.project == project, ITEMS.c.file_id == file_id)
+            ids = list(db.execute(query.order_by(ITEMS.c.position)).scalars())
+            l = LABELS.c  # noqa: E741
+            query = sa.select(l.item_id, l.annotator, l.choice).where(l.project == project, l.file_id == file_id)
+            return ids, [tuple(r) for r in db.execute(query)]
 
     def next_position(self, who: Annotator, file_id: str) -> int:
         """Index of the first item this annotator has not labelled (the item count when all are done)."""
@@ -593,9 +619,13 @@ def _ranks(order: np.ndarray) -> np.ndarray:
 
 def agreement(labels: pd.DataFrame) -> dict:
     """Per annotator: how often the model's top choice is theirs, Spearman rank correlation on full rankings,
-    and for each objective how often its highest-reward candidate is the one they chose."""
+    and for each objective how often its highest-reward candidate is the one they chose; over the labels that
+    choose a candidate (ties and 'all bad' are counted apart; an annotator with none of the others is left out)."""
     out = {}
-    for annotator, group in labels.groupby("annotator"):
+    for annotator, everything in labels.groupby("annotator"):
+        group = everything[everything["choice"] >= 0]
+        if group.empty:
+            continue
         top, rho, per_objective = [], [], np.zeros(len(NAMES))
         for row in group.itertuples():
             result = ScoreResult.from_dict(json.loads(row.result))
@@ -611,6 +641,8 @@ def agreement(labels: pd.DataFrame) -> dict:
             "model_top_agreement": float(np.mean(top)),
             "spearman_mean": float(np.mean(rho)) if rho else None,
             "full_rankings": len(rho),
+            "ties": int((everything["choice"] == TIE_CHOICE).sum()),
+            "all_bad": int((everything["choice"] == ALL_BAD_CHOICE).sum()),
             "objective_agreement": dict(zip(NAMES, (per_objective / n).round(4).tolist())),
         }
     return out

@@ -15,6 +15,7 @@ import functools
 import html
 import json
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -24,16 +25,62 @@ import gradio as gr
 import pandas as pd
 
 from .. import explain, figures, report_figures, tables
-from ..batch import file_digest, parse_items
+from ..agreement import ALL_BAD_CHOICE, TIE_CHOICE, agreement_report, agreement_table, ratings
+from ..batch import file_digest
 from ..errors import InputError
 from ..evaluation import label_pairs, report
+from ..label_export import export_labels
 from ..label_store import LOCK_WAIT_S, Annotator, DatabaseUnavailable, LabelStore, agreement, parse_ranking
+from ..preference_items import file_labels, read_annotation_items
 from ..scratch import scratch_folder
 from .evaluate import fit_text
 from .handlers import as_text, cancellable, friendly
 
 MAX_SHOWN = 16
 """Candidate boxes in the tab: a file with more candidates per item is refused when it is opened."""
+TIE_TEXT, ALL_BAD_TEXT = "Tie", "All bad"
+"""The choices that pick no candidate (stored as agreement.TIE_CHOICE / ALL_BAD_CHOICE)."""
+SPECIAL = {TIE_TEXT.lower(): TIE_CHOICE, ALL_BAD_TEXT.lower(): ALL_BAD_CHOICE}
+
+KEYS_LEGEND = (
+    '<div id="annotate-keys" class="annotate-keys">Keys: <kbd>1</kbd>–<kbd>9</kbd> pick a response · '
+    "<kbd>T</kbd> tie · <kbd>X</kbd> all bad · <kbd>Enter</kbd> save and next · <kbd>←</kbd>/<kbd>K</kbd> "
+    "previous · <kbd>→</kbd>/<kbd>J</kbd> next · <kbd>Esc</kbd> leave a text box</div>"
+)
+KEYS_JS = """
+if (!window.__annotateKeys) {
+  window.__annotateKeys = true;
+  const press = (selector) => { const b = document.querySelector(selector); if (b && !b.disabled) b.click(); };
+  document.addEventListener("keydown", (e) => {
+    const tab = document.getElementById("annotate-tab");
+    if (!tab || tab.getClientRects().length === 0) return;  // another tab is open
+    if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing || e.repeat) return;
+    const t = e.target, k = e.key;
+    const typing = t && (t.tagName === "TEXTAREA" || t.isContentEditable || t.tagName === "SELECT" ||
+      (t.tagName === "INPUT" && !["radio", "checkbox", "button"].includes(t.type)));
+    if (typing) { if (k === "Escape") t.blur(); return; }
+    if (t && t.tagName === "BUTTON" && (k === "Enter" || k === " ")) return;  // the button's own press
+    const radios = [...document.querySelectorAll("#annotate-choice input[type=radio]")];
+    const text = (r) => (r.closest("label")?.innerText || r.value || "").trim();
+    const special = ["Tie", "All bad"];
+    const pick = (r) => { if (r) { r.click(); e.preventDefault(); } };
+    if (/^[1-9]$/.test(k)) pick(radios.filter((r) => !special.includes(text(r)))[Number(k) - 1]);
+    else if (k === "t" || k === "T") pick(radios.find((r) => text(r) === "Tie"));
+    else if (k === "x" || k === "X") pick(radios.find((r) => text(r) === "All bad"));
+    else if (k === "Enter") { e.preventDefault(); press("#annotate-save"); }
+    else if (k === "ArrowLeft" || k === "k" || k === "K") { e.preventDefault(); press("#annotate-prev"); }
+    else if (k === "ArrowRight" || k === "j" || k === "J") { e.preventDefault(); press("#annotate-skip"); }
+  });
+}
+"""
+"""Number keys, T, X, Enter and arrows (or J/K) label and move while the Annotate tab is open and no text box has
+the focus (Esc leaves one); installed once per page."""
+
+
+def choice_text(choice: int) -> str:
+    """A stored choice as the tab shows it: 'A', 'B', ..., 'Tie', 'All bad'."""
+    special = {TIE_CHOICE: TIE_TEXT, ALL_BAD_CHOICE: ALL_BAD_TEXT}
+    return special.get(choice) or explain.candidate_label(choice)
 
 
 DATABASE_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="labels")
@@ -58,7 +105,7 @@ async def db(fn, *args, **kwargs):
 async def open_file(store: LabelStore, project: str, path: str, limits, max_rows: int) -> str:
     """Validate an uploaded file (every bad row reported) and keep its items in the project; returns its id. The file
     is read in a worker thread: the event loop keeps serving everyone else."""
-    items = await asyncio.to_thread(parse_items, Path(path), limits, max_rows)
+    items = await asyncio.to_thread(read_annotation_items, Path(path), limits, max_rows)  # preference files too
     file_id = await asyncio.to_thread(file_digest, Path(path))
     await db(store.add_file, project, file_id, Path(path).name, items)
     return file_id
@@ -75,12 +122,14 @@ def labels_export(frame: pd.DataFrame) -> tuple[str, str]:
     for r in frame.itertuples():
         result = json.loads(r.result)
         model_top = max(range(len(result["scores"])), key=lambda k: result["scores"][k])
+        picked = int(r.choice)
         ranking = (
             "" if not isinstance(r.ranking, str) else " > ".join(map(explain.candidate_label, json.loads(r.ranking)))
         )
         rows.append({"file": r.file, "item_id": r.item_id, "annotator": r.annotator,
-                     "choice": explain.candidate_label(r.choice), "ranking": ranking, "note": r.note,
-                     "model_choice": explain.candidate_label(model_top), "agrees": r.choice == model_top,
+                     "choice": choice_text(picked), "ranking": ranking, "note": r.note,
+                     "model_choice": explain.candidate_label(model_top),
+                     "agrees": picked == model_top if picked >= 0 else None,  # a tie or all bad: neither
                      "scores": json.dumps(result["scores"]),
                      "labelled_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created))})  # fmt: skip
     folder = scratch_folder("armorm-labels-")
@@ -88,6 +137,41 @@ def labels_export(frame: pd.DataFrame) -> tuple[str, str]:
     csv_path.write_text(tables.to_csv(pd.DataFrame(rows)), encoding="utf-8")
     json_path.write_text(json.dumps(agreement(frame) if len(frame) else {}, indent=2), encoding="utf-8")
     return str(csv_path), str(json_path)
+
+
+def item_list(ids: list[str], marks: list[tuple[str, str, int]], name: str) -> list[tuple[str, int]]:
+    """The file's items for 'Go to item', each with its status for this annotator: their label, skipped (left
+    unlabelled before one they labelled), or unlabelled; and how many labels others gave it."""
+    mine = {i: c for i, a, c in marks if a == name}
+    others = Counter(i for i, a, _ in marks if a != name)
+    furthest = max((k for k, i in enumerate(ids) if i in mine), default=-1)
+    out = []
+    for k, i in enumerate(ids):
+        status = f"yours: {choice_text(mine[i])}" if i in mine else "skipped" if k < furthest else "unlabelled"
+        if others[i]:
+            status += f" · {others[i]} label{'s' if others[i] > 1 else ''} by others"
+        out.append((f"{k + 1}. {i} — {status}", k))
+    return out
+
+
+def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str) -> str:
+    """Two bars: this annotator's items labelled, and the file's items labelled by anyone."""
+    known = set(ids)
+    n = max(len(ids), 1)
+    mine = len({i for i, a, _ in marks if a == name and i in known})
+    anyone = len({i for i, _, _ in marks if i in known})
+    people = len({a for i, a, _ in marks if i in known})
+
+    def bar(text: str, k: int) -> str:
+        return (f'<div class="annotate-bar"><span>{text}</span><progress max="{n}" value="{k}" '
+                f'aria-label="{html.escape(text)}"></progress></div>')  # fmt: skip
+
+    return (
+        '<div class="annotate-progress">'
+        + bar(f"You: {mine} of {len(ids)} ({mine / n:.0%})", mine)
+        + bar(f"Everyone ({people} annotator{'s' if people != 1 else ''}): {anyone} of {len(ids)} items", anyone)
+        + "</div>"
+    )
 
 
 def opened_item(st) -> tuple[str, int] | None:
@@ -104,11 +188,18 @@ def client_address(request: gr.Request | None) -> str | None:
 
 
 def checked_label(n: int, picked, ranking_text, note_text) -> tuple[int, list[int] | None]:
-    """The chosen candidate's index and the optional full ranking, from what the annotator entered."""
+    """The chosen candidate's index (or TIE_CHOICE / ALL_BAD_CHOICE) and the optional full ranking, from what the
+    annotator entered."""
     if not isinstance(picked, str) or not picked:
-        raise gr.Error("Pick the preferred response (A, B, ...) before saving.")
+        raise gr.Error("Pick the preferred response (A, B, ..., Tie or All bad) before saving.")
     if ranking_text is not None and not isinstance(ranking_text, str):
         raise gr.Error("The ranking must be text, like 'B > A > C'.")
+    if note_text is not None and not isinstance(note_text, str):
+        raise gr.Error("The note must be text.")
+    if picked.strip().lower() in SPECIAL:
+        if ranking_text and ranking_text.strip():
+            raise gr.Error(f"A label '{html.escape(picked)}' takes no ranking: clear the ranking, or pick a response.")
+        return SPECIAL[picked.strip().lower()], None
     order = parse_ranking(ranking_text, n)
     try:
         pick = explain.candidate_index(picked)
@@ -121,8 +212,6 @@ def checked_label(n: int, picked, ranking_text, note_text) -> tuple[int, list[in
             f"The ranking puts {explain.candidate_label(order[0])} first but the preferred response "
             f"is {html.escape(picked)}."
         )
-    if note_text is not None and not isinstance(note_text, str):
-        raise gr.Error("The note must be text.")
     return pick, order
 
 
@@ -158,10 +247,17 @@ def _layout(letters: list[str]) -> SimpleNamespace:
         u.stored = gr.Dropdown(
             label="or continue a file of this project", choices=[], allow_custom_value=True, elem_id="stored"
         )
-        u.hide = gr.Checkbox(value=True, label="Hide the model's scores until I have chosen")
+        u.hide = gr.Checkbox(
+            value=True,
+            label="Blind: keep the model's scores and pick off the page until I have labelled the item",
+            elem_id="annotate-blind",
+        )
     u.status = gr.Markdown(
         "Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status"
     )
+    with gr.Row(equal_height=True, elem_id="annotate-where"):
+        u.progress = gr.HTML("", elem_id="annotate-progress", padding=False)
+        u.jump = gr.Dropdown(label="Go to item", choices=[], value=None, elem_id="annotate-jump", min_width=240)
     u.conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
     u.prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id="annotate-prompt")
     u.boxes = [
@@ -170,16 +266,24 @@ def _layout(letters: list[str]) -> SimpleNamespace:
     ]
     with gr.Row():
         u.choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
+    gr.HTML(KEYS_LEGEND, js_on_load=KEYS_JS, elem_id="annotate-legend", padding=False)
+    with gr.Row():
         u.ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
         u.note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
     with gr.Row():
         u.prev = gr.Button("← Previous", elem_id="annotate-prev")
         u.save = gr.Button("Save label and next", variant="primary", elem_id="annotate-save")
         u.skip = gr.Button("Skip →", elem_id="annotate-skip")
-    u.model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False)
+    u.model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False, elem_id="annotate-model")
     with gr.Accordion("Agreement with the model, and export", open=False):
         u.refresh = gr.Button("Compute agreement", elem_id="agreement-button")
         u.agreement_text = gr.Markdown(elem_id="agreement-text")
+        u.agreement_table = gr.Dataframe(
+            label="Agreement between annotators, the model and the file's own labels (95% bootstrap intervals)",
+            interactive=False,
+            wrap=True,
+            elem_id="agreement-table",
+        )
         u.agreement_plot = gr.Plot(label="Objectives that predict each annotator's choices", elem_id="plot-agreement")
         u.pairs_plot = gr.Plot(
             label="The labels as preference pairs: each objective alone (as in Evaluate)",
@@ -190,8 +294,12 @@ def _layout(letters: list[str]) -> SimpleNamespace:
                 "Download labels (CSV)", value=None, interactive=False, elem_id="labels-csv"
             )
             u.agreement_json = gr.DownloadButton("Download agreement (JSON)", value=None, interactive=False)
+            u.preference_zip = gr.DownloadButton(
+                "Download preference data", value=None, interactive=False, elem_id="preference-data"
+            )
 
-    u.item_outputs = [u.state, u.status, u.conversation, u.prompt, *u.boxes, u.choice, u.ranking, u.note, u.model_view]
+    u.item_outputs = [u.state, u.status, u.progress, u.jump, u.conversation, u.prompt, *u.boxes, u.choice,
+                      u.ranking, u.note, u.model_view]  # fmt: skip
     u.who_inputs = [u.key, u.annotator, u.passcode]
     return u
 
@@ -204,39 +312,63 @@ async def item_view(
     file_id: str,
     position: int,
     hide_scores: bool,
+    said: str = "",
 ) -> dict:
-    """What the tab shows for item `position` of a file (scored, the scores hidden until labelled if asked)."""
+    """What the tab shows for item `position` of a file, with the annotator's saved label of it if any. Blind (the
+    default): the model's scores and pick are not sent to the page until the annotator has labelled the item.
+    `said`: the outcome of the last action, which starts the status line (no pop-ups to pile up)."""
     letters = u.letters
     total = await db(store.count, who.project, file_id)
     done = await db(store.labelled, who, file_id)
     name = as_text(who.name)
+    said = f"{said} · " if said else ""
+    ids, marks = await db(store.marks, who.project, file_id)
+    listed = {
+        u.progress: progress_html(ids, marks, who.name),
+        u.jump: gr.update(choices=item_list(ids, marks, who.name), value=position if position < total else None),
+    }
     if position >= total:
         return {
+            **listed,
             u.state: {"file_id": file_id, "position": total},
-            u.status: f"**All {total} items labelled** by {name}. Compute agreement or download below.",
-            u.model_view: gr.update(visible=False),
+            # the last item's text and choice leave the page: nothing on it looks like one still to label
+            u.conversation: gr.update(value="", visible=False),
+            u.prompt: "",
+            **{box: gr.update(value="", visible=False) for box in u.boxes},
+            u.choice: gr.update(choices=[], value=None),
+            u.ranking: "",
+            u.note: "",
+            u.status: f"{said}**All {total} items labelled** by {name}. Press ← to review, or compute agreement "
+            "and download below.",
+            u.model_view: gr.update(value=None, visible=False),
         }
     item = await db(store.item, who.project, file_id, position)
-    labelled = await db(store.is_labelled, who, file_id, item.item_id)
-    result = await cancellable(scorer.score, item.messages, item.candidates)
+    saved = await db(store.label, who, file_id, item.item_id)
+    show = saved is not None or not hide_scores
+    result = await cancellable(scorer.score, item.messages, item.candidates) if show else None
     n = len(item.candidates)
+    ranking = " > ".join(map(explain.candidate_label, saved["ranking"])) if saved and saved["ranking"] else ""
     return {
+        **listed,
         u.state: {"file_id": file_id, "position": position},
-        u.status: f"Item **{position + 1} of {total}** · id {as_text(item.item_id)} · {done} labelled by "
-        f"{name}" + (" · already labelled (saving replaces it)" if labelled else ""),
+        u.status: f"{said}Item **{position + 1} of {total}** · id {as_text(item.item_id)} · {done} labelled by "
+        f"{name} ({done / total:.0%})"
+        + (f" · your label: {choice_text(saved['choice'])} (saving replaces it)" if saved else ""),
         u.conversation: gr.update(value=conversation_text(item.messages), visible=len(item.messages) > 1),
         u.prompt: item.messages[-1]["content"],
         **{box: gr.update(value=item.candidates[k] if k < n else "", visible=k < n) for k, box in enumerate(u.boxes)},
-        u.choice: gr.update(choices=letters[:n], value=None),
-        u.ranking: "",
-        u.note: "",
-        u.model_view: gr.update(value=tables.ranking(result, letters[:n]), visible=labelled or not hide_scores),
+        u.choice: gr.update(
+            choices=[*letters[:n], TIE_TEXT, ALL_BAD_TEXT], value=choice_text(saved["choice"]) if saved else None
+        ),
+        u.ranking: ranking,
+        u.note: saved["note"] if saved else "",
+        # blind: no value at all (not a hidden one): the page holds nothing of the model's view of this item
+        u.model_view: gr.update(value=tables.ranking(result, letters[:n]) if show else None, visible=show),
     }
 
 
 def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> None:
     """Open or continue a file, step through its items, save labels: every action signs in again."""
-    letters = u.letters
 
     async def file_choices(project: str) -> list[tuple[str, str]]:
         return [(name, file_id) for file_id, name in await db(store.files, project)]
@@ -272,11 +404,18 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         result = await cancellable(scorer.score, item.messages, item.candidates)
         await db(store.record, who, file_id, item, position, pick, order, note_text, result)
         nxt = await db(store.next_position, who, file_id)
-        gr.Info(
-            f"Saved: {html.escape(picked)} for item {html.escape(item.item_id)}. "
-            f"The model preferred {letters[int(result.scores.argmax())]}."
+        said = f"Saved: {as_text(choice_text(pick))} for item {as_text(item.item_id)}."
+        return await item_view(
+            scorer, store, u, who, file_id, nxt if nxt > position else position + 1, hide_scores, said
         )
-        return await item_view(scorer, store, u, who, file_id, nxt if nxt > position else position + 1, hide_scores)
+
+    async def jumped(st, picked, key_text, name, code, hide_scores, request: gr.Request = None):
+        if opened_item(st) is None or not isinstance(picked, int):
+            return {u.status: "Open a file first, then pick an item to go to."}
+        who = await signed_in(key_text, name, code, request)
+        file_id, _ = opened_item(st)
+        total = await db(store.count, who.project, file_id)
+        return await item_view(scorer, store, u, who, file_id, min(max(picked, 0), total), hide_scores)
 
     def mover(step: int):
         async def moved(st, key_text, name, code, hide_scores, request: gr.Request = None):
@@ -287,6 +426,9 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
             total = await db(store.count, who.project, file_id)
             return await item_view(scorer, store, u, who, file_id, min(max(position + step, 0), total), hide_scores)
 
+        if step == 0:  # 'Go to item': the position picked
+            return friendly(jumped)
+        moved.__name__ = moved.__qualname__ = "previous" if step < 0 else "next"  # told apart by name
         return friendly(moved)  # a function, not a partial: Gradio reads the gr.Request parameter from its hints
 
     async def listed(key_text):
@@ -298,18 +440,18 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
     @friendly
     async def made(request: gr.Request = None):
         key = await db(store.new_project, client_address(request))
-        gr.Info(
-            "A new project key is in the box, shown this once: copy it and keep it. It is the only way back to "
+        said = (
+            "**A new project key is in the box, shown this once: copy it and keep it.** It is the only way back to "
             "this project's files and labels (the server keeps only its hash and cannot show it again); share "
-            "it only with people who may see and add to them."
-        )
-        return gr.update(value=key), gr.update(choices=[], value=None)
+            "it only with people who may see and add to them. Then enter your name and passcode and open a file."
+        )  # in the status line, which stays until the next action: no pop-up over the page
+        return gr.update(value=key), gr.update(choices=[], value=None), said
 
     opened, resumed, saved = map(friendly, (opened, resumed, saved))
     quiet = {"show_progress": "hidden"}  # a refusal is one pop-up, not an error mark over every field
     # the page's own calls: named, so a project's members can script them, but not offered as API or MCP tools
     named = {**quiet, "api_visibility": "undocumented"}
-    u.new_key.click(made, None, [u.key, u.stored], api_visibility="private")
+    u.new_key.click(made, None, [u.key, u.stored, u.status], api_visibility="private")
     u.upload.upload(
         opened,
         [u.upload, *u.who_inputs, u.hide],
@@ -328,7 +470,8 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         concurrency_limit=4,
         **named,
     )
-    u.save.click(
+    gr.on(  # Enter in the ranking or the note saves too: no reaching for Esc first
+        [u.save.click, u.ranking.submit, u.note.submit],
         saved,
         [u.state, *u.who_inputs, u.hide, u.choice, u.ranking, u.note],
         u.item_outputs,
@@ -347,6 +490,15 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
             concurrency_limit=4,
             **quiet,
         )
+    u.jump.input(
+        mover(0),
+        [u.state, u.jump, *u.who_inputs, u.hide],
+        u.item_outputs,
+        api_visibility="private",
+        concurrency_id="labels",
+        concurrency_limit=4,
+        **quiet,
+    )
     gr.on([u.stored.focus, u.key.change], listed, u.key, u.stored, api_visibility="private", show_progress="hidden")
 
 
@@ -360,9 +512,18 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
         frame = await db(store.frame, project, file_id)
         if frame.empty:
             raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
-        return await asyncio.to_thread(agreement_view, u, frame)  # the figures and files: off the event loop
+        gold, export = None, None
+        if file_id:  # one file: its own labels (a preference file's sides) as gold, and its preference pairs
+            gold = file_labels(await db(store.items, project, file_id)) or None
+            try:  # the annotators' labels (not the file's): what they decided, as TRL preference pairs
+                export = await db(export_labels, store, project, file_id, scratch_folder("armorm-preferences-"))
+            except InputError as e:
+                export = str(e)
+        # the figures, the bootstrap and the files: off the event loop
+        return await asyncio.to_thread(agreement_view, u, frame, gold, export)
 
-    outputs = [u.agreement_text, u.agreement_plot, u.pairs_plot, u.labels_csv, u.agreement_json]
+    outputs = [u.agreement_text, u.agreement_table, u.agreement_plot, u.pairs_plot, u.labels_csv, u.agreement_json,
+               u.preference_zip]  # fmt: skip
     # the page's own call: named, so a project's members can script it, but not offered as API or MCP tool
     u.refresh.click(
         computed,
@@ -374,8 +535,10 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
     )
 
 
-def agreement_view(u: SimpleNamespace, frame: pd.DataFrame) -> dict:
-    """The agreement report of these labels: per annotator, as preference pairs, and the two downloads."""
+def agreement_view(u: SimpleNamespace, frame: pd.DataFrame, gold: dict | None = None, export=None) -> dict:
+    """The agreement report of these labels: between raters (the model one of them; `gold`: item id -> the file's
+    own label), per annotator with the model, as preference pairs, and the downloads. `export`: export_labels'
+    summary for the open file, or why it made none (a sentence), or None (no file open)."""
     summary = agreement(frame)
     lines = [
         f"- **{as_text(a)}**: {s['labels']} labels; the model's top choice matches "
@@ -387,7 +550,12 @@ def agreement_view(u: SimpleNamespace, frame: pd.DataFrame) -> dict:
         )
         for a, s in summary.items()
     ]
-    pairs = label_pairs(frame)  # the chosen candidate against each other one: the Evaluate tab's analysis
+    ties, bad = int((frame["choice"] == TIE_CHOICE).sum()), int((frame["choice"] == ALL_BAD_CHOICE).sum())
+    if ties or bad:
+        lines.append(f"- {ties} labels say tie and {bad} all bad: they choose no candidate, so the figures above "
+                     "leave them out")  # fmt: skip
+    chose = frame[frame["choice"] >= 0]  # a tie or 'all bad' prefers no candidate: no pair
+    pairs = label_pairs(chose) if len(chose) else pd.DataFrame()  # the chosen candidate against each other one
     found = report(pairs) if len(pairs) else None
     if found:
         o = found["overall"]
@@ -396,9 +564,20 @@ def agreement_view(u: SimpleNamespace, frame: pd.DataFrame) -> dict:
             f"agrees on {o['accuracy']:.0%} (95% interval {o['low']:.0%} to {o['high']:.0%})"
         )
         lines.append("\n" + fit_text(found))  # the Evaluate tab's weights fitted to labels, here to these labels
+    if isinstance(export, dict):
+        lines.append(f"- Preference data: {export['pairs']} pairs from {export['items_with_pairs']} of "
+                     f"{export['items']} items (a tie or all bad gives none; an item without a majority label is "
+                     "left out)")  # fmt: skip
+    elif isinstance(export, str):
+        lines.append(f"- No preference data: {as_text(export)}")
+    table = agreement_table(agreement_report(ratings(frame), gold))
     csv_path, json_path = labels_export(frame)
     return {
         u.agreement_text: "\n".join(lines),
+        u.agreement_table: table,
+        u.preference_zip: gr.update(value=export["files"]["jsonl"], interactive=True)
+        if isinstance(export, dict)
+        else gr.update(value=None, interactive=False),
         u.agreement_plot: figures.agreement(summary),
         u.pairs_plot: report_figures.objective_agreement(found) if found else None,
         u.labels_csv: gr.update(value=csv_path, interactive=True),

@@ -1,0 +1,107 @@
+"""The Annotate tab in headless Chromium, as an annotator works it: blind, by keyboard alone after signing in (a
+tie and 'all bad' included), Previous showing the saved label, and a status line that covers nothing, at a desktop
+and a phone width."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .browser import open_app
+from .test_browser_tabs import made_key
+
+pytestmark = pytest.mark.browser
+SHOTS = Path("/tmp/shots-annotate")
+
+OVERLAPS_JS = """() => {
+  const box = (el) => el.getBoundingClientRect();
+  const status = document.getElementById("annotate-status");
+  const s = box(status);
+  const item = [...document.querySelectorAll("#annotate-prompt, [id^=annotate-] textarea, #annotate-choice")]
+    .filter((el) => el.offsetParent !== null).map(box);
+  const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const toasts = [...document.querySelectorAll(".toast-body, .toast-wrap > *")].filter((el) => el.offsetParent);
+  return {overlaps: item.filter((b) => hit(s, b)).length, toasts: toasts.length, height: s.height};
+}"""
+
+
+MODEL_SHOWN_JS = "() => /\\d\\.\\d/.test(document.getElementById('annotate-model')?.textContent || '')"
+"""The model's table holds scores (Gradio's table keeps its cells' text out of innerText while it sizes them)."""
+
+
+def checked(page, label: str) -> bool:
+    return page.locator("#annotate-choice").get_by_label(label, exact=True).is_checked()
+
+
+def status_has(page, text: str) -> None:
+    page.wait_for_selector(f"#annotate-status:has-text({text!r})")
+
+
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, height):
+    rows = [{"item_id": f"k{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": "No idea."}
+            for i in range(4)]  # fmt: skip
+    items = tmp_path / f"keys-{width}.csv"
+    pd.DataFrame(rows).to_csv(items, index=False)
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_app(page, app_url)
+    page.get_by_role("tab", name="Annotate").click()
+    made_key(page)
+    page.fill("#annotator input, #annotator textarea", f"keys{width}")
+    page.fill("#passcode input", "keyboard-passcode")
+    page.set_input_files("#annotate-upload input[type=file]", str(items))
+    status_has(page, "Item 1 of 4")
+    # blind: the model's table is not on the page at all, not merely hidden
+    assert page.locator("#annotate-model td").count() == 0 and not page.evaluate(MODEL_SHOWN_JS)
+    assert page.locator("#annotate-legend kbd").count() >= 8  # the keys are on the page
+    page.focus("#passcode input")
+    page.keyboard.press("Escape")  # leave the text box; from here on, keys only
+    page.keyboard.press("2")
+    assert checked(page, "B")
+    page.keyboard.press("Enter")
+    status_has(page, "Saved: B for item k0")
+    status_has(page, "Item 2 of 4")
+    assert page.locator("#annotate-model td").count() == 0 and not page.evaluate(MODEL_SHOWN_JS)  # blind again
+    page.keyboard.press("t")
+    page.keyboard.press("Enter")
+    status_has(page, "Saved: Tie for item k1")
+    status_has(page, "Item 3 of 4")
+    page.keyboard.press("x")
+    page.keyboard.press("Enter")
+    status_has(page, "Saved: All bad for item k2")
+    status_has(page, "Item 4 of 4")
+    page.keyboard.press("1")
+    assert checked(page, "A")
+    geometry = page.evaluate(OVERLAPS_JS)
+    assert geometry["overlaps"] == 0 and geometry["toasts"] == 0, geometry
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"annotate-{width}.png"), full_page=True)
+    page.focus("#annotate-note input, #annotate-note textarea")
+    page.keyboard.type("last one")
+    page.keyboard.press("Enter")  # Enter in the note saves too
+    status_has(page, "Saved: A for item k3")
+    status_has(page, "All 4 items labelled")
+    assert page.input_value("#annotate-prompt textarea") == "" and page.locator("#annotate-A textarea").count() == 0
+    page.keyboard.press("Escape")
+    # back: each item shows its saved label (choice and note), and the model's view of it now that it is labelled
+    page.keyboard.press("ArrowLeft")
+    status_has(page, "Item 4 of 4")
+    assert checked(page, "A") and page.input_value("#annotate-note input, #annotate-note textarea") == "last one"
+    page.keyboard.press("ArrowLeft")
+    status_has(page, "Item 3 of 4")
+    status_has(page, "your label: All bad")
+    assert checked(page, "All bad")
+    page.wait_for_function(MODEL_SHOWN_JS)  # labelled: the model's ranking of it is on the page now
+    page.keyboard.press("k")
+    status_has(page, "Item 2 of 4")
+    assert checked(page, "Tie")
+    page.keyboard.press("j")
+    status_has(page, "Item 3 of 4")
+    page.screenshot(path=str(SHOTS / f"annotate-{width}-review.png"), full_page=True)
+    geometry = page.evaluate(OVERLAPS_JS)
+    assert geometry["overlaps"] == 0 and geometry["toasts"] == 0, geometry
+    assert errors == []
