@@ -95,9 +95,12 @@ def pair_frame(entries, results: list[ScoreResult]) -> pd.DataFrame:
 
 def label_pairs(labels: pd.DataFrame) -> pd.DataFrame:
     """Annotation labels as preference pairs, so they share this analysis: an item where an annotator chose one
-    of N candidates gives N - 1 pairs (the chosen one against each other), with the annotator as the subset."""
+    of N candidates gives N - 1 pairs (the chosen one against each other), with the annotator as the subset. A tie
+    or an "all bad" label (a negative choice) prefers no candidate: it gives no pair."""
     rows = []
     for label in labels.itertuples():
+        if int(label.choice) < 0:
+            continue
         result = ScoreResult.from_dict(json.loads(label.result) if isinstance(label.result, str) else label.result)
         item = f"{getattr(label, 'file_id', '')}/{label.item_id}"  # the group: one item's pairs share answers
         for k in range(result.n):

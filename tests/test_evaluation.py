@@ -135,7 +135,8 @@ def test_annotation_labels_share_the_analysis():
         rows.append({"file_id": "f", "item_id": f"q{i}", "annotator": "ana", "choice": choice,
                      "result": json.dumps(r.to_dict())})  # fmt: skip
         expected += [(scores[choice] > scores[k], rewards[choice] > rewards[k]) for k in range(3) if k != choice]
-    frame = evaluation.label_pairs(pd.DataFrame(rows))
+    tie = {**rows[0], "item_id": "q9", "choice": -1}  # a tie and an "all bad" prefer nothing: no pairs
+    frame = evaluation.label_pairs(pd.DataFrame([*rows, tie, {**tie, "item_id": "q8", "choice": -2}]))
     assert len(frame) == 6 and set(frame["subset"]) == {"ana"}
     assert list(frame["group"]) == ["f/q0", "f/q0", "f/q1", "f/q1", "f/q2", "f/q2"]  # an item's pairs held out together
     report = evaluation.report(frame)
