@@ -1,8 +1,8 @@
 """The page's own handlers are not API: Gradio keeps handlers registered with api_visibility="private" out of the
 API page and gradio_client, but its named routes (/gradio_api/run/NAME, /api/NAME, /call/NAME, /call/v2/NAME) still
 run any handler by name (gradio-app/gradio#13051). This ASGI middleware answers 404 for a name that is not offered
-(https://asgi.readthedocs.io/en/latest/specs/www.html); the page itself calls its handlers through the queue, by
-number, and is not affected.
+(https://asgi.readthedocs.io/en/latest/specs/www.html); the page itself calls its handlers by number, through the
+queue or /gradio_api/run/predict, and is not affected.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 
-NAMED = re.compile(r"^/gradio_api/(?:run|api|call/v2|call)/([^/]+)/?")
+NAMED = re.compile(r"^/gradio_api/(?:run|api|call/v2|call)/(?!predict/?$)([^/]+)/?")
+"""A handler's route by name; /run/predict is the page's own route for its unqueued events (by number)."""
 
 
 def offered(demo) -> set[str]:
