@@ -5,10 +5,14 @@ python app.py --help        every option, each also an environment variable (ARM
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
+
 from starlette.middleware import Middleware
 
+from armorm_ui import mcp_gate, sessions
 from armorm_ui.backend import zerogpu
-from armorm_ui.body_limit import BodyLimit
+from armorm_ui.body_limit import BodyLimit, UploadBudget
 from armorm_ui.config import AppConfig
 from armorm_ui.private_routes import PrivateRoutes, offered
 from armorm_ui.ui import build_demo, launch_options
@@ -23,8 +27,27 @@ def create(config: AppConfig):
     else:
         print(scorer.self_check(), flush=True)  # every tensor loaded (checked while loading) and finite outputs
     demo = build_demo(scorer, config)
-    demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    # api_open=False: Gradio's /gradio_api/run/NAME and /api/NAME routes would run a queued handler directly, past
+    # the queue's size and concurrency groups; every call goes through the queue (gradio_client, /call/NAME, MCP).
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     return scorer, demo
+
+
+def lifespan(config: AppConfig):
+    """What the server puts in place before its first request: sessions that keep nothing never push out a
+    browser's (sessions.py), and MCP tool calls go to the queue a few at a time (mcp_gate.py)."""
+
+    @asynccontextmanager
+    async def started(app):
+        sessions.install(app)
+        mcp_gate.install(app.get_blocks(), waiting=config.queue_size)
+        tidying = asyncio.create_task(sessions.tidy(app))
+        try:
+            yield
+        finally:
+            tidying.cancel()
+
+    return started
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,8 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         app_kwargs={
             "middleware": [
                 Middleware(BodyLimit, max_bytes=config.max_request_mb * 2**20),
+                Middleware(
+                    UploadBudget, max_bytes=config.uploads_mb * 2**20, max_file_bytes=config.max_upload_mb * 2**20
+                ),
                 Middleware(PrivateRoutes, allowed=offered(demo)),
-            ]
+            ],
+            "lifespan": lifespan(config),
         },  # fmt: skip
         show_error=True,  # messages of refusals only; gr.Error carries no stack trace
         footer_links=["api"],

@@ -5,11 +5,16 @@ An ASGI middleware (https://asgi.readthedocs.io/en/latest/specs/www.html): a dec
 refused with 413 before a byte is read; a body sent without one (chunked) is counted as it arrives and refused as
 soon as it passes the cap (the app's answer to the body it could not finish reading, a 400, is replaced by the
 413). Uploads keep Gradio's own limit, which counts their bytes the same way.
+
+`UploadBudget` caps the uploads kept at once, all visitors together.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+from pathlib import Path
 
 UPLOADS = ("/gradio_api/upload",)
 """Paths whose bodies are files, capped by max_file_size instead."""
@@ -65,4 +70,67 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]  # fmt: skip
         await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def folder_bytes(root: Path) -> int:
+    """Bytes of the regular files under `root` (links not followed; a file removed while counting is skipped)."""
+    total, folders = 0, [root]
+    while folders:
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except OSError:  # removed meanwhile, or not there yet
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
+
+
+class UploadBudget:
+    """A cap on the bytes of uploaded files the server keeps at once: an upload (Gradio's /gradio_api/upload) that
+    would take the folder of Gradio's files past `max_bytes`, counting the uploads still arriving, is refused with
+    503 before it is read, with a message the page shows ("HTTP 503: ..."). Handlers delete an upload once they
+    have read it (ui/handlers.py, `upload`); an upload nobody uses stays until Gradio's hourly clean-up."""
+
+    def __init__(self, app, max_bytes: int, max_file_bytes: int, folder: Path | None = None,
+                 paths: tuple[str, ...] = UPLOADS):  # fmt: skip
+        self.app, self.max_bytes, self.max_file_bytes, self.paths = app, max_bytes, max_file_bytes, paths
+        self.folder = folder
+        self.arriving = 0  # bytes of uploads being received now, as declared (or the largest allowed)
+
+    def kept(self) -> int:
+        """Bytes in Gradio's file folder now."""
+        if self.folder is None:
+            from gradio.utils import get_upload_folder
+
+            self.folder = Path(get_upload_folder())
+        return folder_bytes(self.folder)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].rstrip("/").endswith(self.paths):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        size = min(int(declared), self.max_file_bytes) if declared.isdigit() else self.max_file_bytes
+        kept = await asyncio.to_thread(self.kept)
+        if kept + self.arriving + size > self.max_bytes:
+            return await self.refuse(send, kept + self.arriving)
+        self.arriving += size
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.arriving -= size
+
+    async def refuse(self, send, held: int):
+        text = (f"The server holds {held / 2**20:,.0f} MB of uploaded files right now and takes at most "
+                f"{self.max_bytes / 2**20:,.0f} MB at once. Try again in a few minutes.")  # fmt: skip
+        body = text.encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                   (b"retry-after", b"120"), (b"connection", b"close")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -49,6 +49,9 @@ class AppConfig:
     """Largest file accepted by the server (batch and annotation files)."""
     max_request_mb: int = field(default=8, metadata={"env": "ARMORM_MAX_REQUEST_MB", "help": "request size cap, MB"})
     """Largest body of any other request (an API or MCP call), refused before it is read (body_limit)."""
+    uploads_mb: int = field(default=1024, metadata={"env": "ARMORM_UPLOADS_MB", "help": "uploads kept at once, MB"})
+    """Most megabytes of uploaded files the server keeps at once (an upload is deleted once its request has read it;
+    one never used is kept an hour): an upload that would pass it is refused until some are gone."""
     max_rows: int = field(default=5000, metadata={"env": "ARMORM_MAX_ROWS", "help": "rows per uploaded file"})
     """Most rows (items) in one uploaded file."""
     probe_rows: int = field(default=200, metadata={"env": "ARMORM_PROBE_ROWS", "help": "rows per file in Probe"})
@@ -156,5 +159,8 @@ class AppConfig:
                self.probe_rows) < 1:  # fmt: skip
             raise SystemExit("max_chars, max_request_tokens, deadline, queue_size, max_rows and probe_rows must be "
                              "positive.")  # fmt: skip
+        if self.uploads_mb < self.max_upload_mb:
+            raise SystemExit(f"uploads_mb ({self.uploads_mb}) must be at least max_upload_mb ({self.max_upload_mb}): "
+                             "else no upload of the largest size could be taken.")  # fmt: skip
         if min(self.project_files, self.project_mb, self.file_days, self.labels_mb, self.projects_per_hour) < 1:
             raise SystemExit("project_files, project_mb, labels_mb, projects_per_hour and file_days must be positive.")

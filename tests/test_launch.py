@@ -161,3 +161,16 @@ def test_a_long_batch_never_holds_the_model_from_another_visitor(demo_dir, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_no_route_runs_a_handler_past_the_queue(app_url):
+    """Gradio's /gradio_api/run/NAME and /api/NAME would run /score directly, past the queue's size and the model's
+    concurrency group: they are closed (the queue's routes answer)."""
+    import httpx
+
+    body = {"data": ["hi", ["a", "b"], False]}
+    with httpx.Client(base_url=app_url, timeout=120) as http:
+        for route in ("run", "api"):
+            r = http.post(f"gradio_api/{route}/score", json=body)
+            assert r.status_code == 404 and "join the queue" in r.text, r.text[:300]
+        assert http.post("gradio_api/call/score", json=body).status_code == 200

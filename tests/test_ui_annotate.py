@@ -210,3 +210,94 @@ def test_a_database_that_stops_answering_stalls_nobody(tmp_path, demo_dir, monke
             os.kill(pid, signal.SIGCONT)  # (again: harmless)
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def call(http, name: str, *data):
+    """One call on Gradio's HTTP API (/gradio_api/call/NAME, as curl makes it: a new session each time): the event's
+    last message, ("complete", data) or ("error", message)."""
+    import json
+
+    posted = http.post(f"gradio_api/call/{name}", json={"data": list(data)})
+    assert posted.status_code == 200, posted.text[:300]
+    text = http.get(f"gradio_api/call/{name}/{posted.json()['event_id']}").text
+    kind, payload = text.strip().split("\n")[-2:]
+    found = json.loads(payload.removeprefix("data: "))
+    return kind.removeprefix("event: "), found["error"] if isinstance(found, dict) and "error" in found else found
+
+
+def test_cheap_calls_never_evict_an_annotator_and_an_evicted_one_is_told_what_to_do(tmp_path, demo_dir, monkeypatch):
+    """The launched app keeping 4 sessions: 40 /score calls on the HTTP API (each its own session, keeping nothing)
+    leave the annotator's session in place and her Save works; sessions that keep something (other annotators) do
+    push it out, and her next Save says in words what to do (not Gradio's "Value: 'A' is not in the list of
+    choices"), after which choosing the file again continues where she stopped."""
+    import httpx
+    import load_test
+
+    from armorm_ui.label_store import LabelStore
+
+    data = tmp_path / "data"
+    store = LabelStore(f"sqlite:///{data / 'labels.sqlite'}")
+    key = store.new_project()
+    store.engine.dispose()
+    items = tmp_path / "items.csv"
+    pd.DataFrame([{"item_id": f"q{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": "No."}
+                  for i in range(4)]).to_csv(items, index=False)  # fmt: skip
+    monkeypatch.setattr(load_test.tempfile, "mkdtemp", lambda prefix="": str(data))
+    ana = (key, "ana", "ana-passcode")
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir), sessions=4)
+    try:
+        client = Client(url, verbose=False)
+        out = client.predict(handle_file(str(items)), *ana, True, api_name="/annotate_open")
+        assert "Item **1 of 4**" in status_of(out)
+        file_id = out[-1]["value"] if isinstance(out[-1], dict) else out[-1]
+        with httpx.Client(base_url=url, timeout=120) as http:
+            for i in range(40):
+                kind, found = call(http, "score", f"Question {i}?", ["Yes.", "No."], False)
+                assert kind == "complete" and len(found[0]["scores"]) == 2, found
+            out = client.predict(*ana, True, "A", "", "", api_name="/annotate_save")
+            assert "Item **2 of 4**" in status_of(out)
+            for i in range(5):  # five other annotators, each a session that keeps its open item
+                kind, found = call(http, "annotate_resume", file_id, key, f"other{i}", "other-passcode", True)
+                assert kind == "complete", found
+        with pytest.raises(AppError, match="Open a file first") as told:
+            client.predict(*ana, True, "B", "", "", api_name="/annotate_save")
+        assert "saved labels are kept" in str(told.value) and "not in the list of choices" not in str(told.value)
+        out = client.predict(file_id, *ana, True, api_name="/annotate_resume")
+        assert "Item **2 of 4**" in status_of(out) and "1 labelled by ana" in status_of(out)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_an_upload_is_deleted_once_opened_and_a_second_open_says_upload_it_again(tmp_path, demo_dir, monkeypatch):
+    """The launched app: the file uploaded to Annotate is gone from the server as soon as it has been opened (Gradio
+    would keep it an hour), and opening the same upload again says to upload it again."""
+    import httpx
+    import load_test
+
+    from armorm_ui.label_store import LabelStore
+
+    data, uploads = tmp_path / "data", tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))  # Gradio's folder of uploads, in the app started below
+    store = LabelStore(f"sqlite:///{data / 'labels.sqlite'}")
+    key = store.new_project()
+    store.engine.dispose()
+    items = tmp_path / "mine.csv"
+    pd.DataFrame([{"prompt": "Question?", "response_1": "Yes.", "response_2": "No."}]).to_csv(items, index=False)
+    monkeypatch.setattr(load_test.tempfile, "mkdtemp", lambda prefix="": str(data))
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            sent = http.post("gradio_api/upload", files={"files": ("mine.csv", items.read_bytes())})
+            path = sent.json()[0]
+            assert Path(path).is_file() and Path(path).is_relative_to(uploads)
+            upload = {"path": path, "meta": {"_type": "gradio.FileData"}}
+            kind, found = call(http, "annotate_open", upload, key, "ana", "ana-passcode", True)
+            assert kind == "complete", found
+            assert not Path(path).exists() and not Path(path).parent.exists()
+            assert list(uploads.rglob("mine.csv")) == []
+            kind, found = call(http, "annotate_open", upload, key, "ana", "ana-passcode", True)
+        assert kind == "error" and "mine.csv is no longer on the server" in found and "Upload it again" in found
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -34,7 +34,7 @@ from ..label_store import LOCK_WAIT_S, Annotator, DatabaseUnavailable, LabelStor
 from ..preference_items import file_labels, read_annotation_items
 from ..scratch import scratch_folder
 from .evaluate import fit_text
-from .handlers import as_text, cancellable, friendly
+from .handlers import as_text, cancellable, friendly, upload
 
 MAX_SHOWN = 16
 """Candidate boxes in the tab: a file with more candidates per item is refused when it is opened."""
@@ -81,6 +81,13 @@ def choice_text(choice: int) -> str:
     """A stored choice as the tab shows it: 'A', 'B', ..., 'Tie', 'All bad'."""
     special = {TIE_CHOICE: TIE_TEXT, ALL_BAD_CHOICE: ALL_BAD_TEXT}
     return special.get(choice) or explain.candidate_label(choice)
+
+NO_FILE_OPEN = (
+    "Open a file first, or choose one under 'or continue a file of this project': no file is open in this page. If "
+    "you were labelling, the server has forgotten this page's place (it keeps only so many pages at once): your "
+    "saved labels are kept, and choosing the file again continues where you stopped."
+)
+"""An action on the open item when the session holds none: never opened, or the session was evicted (sessions.py)."""
 
 
 DATABASE_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="labels")
@@ -179,6 +186,11 @@ def opened_item(st) -> tuple[str, int] | None:
     if isinstance(st, dict) and isinstance(st.get("file_id"), str) and isinstance(st.get("position"), int):
         return st["file_id"], max(st["position"], 0)
     return None
+
+
+def as_typed(value):
+    """A text field's value as Gradio's Textbox hands it to a handler (its preprocess): None or text."""
+    return None if value is None else str(value)
 
 
 def client_address(request: gr.Request | None) -> str | None:
@@ -377,11 +389,12 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         return db(store.sign_in, key_text, name, code, client_address(request))
 
     async def opened(path, key_text, name, code, hide_scores, request: gr.Request = None):
-        who = await signed_in(key_text, name, code, request)
         if not path or not isinstance(path, str):
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
-        limits = replace(config.limits(), max_candidates=min(config.api_candidates, MAX_SHOWN))  # boxes on the page
-        file_id = await open_file(store, who.project, path, limits, config.max_rows)
+        with upload(path) as file:  # deleted once read, or refused: a new try is a new upload
+            who = await signed_in(key_text, name, code, request)
+            limits = replace(config.limits(), max_candidates=min(config.api_candidates, MAX_SHOWN))  # page's boxes
+            file_id = await open_file(store, who.project, str(file), limits, config.max_rows)
         out = await item_view(scorer, store, u, who, file_id, await db(store.next_position, who, file_id), hide_scores)
         return {**out, u.stored: gr.update(choices=await file_choices(who.project), value=file_id)}
 
@@ -392,9 +405,12 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         return await item_view(scorer, store, u, who, file_id, await db(store.next_position, who, file_id), hide_scores)
 
     async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text, request: gr.Request = None):
+        # not preprocessed (below): the choice is checked against the item here, not against the choices the page's
+        # button had in this session, which an evicted session no longer has
+        key_text, name, code, ranking_text, note_text = map(as_typed, (key_text, name, code, ranking_text, note_text))
         who = await signed_in(key_text, name, code, request)
         if opened_item(st) is None:
-            raise gr.Error("Open a file first.")
+            raise gr.Error(NO_FILE_OPEN)
         file_id, position = opened_item(st)
         total = await db(store.count, who.project, file_id)
         if position >= total:
@@ -420,7 +436,7 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
     def mover(step: int):
         async def moved(st, key_text, name, code, hide_scores, request: gr.Request = None):
             if opened_item(st) is None:
-                return {u.status: "Open a file first: there is no item to move to yet."}
+                return {u.status: NO_FILE_OPEN}
             who = await signed_in(key_text, name, code, request)
             file_id, position = opened_item(st)
             total = await db(store.count, who.project, file_id)
@@ -478,6 +494,7 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         api_name="annotate_save",
         concurrency_id="labels",
         concurrency_limit=4,
+        preprocess=False,  # `saved` takes the raw values (as_typed)
         **named,
     )
     for button, step in ((u.prev, -1), (u.skip, +1)):

@@ -4,7 +4,8 @@
 escaped for the page (Gradio renders a pop-up's message as HTML, and it may quote what a user typed) but as written
 for API and MCP callers, who read it as text. `cancellable` runs model work in a worker thread that stops at its next
 forward pass (or between batch items) when Gradio cancels the event. `long_job` runs a batch file, an evaluation or a
-probe run: one per visitor at a time, behind interactive requests at every chunk.
+probe run: one per visitor at a time, behind interactive requests at every chunk. `upload` hands a handler the file
+a visitor uploaded and deletes it when the handler is done with it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import asyncio
 import contextvars
 import functools
 import html
+import os
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import gradio as gr
 
-from ..errors import ArmoRMError
+from ..errors import ArmoRMError, InputError
 
 
 def as_text(value) -> str:
@@ -135,3 +140,48 @@ async def long_job(scorer, fn, *args, **kwargs):
         _running[who] -= 1
         if not _running[who]:
             del _running[who]
+
+
+def _upload_folder() -> Path:
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+@contextmanager
+def upload(path) -> Iterator[Path]:
+    """The file a visitor uploaded (Gradio's path for it), deleted when the block ends, whether the handler read it
+    all, refused it or was stopped: the server keeps no upload longer than the request that reads it (Gradio would
+    keep it an hour). A file that is gone already (a handler ran on it before: the page still shows its name) is
+    refused with a message that says to upload it again. Only a file inside Gradio's upload folder is deleted, with
+    the folder Gradio made for it when that is left empty."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InputError("Choose a file first.")
+    found = Path(path)
+    if not found.is_file():
+        raise InputError(f"The file {found.name} is no longer on the server: an upload is deleted once it has been "
+                         "read. Upload it again.")  # fmt: skip
+    try:
+        yield found
+    finally:
+        discard_upload(found)
+
+
+def discard_upload(path: Path) -> None:
+    """Delete an uploaded file (inside Gradio's upload folder only) and its folder if empty, and drop it from the
+    lists Gradio's hourly clean-up walks (it keeps there for ever a path it cannot find)."""
+    from gradio.context import LocalContext
+
+    real, root = path.resolve(), _upload_folder()
+    if root not in real.parents:
+        return
+    try:
+        real.unlink(missing_ok=True)
+        if real.parent != root:
+            real.parent.rmdir()  # Gradio's folder for this upload (named by its content's hash), if left empty
+    except OSError:
+        pass
+    blocks = LocalContext.blocks.get(None)
+    for kept in getattr(blocks, "temp_file_sets", ()):
+        kept.discard(str(path))
+        kept.discard(str(real))
