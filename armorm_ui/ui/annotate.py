@@ -82,6 +82,7 @@ def choice_text(choice: int) -> str:
     special = {TIE_CHOICE: TIE_TEXT, ALL_BAD_CHOICE: ALL_BAD_TEXT}
     return special.get(choice) or explain.candidate_label(choice)
 
+
 NO_FILE_OPEN = (
     "Open a file first, or choose one under 'or continue a file of this project': no file is open in this page. If "
     "you were labelling, the server has forgotten this page's place (it keeps only so many pages at once): your "
