@@ -1,17 +1,17 @@
 () => {
-  // Text is laid out in its own direction: Arabic or Hebrew typed in any box, or shown in a result, reads right to
-  // left (dir="auto": the first strong character decides), every other text as before.
-  const SELECTOR = "textarea, input[type=text], input:not([type]), .prose p, .prose li, td, .probe-text";
-  // (Gradio writes dir="ltr" on its text boxes: that fixed direction is the one replaced)
-  const auto = (el) => { if (el.dir !== "rtl" && el.dir !== "auto") el.setAttribute("dir", "auto"); };
-  const mark = (root) => root.querySelectorAll?.(SELECTOR).forEach(auto);
-  const opened = () => {  // the demo banner's details open where there is room for them
-    const d = document.querySelector("#demo-banner details");
-    if (d && !d.dataset.seen) { d.dataset.seen = "1"; d.open = window.innerWidth > 640; }
+  // Text boxes take the direction of what is in them: Arabic or Hebrew reads right to left (dir="auto": the first
+  // strong character decides). Set when a box gets the focus or an input, and once on the boxes already filled; no
+  // watching of the page's changes (a long job's progress redraws it many times a second).
+  const BOXES = "textarea, input[type=text], input:not([type])";
+  const auto = (el) => {
+    if (el?.matches?.(BOXES) && el.dir !== "rtl" && el.dir !== "auto") el.setAttribute("dir", "auto");
   };
-  mark(document);
-  opened();
-  new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach((n) => {
-    if (n.nodeType === 1) { if (n.matches(SELECTOR)) auto(n); mark(n); opened(); }
-  }))).observe(document.body, { childList: true, subtree: true });
+  for (const kind of ["focusin", "input"]) document.addEventListener(kind, (e) => auto(e.target), true);
+  const settle = (tries) => {  // once the app has drawn: the boxes there, and the demo banner's details opened
+    const banner = document.querySelector("#demo-banner details");
+    if (!banner && tries > 0) return setTimeout(() => settle(tries - 1), 250);
+    if (banner) banner.open = window.innerWidth > 640;  // where there is room for them
+    document.querySelectorAll(BOXES).forEach(auto);
+  };
+  settle(40);
 }

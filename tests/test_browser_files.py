@@ -20,7 +20,7 @@ FRAMES = {  # tab: its run button, what shows only with a result (charts, tables
                  ["#eval-table-file", "#eval-report-file"]),
     "Probe": ("#probe-run", ["#probe-results", "#probe-table", "[id^=plot-probe-]"],
               ["#probe-table-file", "#probe-report-file"]),
-    "Batch file": ("#batch-run", ["#batch-preview"], ["#batch-download"]),
+    "Batch": ("#batch-run", ["#batch-preview"], ["#batch-download"]),
 }  # fmt: skip
 SHOWN_JS = """sel => [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null).map(e => e.id)"""
 
@@ -82,7 +82,7 @@ def test_a_new_file_takes_the_old_results_away(browser, app_url, tmp_path):
     first, bad = tmp_path / "first.csv", tmp_path / "bad.csv"
     batch_file(first, 3, tag)
     bad.write_text("prompt,response_1\nq,\n", encoding="utf-8")
-    page = opened(browser, app_url, "Batch file")
+    page = opened(browser, app_url, "Batch")
     page.set_input_files("#batch-upload input[type=file]", str(first))
     page.click("#batch-run")
     page.wait_for_selector("#batch-summary:has-text('Scored 3 items')")
@@ -90,14 +90,14 @@ def test_a_new_file_takes_the_old_results_away(browser, app_url, tmp_path):
 
     page.click("#batch-upload button[aria-label=Clear]")  # another file: the old one's results go at once
     page.wait_for_function(EMPTY_JS, arg="batch-summary")
-    nothing_shown(page, "Batch file")
+    nothing_shown(page, "Batch")
     assert page.inner_text("#batch-download").strip() == "Download results"
     page.set_input_files("#batch-upload input[type=file]", str(bad))
     uploaded(page, "batch-upload", "bad.csv")
-    nothing_shown(page, "Batch file")
+    nothing_shown(page, "Batch")
     page.click("#batch-run")
     page.wait_for_selector("text=line 2: no responses")  # refused, with the reason
-    nothing_shown(page, "Batch file")
+    nothing_shown(page, "Batch")
     assert "Scored" not in message(page, "batch-summary") and not page.errors, page.errors
 
 
@@ -107,7 +107,7 @@ def test_batch_previews_what_it_scored(browser, app_url, tmp_path):
     tag = uuid.uuid4().hex[:6]
     small = tmp_path / "small *one* <b>.csv"
     rows = batch_file(small, 12, tag)
-    page = opened(browser, app_url, "Batch file")
+    page = opened(browser, app_url, "Batch")
     page.set_input_files("#batch-upload input[type=file]", str(small))
     page.click("#batch-run")
     page.wait_for_selector("#batch-preview", state="visible")
@@ -138,55 +138,6 @@ def test_batch_previews_what_it_scored(browser, app_url, tmp_path):
     box = page.locator("#batch-preview").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     page.screenshot(path=str(ARTIFACTS / "files-batch-scored-phone.png"), full_page=True)
-    assert not page.errors, page.errors
-
-
-def test_stop_says_what_it_stopped(browser, app_url, tmp_path):
-    """Stop in the middle of a 4,000-item file: how far it got and that nothing was kept; the model is free at once
-    (another file scores right after). Stop on a probe run of 100 pairs: the same, in pairs."""
-    tag = uuid.uuid4().hex[:6]
-    big = tmp_path / "big.csv"
-    batch_file(big, 4000, tag, long=True)
-    page = opened(browser, app_url, "Batch file")
-    page.set_input_files("#batch-upload input[type=file]", str(big))
-    uploaded(page, "batch-upload", "big.csv")
-    page.click("#batch-run")
-    page.wait_for_selector(r"text=/item ([2-9]|\d\d+) of 4000/")  # scoring, and at least one item done
-    tracker = page.locator("#batch-summary [data-testid=status-tracker]").bounding_box()
-    assert page.locator("#batch-summary").bounding_box()["height"] >= tracker["height"] * 0.9, tracker  # in view
-    page.click("#batch-stop")
-    page.wait_for_selector("#batch-summary:has-text('Stopped')")
-    said = message(page, "batch-summary")
-    assert re.fullmatch(r"Stopped after [\d,]+ of 4,000 items of big\.csv\. Nothing was kept: results are written "
-                        r"only when the whole file is scored\.", said.strip()), said  # fmt: skip
-    done = int(re.search(r"after ([\d,]+) of", said)[1].replace(",", ""))
-    assert 1 <= done < 4000
-    nothing_shown(page, "Batch file")
-    page.screenshot(path=str(ARTIFACTS / "files-batch-stopped.png"), full_page=True)
-    page.click("#batch-upload button[aria-label=Clear]")
-    page.wait_for_function(EMPTY_JS, arg="batch-summary")
-    small = tmp_path / "after.csv"
-    batch_file(small, 3, tag + "b")
-    page.set_input_files("#batch-upload input[type=file]", str(small))
-    page.click("#batch-run")
-    page.wait_for_selector("#batch-summary:has-text('Scored 3 items')")  # the stopped job holds nothing
-    assert message(page, "batch-summary") == "Scored 3 items (9 candidates) from after.csv."
-
-    pairs = tmp_path / "style.jsonl"
-    rows = [{"id": f"p{i}", "prompt": f"Question {i} {tag}?", "chosen": f"A careful answer to {i}, with a reason.",
-             "rejected": f"No {i}."} for i in range(100)]  # fmt: skip
-    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    page.get_by_role("tab", name="Probe").click()
-    page.set_input_files("#probe-upload input[type=file]", str(pairs))
-    uploaded(page, "probe-upload", "style.jsonl")
-    page.click("#probe-run")
-    page.wait_for_selector(r"text=/pair ([2-9]|[1-9]\d) of 100/")  # early: the progress bar may lag the run
-    page.click("#probe-stop")
-    page.wait_for_selector("#probe-summary:has-text('Stopped')")
-    said = message(page, "probe-summary")
-    assert re.fullmatch(r"Stopped after \d+ of 100 pairs of style\.jsonl\. Nothing was kept: the report needs every "
-                        r"answer probed\.", said), said  # fmt: skip
-    nothing_shown(page, "Probe")
     assert not page.errors, page.errors
 
 
