@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -74,3 +76,13 @@ def test_bench_evaluate_file_runs_resumes_and_recomputes_the_report(tmp_path):
     figures = bench_evaluate_file.main(["--pairs", "200", "--json", str(tmp_path / "f.json")])
     assert figures["report_same_as_the_run"] and figures["fit_error"] is None and figures["report_s"] > 0
     assert figures["saved_before_ctrl_c"] is None or 0 < figures["saved_before_ctrl_c"] < 200
+
+
+@pytest.mark.browser
+def test_bench_annotate_keys_runs(tmp_path):
+    import bench_annotate_keys
+
+    out = tmp_path / "keys.json"
+    figures = bench_annotate_keys.main(["--items", "4", "--out", str(out)])
+    assert json.loads(out.read_text()) == figures
+    assert figures["timed"] == 3 and 0 < figures["median_ms"] <= figures["p95_ms"] <= figures["worst_ms"]

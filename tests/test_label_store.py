@@ -388,3 +388,26 @@ def test_quotas_across_projects_hold_for_several_processes(labels_url):
     maker.new_project(client="10.0.0.8")  # another address is not held back
     clock.now += 3601
     maker.new_project(client="10.0.0.7")  # an hour later
+
+
+def test_a_checked_passcode_is_not_hashed_again_soon(labels_url, monkeypatch):
+    """Each save signs in again: the passcode checked a moment ago is remembered (as an HMAC, not the passcode), a
+    wrong one still costs scrypt and counts as a failure, and the memory ends after its time."""
+    import hashlib
+
+    clock = Clock()
+    store, ana, key = store_with_file(labels_url, clock=clock)
+    hashed = []
+    scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: hashed.append(1) or scrypt(*a, **k))
+    for _ in range(3):
+        assert store.sign_in(key, "ana", "ana-passcode") == ana
+    assert len(hashed) <= 1
+    assert "ana-passcode" not in repr(vars(store._verified))
+    before = len(hashed)
+    with pytest.raises(InputError, match="name is taken"):
+        store.sign_in(key, "ana", "ana-passcode!")
+    assert len(hashed) == before + 1
+    clock.now += store._verified.ttl_s + 1
+    assert store.sign_in(key, "ana", "ana-passcode") == ana
+    assert len(hashed) == before + 2  # remembered no longer: checked again
