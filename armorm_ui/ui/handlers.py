@@ -148,23 +148,35 @@ def _upload_folder() -> Path:
     return Path(get_upload_folder()).resolve()
 
 
+_reading: Counter[str] = Counter()  # upload path -> requests reading it now
+_reading_lock = threading.Lock()
+
+
 @contextmanager
 def upload(path) -> Iterator[Path]:
     """The file a visitor uploaded (Gradio's path for it), deleted when the block ends, whether the handler read it
     all, refused it or was stopped: the server keeps no upload longer than the request that reads it (Gradio would
     keep it an hour). A file that is gone already (a handler ran on it before: the page still shows its name) is
     refused with a message that says to upload it again. Only a file inside Gradio's upload folder is deleted, with
-    the folder Gradio made for it when that is left empty."""
+    the folder Gradio made for it when that is left empty. Gradio names an upload by its content, so two visitors
+    who upload the same file share one path: it is deleted when the last request reading it ends."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InputError("Choose a file first.")
     found = Path(path)
-    if not found.is_file():
-        raise InputError(f"The file {found.name} is no longer on the server: an upload is deleted once it has been "
-                         "read. Upload it again.")  # fmt: skip
+    with _reading_lock:
+        if not found.is_file():
+            raise InputError(f"The file {found.name} is no longer on the server: an upload is deleted once it has "
+                             "been read. Upload it again.")  # fmt: skip
+        _reading[str(found)] += 1
     try:
         yield found
     finally:
-        discard_upload(found)
+        with _reading_lock:
+            _reading[str(found)] -= 1
+            last = not _reading[str(found)]
+            if last:
+                del _reading[str(found)]
+                discard_upload(found)
 
 
 def discard_upload(path: Path) -> None:
