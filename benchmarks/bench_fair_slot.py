@@ -127,8 +127,9 @@ def keep_batching(url: str, rows: int, folder: Path, stop: threading.Event, jobs
             units = job.status().progress_data or []
             for unit in units:
                 jobs.progressed(unit.index, unit.length)
-            if units and cancel_after and not scoring:
-                scoring, deadline = True, time.monotonic() + cancel_after
+            if units and not scoring:
+                scoring = True
+                deadline = time.monotonic() + cancel_after if cancel_after else deadline
             time.sleep(0.1)
         if not job.done():
             job.cancel()
@@ -176,6 +177,7 @@ def evaluate_once(http: httpx.Client, index: int, path: Path, stop: threading.Ev
     jobs.started += 1
     messages: queue.Queue = queue.Queue()
     threading.Thread(target=listen, args=(http, session, messages), daemon=True).start()
+    scoring = False
     while True:
         try:
             msg = messages.get(timeout=0.25)
@@ -184,12 +186,14 @@ def evaluate_once(http: httpx.Client, index: int, path: Path, stop: threading.Ev
         if stop.is_set():
             http.post("gradio_api/cancel", json={"session_hash": session, "fn_index": index, "event_id": event})
             jobs.stopped += 1
+            jobs.stopped_scoring += scoring
             return
         if msg is None:
             jobs.refusal("the event stream ended without a result")
             return
         for unit in msg.get("progress_data") or []:
             jobs.progressed(unit.get("index"), unit.get("length"))
+            scoring = True
         if msg.get("msg") == "process_completed":
             if msg.get("success"):
                 jobs.completed()
