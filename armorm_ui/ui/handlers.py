@@ -1,11 +1,11 @@
 """Gradio handlers raise gr.Error with the project's own messages, shown as text; model work runs cancellably.
 
 `friendly` turns the project's refusals into gr.Error: no stack trace, one line in the server log, and the message
-escaped for the page (Gradio renders a pop-up's message as HTML, and it may quote what a user typed) but as written
-for API and MCP callers, who read it as text. `cancellable` runs model work in a worker thread that stops at its next
+escaped for the page (Gradio renders a pop-up's message as HTML, and it may quote what a user typed) but as written for
+API and MCP callers, who read it as text. `cancellable` runs model work in a worker thread that stops at its next
 forward pass (or between batch items) when Gradio cancels the event. `long_job` runs a batch file, an evaluation or a
-probe run: one per visitor at a time, behind interactive requests at every chunk. `upload` hands a handler the file
-a visitor uploaded and deletes it when the handler is done with it.
+probe run: one per visitor at a time, behind interactive requests at every chunk, in threads of its own. `upload` hands
+a handler the file a visitor uploaded and deletes it when the handler is done with it.
 """
 
 from __future__ import annotations
