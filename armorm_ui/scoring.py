@@ -63,6 +63,9 @@ class ScorerConfig:
         return {"token_budget": self.token_budget, "strategy": self.strategy, "packed_below": self.packed_below}
 
 
+CHECK_EVERY = 64
+"""score_many polls its stop flag every this many items while it checks and tokenises them (seconds for a large
+file), so a stopped job gives its thread and the CPU back before it has checked the rest."""
 IN_JOB = contextvars.ContextVar("armorm_in_job", default=False)
 """True inside a long job (Scorer.job): its model calls wait behind interactive ones."""
 
@@ -204,6 +207,8 @@ class Scorer:
     def _score_many(self, requests, should_stop, progress):
         prepared = []
         for i, (messages, candidates) in enumerate(requests):
+            if i % CHECK_EVERY == 0 and should_stop is not None and should_stop():  # stopped while checking
+                raise ScoringError(f"Stopped after 0 of {len(requests)} items; nothing was written.")
             try:
                 prepared.append(self.prepare(messages, candidates))
             except InputError as e:

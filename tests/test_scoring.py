@@ -124,3 +124,16 @@ def test_scores_are_the_same_with_the_result_cache_off(demo_dir, scorer):
     for _ in range(2):  # the second time nothing is cached either
         got = uncached.score(messages, ["One.", "Two.", "One."])
         np.testing.assert_allclose(got.scores, scorer.score(messages, ["One.", "Two.", "One."]).scores, atol=1e-9)
+
+
+def test_a_job_stopped_while_its_items_are_checked_stops_checking(fake_scorer, monkeypatch):
+    """A large file is checked and tokenised whole before its first chunk (seconds): a job stopped meanwhile gives
+    its thread and the CPU back at its next check, not after the rest of its items."""
+    from armorm_ui.scoring import CHECK_EVERY
+
+    checked, prepare = [], fake_scorer.prepare
+    monkeypatch.setattr(fake_scorer, "prepare", lambda m, c: checked.append(1) or prepare(m, c))
+    requests = [([{"role": "user", "content": f"Question {i}?"}], ["Yes.", "No."]) for i in range(1000)]
+    with pytest.raises(ScoringError, match="Stopped after 0 of 1000 items"):
+        fake_scorer.score_many(requests, should_stop=lambda: len(checked) >= 10)
+    assert len(checked) == CHECK_EVERY and fake_scorer.backend.calls == []

@@ -207,3 +207,62 @@ def test_the_file_is_named_as_the_page_shows_it(tmp_path, fake_scorer):
         ArmoRMError, match=r"^<b>bad</b>!\.csv: 1 problem\(s\), nothing was scored:\n- line 2: no responses"
     ):
         asyncio.run(runs.run(str(bad), "bad.csv", NoSlot(), scored_file, fake_scorer, str(bad), "CSV", Limits(), 100))
+
+
+def stuck_jobs(n: int, release: threading.Event, started: list):
+    """n long jobs (handlers.long_job) in a step that does not check its stop flag, until `release`; returns once
+    as many as have a thread have started: their tasks."""
+    from armorm_ui.ui.handlers import JOB_THREADS, long_job
+
+    def stuck(k, should_stop=None):
+        started.append(k)
+        release.wait(DEADLINE)
+
+    async def start():
+        jobs = [asyncio.create_task(long_job(NoSlot(), stuck, k)) for k in range(n)]
+        deadline = time.monotonic() + DEADLINE
+        while len(started) < min(n, JOB_THREADS._max_workers):
+            assert time.monotonic() < deadline, "the jobs never started"
+            await asyncio.sleep(0.005)
+        return jobs
+
+    return start()
+
+
+def test_jobs_running_or_stopping_never_hold_up_an_interactive_call():
+    """As many long jobs as the event loop has default threads (min(32, cores + 4)), all in a step that does not
+    check its stop flag (a stopped job reading its file): an interactive call still gets a thread at once."""
+    import os
+
+    from armorm_ui.ui.handlers import cancellable
+
+    release, started = threading.Event(), []
+
+    async def main():
+        jobs = await stuck_jobs(min(32, (os.cpu_count() or 1) + 4), release, started)
+        try:
+            return await asyncio.wait_for(cancellable(lambda should_stop=None: "answered"), timeout=20)
+        finally:
+            release.set()
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+    assert asyncio.run(main()) == "answered"
+
+
+def test_a_job_stopped_while_it_waits_for_a_thread_never_starts():
+    from armorm_ui.ui.handlers import JOB_THREADS, long_job
+
+    release, started = threading.Event(), []
+
+    async def main():
+        jobs = await stuck_jobs(JOB_THREADS._max_workers, release, started)
+        waiting = asyncio.create_task(long_job(NoSlot(), lambda should_stop=None: started.append("late")))
+        await asyncio.sleep(0)  # it has asked for a thread
+        waiting.cancel()
+        assert isinstance((await asyncio.gather(waiting, return_exceptions=True))[0], asyncio.CancelledError)
+        release.set()
+        await asyncio.gather(*jobs)
+        JOB_THREADS.submit(lambda: None).result(timeout=DEADLINE)  # every thread free again: the queue is empty
+
+    asyncio.run(main())
+    assert "late" not in started and len(started) == JOB_THREADS._max_workers

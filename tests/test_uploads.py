@@ -112,3 +112,128 @@ def test_the_launched_app_caps_the_uploads_it_keeps(tmp_path, demo_dir, monkeypa
         proc.wait(timeout=30)
     assert kept.status_code == 200, kept.text[:300]
     assert refused.status_code == 503 and "takes at most 1 MB at once" in refused.text
+
+
+def put_upload(root: Path, name: str, text: str, folder: str = "a") -> Path:
+    """A file as Gradio keeps an upload: in a folder of its own (named by the content's hash) in its upload folder."""
+    path = root / (folder * 64) / name
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_upload_read_by_two_requests_at_once_is_deleted_when_the_second_ends(tmp_path, monkeypatch):
+    """Gradio names an upload by its content: two visitors who upload the same file share one path, and one request
+    ending must not pull it from under the other."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    path = put_upload(tmp_path / "gradio", "same.csv", "prompt,response_1\nq,a\n")
+    with upload(str(path)):
+        with upload(str(path)) as second:
+            assert second.read_text().startswith("prompt")
+        assert path.is_file()  # the first reader is still at it
+    assert not path.exists() and not path.parent.exists()
+
+
+def tab_handlers(scorer, tmp_path) -> dict:
+    """The queued handlers of the tabs that take a file (Batch's is /score_file), found by their upload input."""
+    from armorm_ui.config import AppConfig
+    from armorm_ui.ui import build_demo
+
+    demo = build_demo(scorer, AppConfig(data_dir=str(tmp_path / "data")))
+    tabs = {"batch-upload": "score_file", "eval-upload": "evaluated", "probe-upload": "probed"}
+    return {tabs[c.elem_id]: f for f in demo.fns.values() if getattr(f.fn, "__name__", "") in ("scored", "evaluated",
+            "probed") for c in f.inputs if c.elem_id in tabs}  # fmt: skip
+
+
+BATCH = "prompt,response_1,response_2\nWhy is the sky blue?,Rayleigh scattering.,No idea.\n"
+PAIRS = "prompt,chosen,rejected\nWhy is the sky blue?,Rayleigh scattering.,No idea.\n"
+
+
+def run_tab(handler, path: Path | str):
+    """Call one tab's handler as the page does after its file was uploaded (no progress bar)."""
+    name = handler.fn.__name__
+    if name == "scored":
+        return asyncio.run(handler.fn(str(path), "CSV", progress=None))
+    if name == "evaluated":
+        return asyncio.run(handler.fn(str(path), "", "train", "", "", progress=None))
+    given = {c: None for c in handler.inputs}
+    given.update({c: str(path) for c in handler.inputs if c.elem_id == "probe-upload"})
+    given.update({c: "" for c in handler.inputs if c.elem_id == "probe-columns"})
+    given.update({c: ["opener"] for c in handler.inputs if c.elem_id == "probe-tone"})
+    return asyncio.run(handler.fn(given, progress=None))
+
+
+@pytest.mark.parametrize("tab", ["score_file", "evaluated", "probed"])
+def test_each_file_tab_deletes_its_upload_and_a_second_run_says_upload_it_again(tab, tmp_path, monkeypatch, scorer):
+    """Batch (/score_file), Evaluate and Probe: the upload is gone once its handler has read it, whether it was
+    scored or refused; the page still holds its path, and a second run of it says to upload it again."""
+    import gradio as gr
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    handler = tab_handlers(scorer, tmp_path)[tab]
+    good = put_upload(tmp_path / "gradio", "mine.csv", BATCH if tab == "score_file" else PAIRS)
+    assert run_tab(handler, good)  # scored: a result for the page
+    assert not good.exists() and not good.parent.exists()
+    with pytest.raises(gr.Error, match=r"mine\.csv is no longer on the server.*Upload it again"):
+        run_tab(handler, good)
+    bad = put_upload(tmp_path / "gradio", "bad.csv", "prompt,response_1\nq,\n", folder="b")
+    with pytest.raises(gr.Error):
+        run_tab(handler, bad)  # refused: deleted all the same
+    assert not bad.exists() and not bad.parent.exists()
+    assert list((tmp_path / "gradio").rglob("*.csv")) == []
+
+
+def test_a_stopped_or_superseded_job_deletes_its_upload(tmp_path, monkeypatch):
+    """Stop (Gradio's cancel) while the job runs, or a request whose file was replaced while it waited: the upload
+    goes when the request ends, though it was never read to its end."""
+    import threading
+
+    from armorm_ui.ui.batch import Runs, Stopped
+
+    from .test_ui_batch import LOST, NoSlot, gated_job, until
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    first = put_upload(tmp_path / "gradio", "first.csv", BATCH)
+    runs, reached = Runs("item", LOST), threading.Event()
+
+    async def stopped():
+        task = asyncio.create_task(runs.run(str(first), "first.csv", NoSlot(), gated_job(reached, at=3), "x",
+                                            uploaded=str(first)))  # fmt: skip
+        await until(reached)
+        assert first.is_file()  # in use
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(stopped())
+    assert not first.exists() and not first.parent.exists()
+    stale, newer = (put_upload(tmp_path / "gradio", f"{n}.csv", BATCH, folder=n) for n in "cd")
+    assert runs.announce(str(stale), "c.csv") and runs.chose(str(newer))[0] and runs.announce(str(newer), "d.csv")
+    with pytest.raises(Stopped) as e:
+        asyncio.run(runs.run(str(stale), "c.csv", NoSlot(), gated_job(reached, at=3), "x", uploaded=str(stale)))
+    assert e.value.said is None and not stale.exists() and newer.is_file()
+
+
+def test_the_launched_app_deletes_a_score_file_upload_once_scored(tmp_path, demo_dir, monkeypatch):
+    """/score_file on the launched app (Gradio's own handling of a file input included): the uploaded file is gone
+    once scored, and the same upload sent again is refused with the message to upload it again."""
+    import httpx
+    import load_test
+
+    from .test_ui_annotate import call
+
+    uploads = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    proc, url = load_test.start_app(queue_size=8, model=str(demo_dir))
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            path = http.post("gradio_api/upload", files={"files": ("mine.csv", BATCH.encode())}).json()[0]
+            assert Path(path).is_file() and Path(path).is_relative_to(uploads)
+            sent = {"path": path, "meta": {"_type": "gradio.FileData"}}
+            kind, found = call(http, "score_file", sent, "CSV")
+            assert kind == "complete" and "Scored **1 items**" in found[0], found
+            assert not Path(path).exists() and not Path(path).parent.exists()
+            kind, found = call(http, "score_file", sent, "CSV")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert kind == "error" and "mine.csv is no longer on the server" in found and "Upload it again" in found

@@ -11,6 +11,7 @@ that Stop can say what it stopped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ..batch import parse_items, results_frame, write_results
 from ..errors import ArmoRMError, InputError
 from ..scratch import scratch_folder
 from ..validation import Limits
+from . import handlers
 from .handlers import JOBS, as_text, friendly, long_job, visitor
 
 OUTPUT_FORMATS = {"CSV": ".csv", "JSONL": ".jsonl", "Parquet": ".parquet"}
@@ -195,29 +197,35 @@ class Runs:
                 else:
                     del self._runs[visitor()]
 
-    async def run(self, key, name: str, scorer, fn, *args, progress=None):
+    async def run(self, key, name: str, scorer, fn, *args, progress=None, uploaded: str | None = None):
         """fn(*args, progress, should_stop=..., name=...) as a long job (handlers.long_job) watched by this tab: its
         result, or Stopped when Stop or a new file ended it, or a later request replaced it. `name`: the input's
         name as the job's own messages give it; `fn` is given the one the page shows (announce), and a refusal
-        says that one too."""
+        says that one too. `uploaded`: the visitor's upload that fn reads, deleted when this request ends however
+        it ends (handlers.upload); one deleted already is refused here, after the run is taken, so that the page's
+        announced run ends with the refusal."""
         run = self._take(key, name)
-        if run is None:
-            raise Stopped(None)
         cancelled = False
         try:
-            if run.stopped is None:
-                out = await long_job(scorer, run.halting(fn), *args, run.watching(progress))
+            with handlers.upload(uploaded) if uploaded is not None else contextlib.nullcontext():
+                if run is None:
+                    raise Stopped(None)
+                if run.stopped is None:
+                    out = await long_job(scorer, run.halting(fn), *args, run.watching(progress))
         except asyncio.CancelledError:
             cancelled = True
             raise
         except ArmoRMError as e:
+            if run is None:  # a stale request whose upload is gone: it leaves the page alone all the same
+                raise Stopped(None) from e
             if run.stopped is None:
                 if name and run.name != name:  # the file as the user named it, not as Gradio stored it
                     e.args = tuple(run.name + a[len(name) :] if isinstance(a, str) and a.startswith(name) else a
                                    for a in e.args)  # fmt: skip
                 raise
         finally:
-            self._end(run, cancelled)
+            if run is not None:
+                self._end(run, cancelled)
         if run.stopped is not None:  # halted, or Stop came as it finished: what the page says stands
             raise Stopped(run.stopped)
         with self._lock:
@@ -309,7 +317,7 @@ def build_batch_tab(scorer, config) -> None:
             raise gr.Error("Choose a file first.")
         try:
             out = await runs.run(path, Path(path).name, scorer, scored_file, scorer, path, out_format,
-                                 config.limits(), config.max_rows, progress=progress)  # fmt: skip
+                                 config.limits(), config.max_rows, progress=progress, uploaded=path)  # fmt: skip
         except Stopped as e:  # the preview goes with `found` (previewed, next)
             return {summary: e.said, download: gone[download], found: None} if e.said else gr.skip()
         file = Path(out["file"]).name

@@ -278,7 +278,8 @@ def build_evaluate_tab(scorer, config, compare: SimpleNamespace, tabs: gr.Tabs) 
         key = input_key(path, dataset, split) or ("data set", "", "train")
         try:
             out = await runs.run(key, input_name(key), scorer, evaluate_file, scorer, config, path, dataset or "",
-                                 split or "train", column_text or "", layout or "", progress=progress)  # fmt: skip
+                                 split or "train", column_text or "", layout or "", progress=progress,
+                                 uploaded=path or None)  # fmt: skip
         except Stopped as e:
             return gone(e.said) if e.said else gr.skip()
         found, frame = out["report"], out.pop("frame")

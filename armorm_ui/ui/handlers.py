@@ -1,11 +1,11 @@
 """Gradio handlers raise gr.Error with the project's own messages, shown as text; model work runs cancellably.
 
 `friendly` turns the project's refusals into gr.Error: no stack trace, one line in the server log, and the message
-escaped for the page (Gradio renders a pop-up's message as HTML, and it may quote what a user typed) but as written
-for API and MCP callers, who read it as text. `cancellable` runs model work in a worker thread that stops at its next
+escaped for the page (Gradio renders a pop-up's message as HTML, and it may quote what a user typed) but as written for
+API and MCP callers, who read it as text. `cancellable` runs model work in a worker thread that stops at its next
 forward pass (or between batch items) when Gradio cancels the event. `long_job` runs a batch file, an evaluation or a
-probe run: one per visitor at a time, behind interactive requests at every chunk. `upload` hands a handler the file
-a visitor uploaded and deletes it when the handler is done with it.
+probe run: one per visitor at a time, behind interactive requests at every chunk, in threads of its own. `upload` hands
+a handler the file a visitor uploaded and deletes it when the handler is done with it.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 
-from ..errors import ArmoRMError, InputError
+from ..errors import ArmoRMError, InputError, ScoringError
 
 
 def as_text(value) -> str:
@@ -95,11 +96,16 @@ async def cancellable(fn, *args, **kwargs):
     progress live in context variables). When Gradio cancels the event (a Stop button, a closed tab), the awaiting
     task is cancelled: the flag is raised, and the work stops at its next forward pass instead of holding the model
     for a result nobody will see. The scorer's lock keeps it the only model call until it has stopped."""
+    return await _stoppable(None, fn, args, kwargs)
+
+
+async def _stoppable(pool, fn, args, kwargs):
+    """`cancellable` in `pool` (None: the event loop's default threads)."""
     stop = threading.Event()
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     call = functools.partial(fn, *args, **kwargs, should_stop=stop.is_set)
-    future = loop.run_in_executor(None, context.run, call)
+    future = loop.run_in_executor(pool, context.run, _unless_stopped, stop, call)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -108,10 +114,24 @@ async def cancellable(fn, *args, **kwargs):
         raise
 
 
+def _unless_stopped(stop: threading.Event, call):
+    """call(), unless it was stopped while it waited for a thread: then it never starts (a job's first step, reading
+    its file, checks no flag)."""
+    if stop.is_set():
+        raise ScoringError("Stopped before it started.")
+    return call()
+
+
 JOBS = 4
 """Long jobs running at once (Gradio's "jobs" queue): they share the model chunk by chunk, after interactive calls."""
 JOBS_PER_VISITOR = 1
 """Long jobs one visitor (browser session, or API client) may run at once."""
+JOB_THREADS = ThreadPoolExecutor(max_workers=2 * JOBS, thread_name_prefix="long-job")
+"""Long jobs' threads, apart from the event loop's default ones that interactive calls run in (min(32, cores + 4):
+6 on 2 cores). A stopped job keeps its thread until its next check (a file is read and checked whole first), so
+running and stopping jobs could otherwise take every thread, and an interactive request would wait for them to end
+rather than for one chunk. Room for the jobs that run (JOBS) and as many still stopping; past that, a new job waits
+for a thread, never an interactive request."""
 _running: Counter[str] = Counter()  # visitor -> long jobs running now (touched only on the event loop)
 
 
@@ -135,7 +155,7 @@ async def long_job(scorer, fn, *args, **kwargs):
     _running[who] += 1
     try:
         with scorer.job():  # a context variable: the worker thread gets it with the copied context
-            return await cancellable(fn, *args, **kwargs)
+            return await _stoppable(JOB_THREADS, fn, args, kwargs)
     finally:
         _running[who] -= 1
         if not _running[who]:
@@ -148,23 +168,35 @@ def _upload_folder() -> Path:
     return Path(get_upload_folder()).resolve()
 
 
+_reading: Counter[str] = Counter()  # upload path -> requests reading it now
+_reading_lock = threading.Lock()
+
+
 @contextmanager
 def upload(path) -> Iterator[Path]:
     """The file a visitor uploaded (Gradio's path for it), deleted when the block ends, whether the handler read it
     all, refused it or was stopped: the server keeps no upload longer than the request that reads it (Gradio would
     keep it an hour). A file that is gone already (a handler ran on it before: the page still shows its name) is
     refused with a message that says to upload it again. Only a file inside Gradio's upload folder is deleted, with
-    the folder Gradio made for it when that is left empty."""
+    the folder Gradio made for it when that is left empty. Gradio names an upload by its content, so two visitors
+    who upload the same file share one path: it is deleted when the last request reading it ends."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise InputError("Choose a file first.")
     found = Path(path)
-    if not found.is_file():
-        raise InputError(f"The file {found.name} is no longer on the server: an upload is deleted once it has been "
-                         "read. Upload it again.")  # fmt: skip
+    with _reading_lock:
+        if not found.is_file():
+            raise InputError(f"The file {found.name} is no longer on the server: an upload is deleted once it has "
+                             "been read. Upload it again.")  # fmt: skip
+        _reading[str(found)] += 1
     try:
         yield found
     finally:
-        discard_upload(found)
+        with _reading_lock:
+            _reading[str(found)] -= 1
+            last = not _reading[str(found)]
+            if last:
+                del _reading[str(found)]
+                discard_upload(found)
 
 
 def discard_upload(path: Path) -> None:

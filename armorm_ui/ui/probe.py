@@ -201,7 +201,8 @@ def build_probe_tab(scorer, config) -> None:
         names = [n for box in boxes for n in (given[box] or [])]
         try:
             out = await runs.run(path, Path(path).name, scorer, probe_file, scorer, path, given[columns] or "", names,
-                                 config.limits(), config.max_rows, config.probe_rows, progress=progress)  # fmt: skip
+                                 config.limits(), config.max_rows, config.probe_rows, progress=progress,
+                                 uploaded=path)  # fmt: skip
         except Stopped as e:
             return gone(e.said) if e.said else gr.skip()
         found = out["report"]
