@@ -117,6 +117,16 @@ def guidelines_markdown(text: str) -> str:
     return SAFE_LINK.sub("](#)", safe)
 
 
+PHONE_CSS = """<style id="annotate-phone">
+@media (max-width: 640px) {
+  #annotate-tab #annotate-guidelines-column { order: -1; }
+  #annotate-tab #annotate-guidelines { max-height: 40vh; overflow-y: auto; }
+}
+</style>"""
+"""On a phone the guidelines come before the item (a collapsible box, its text scrolled past 40% of the screen)
+rather than after the buttons."""
+
+
 def choice_text(choice: int) -> str:
     """A stored choice as the tab shows it: 'A', 'B', ..., 'Tie', 'All bad'."""
     special = {TIE_CHOICE: TIE_TEXT, ALL_BAD_CHOICE: ALL_BAD_TEXT}
@@ -376,7 +386,7 @@ def _item_layout(u: SimpleNamespace, letters: list[str]) -> None:
     ]
     with gr.Row():
         u.choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
-    gr.HTML(KEYS_LEGEND, js_on_load=KEYS_JS, elem_id="annotate-legend", padding=False)
+    gr.HTML(KEYS_LEGEND, js_on_load=KEYS_JS, head=PHONE_CSS, elem_id="annotate-legend", padding=False)
     with gr.Row():
         u.ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
         u.note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
