@@ -197,28 +197,43 @@ def labels_export(frame: pd.DataFrame) -> tuple[str, str]:
     return str(csv_path), str(json_path)
 
 
+def disagreed(marks: list[tuple[str, str, int]]) -> set[str]:
+    """The items whose annotators disagree: two or more labels, not all the same (the review queue's items)."""
+    choices: dict[str, set[int]] = {}
+    for i, _, c in marks:
+        choices.setdefault(i, set()).add(c)
+    return {i for i, found in choices.items() if len(found) > 1}
+
+
 def item_list(ids: list[str], marks: list[tuple[str, str, int]], name: str) -> list[tuple[str, int]]:
     """The file's items for 'Go to item', each with its status for this annotator: their label, skipped (left
-    unlabelled before one they labelled), or unlabelled; and how many labels others gave it."""
+    unlabelled before one they labelled), or unlabelled; how many labels others gave it; and whether annotators
+    disagree on it."""
     mine = {i: c for i, a, c in marks if a == name}
     others = Counter(i for i, a, _ in marks if a != name)
+    conflicting = disagreed(marks)
     furthest = max((k for k, i in enumerate(ids) if i in mine), default=-1)
     out = []
     for k, i in enumerate(ids):
         status = f"yours: {choice_text(mine[i])}" if i in mine else "skipped" if k < furthest else "unlabelled"
         if others[i]:
             status += f" · {others[i]} label{'s' if others[i] > 1 else ''} by others"
+        if i in conflicting:
+            status += " · annotators disagree"
         out.append((f"{k + 1}. {i} — {status}", k))
     return out
 
 
-def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str) -> str:
-    """Two bars: this annotator's items labelled, and the file's items labelled by anyone."""
+def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str, overlap: int = 1) -> str:
+    """Two bars: this annotator's items labelled, and the file's items that have the project's number of annotators
+    (`overlap`), with how many items annotators disagree on."""
     known = set(ids)
     n = max(len(ids), 1)
     mine = len({i for i, a, _ in marks if a == name and i in known})
-    anyone = len({i for i, _, _ in marks if i in known})
+    counts = Counter(i for i, _, _ in marks if i in known)
+    anyone = sum(k >= overlap for k in counts.values())
     people = len({a for i, a, _ in marks if i in known})
+    conflicts = len(disagreed(marks) & known)
 
     def bar(text: str, k: int) -> str:
         return (f'<div class="annotate-bar"><span>{text}</span><progress max="{n}" value="{k}" '
@@ -227,7 +242,12 @@ def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str) 
     return (
         '<div class="annotate-progress">'
         + bar(f"You: {mine} of {len(ids)} ({mine / n:.0%})", mine)
-        + bar(f"Everyone ({people} annotator{'s' if people != 1 else ''}): {anyone} of {len(ids)} items", anyone)
+        + bar(
+            f"Everyone ({people} annotator{'s' if people != 1 else ''}): {anyone} of {len(ids)} items"
+            + (f" with {overlap} labels each" if overlap > 1 else "")
+            + (f" · annotators disagree on {conflicts}" if conflicts else ""),
+            anyone,
+        )
         + "</div>"
     )
 
@@ -463,7 +483,7 @@ async def item_view(
     said = f"{said} · " if said else ""
     ids, marks = await db(store.marks, who.project, file_id)
     listed = {
-        u.progress: progress_html(ids, marks, who.name),
+        u.progress: progress_html(ids, marks, who.name, settings.overlap),
         u.jump: gr.update(choices=item_list(ids, marks, who.name), value=position if position < total else None),
         **project_view(u, settings),
     }
