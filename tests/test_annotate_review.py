@@ -167,7 +167,7 @@ def oauth_request(username: str):
     return gr.Request(request=Request(scope))
 
 
-def test_a_hugging_face_sign_in_names_the_annotator_without_a_passcode(project, monkeypatch):
+def test_a_hugging_face_sign_in_names_the_annotator_without_a_passcode(project, monkeypatch, scorer, tmp_path):
     import gradio as gr
     from gradio.helpers import special_args
 
@@ -194,4 +194,16 @@ def test_a_hugging_face_sign_in_names_the_annotator_without_a_passcode(project, 
     monkeypatch.setenv("SYSTEM", "spaces")
     monkeypatch.setenv("SPACE_ID", "team/armorm")
     monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
-    assert oauth_available()  # then the tab has Gradio's 'Sign in with Hugging Face' button
+    import importlib.util
+
+    found = {m: importlib.util.find_spec(m) is not None for m in ("authlib", "itsdangerous")}
+    assert oauth_available() == all(found.values())  # a Space without gradio[oauth]: no button, the page starts
+    with monkeypatch.context() as installed:
+        installed.setattr(importlib.util, "find_spec", lambda name, *a: object())
+        assert oauth_available()
+    if all(found.values()):
+        from armorm_ui.config import AppConfig
+        from armorm_ui.ui import build_demo
+
+        demo = build_demo(scorer, AppConfig(data_dir=str(tmp_path / "space")))
+        assert demo.expects_oauth  # the tab has Gradio's 'Sign in with Hugging Face' button, and Gradio its routes

@@ -13,9 +13,11 @@ import asyncio
 import contextvars
 import functools
 import html
+import importlib.util
 import json
 import os
 import re
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -95,16 +97,23 @@ SCORES_CHOICES = [
     ("Shown from the start, for everyone (reviewing the model)", "shown"),
 ]
 """The project's setting for the model's scores before an item is labelled (label_store.SCORE_MODES)."""
+OAUTH_MODULES = ("authlib", "itsdangerous")
+"""What Gradio's OAuth needs beyond Gradio itself (its `oauth` extra)."""
 SAFE_LINK = re.compile(r"\]\(\s*<?\s*(?!https?://|mailto:|#)[^)]*\)", re.IGNORECASE)
 """A Markdown link target that is not a web page, a mail address or an anchor (javascript:, data:, file:...)."""
 
 
 def oauth_available() -> bool:
-    """Whether this server runs on a Hugging Face Space with OAuth (`hf_oauth: true`): only there does Gradio sign
-    visitors in with their account (elsewhere its sign-in is a mock that needs the machine's own token)."""
-    return os.environ.get("SYSTEM") == "spaces" and bool(
-        os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID")
-    )
+    """Whether this server runs on a Hugging Face Space with OAuth (`hf_oauth: true`) and has Gradio's OAuth extras
+    (`gradio[oauth]`: authlib, itsdangerous): only then does Gradio sign visitors in with their account (elsewhere
+    its sign-in is a mock that needs the machine's own token; without the extras the page would not start)."""
+    space = os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID")
+    if not (space and os.environ.get("OAUTH_CLIENT_ID")):
+        return False
+    missing = [m for m in OAUTH_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"Hugging Face sign-in is off: install gradio[oauth] (missing {', '.join(missing)})", file=sys.stderr)
+    return not missing
 
 
 def guidelines_markdown(text: str) -> str:
