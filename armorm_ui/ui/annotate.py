@@ -401,7 +401,7 @@ def _layout(letters: list[str]) -> SimpleNamespace:
                       u.ranking, u.note, u.model_view, u.guidelines, u.guidelines_column, u.hide]  # fmt: skip
     u.who_inputs = [u.key, u.annotator, u.passcode]
     u.settings_outputs = [u.settings_status, u.overlap, u.scores, u.guidelines_text, u.settings_save,
-                          u.reviewer_add, u.reviewer_remove]  # fmt: skip
+                          u.reviewer_name, u.reviewer_add, u.reviewer_remove]  # fmt: skip
     return u
 
 
@@ -782,6 +782,7 @@ def settings_view(u: SimpleNamespace, who: Annotator, settings: ProjectSettings,
         u.scores: gr.update(value=settings.scores, interactive=owner),
         u.guidelines_text: gr.update(value=settings.guidelines, interactive=owner),
         u.settings_save: editable,
+        u.reviewer_name: editable,
         u.reviewer_add: editable,
         u.reviewer_remove: editable,
     }
