@@ -68,6 +68,8 @@ def test_a_conflicting_item_reaches_the_review_queue_and_its_gold_label_changes_
     assert "**ana**: A, **ben**: B" in elem(picked, "review-labels")
     assert gold_rows(run(fns["annotate_agreement"](state, key))) == {}  # no gold yet
 
+    with pytest.raises(gr.Error, match="Pick the gold label"):
+        run(fns["gold_set"](state, 0, *ana, None, ""))
     done = run(fns["gold_set"](state, 0, *ana, "B", "A misreads the question"))
     assert "Gold label set: B for item a0" in elem(done, "review-labels")
     assert elem(done, "review-queue")["choices"][0][0].endswith("gold: B")

@@ -753,6 +753,8 @@ def _wire_review(scorer, store: LabelStore, u: SimpleNamespace) -> None:
         who, file_id = await reviewing(st, key_text, name, code, request, profile)
         if not isinstance(picked, int):
             raise gr.Error("Pick a queued item first, then its gold label.")
+        if not isinstance(gold, str) or not gold:
+            raise gr.Error("Pick the gold label (A, B, ..., Tie or All bad), then press 'Set gold label'.")
         item = await db(store.item, who.project, file_id, picked)
         choice, _ = checked_label(len(item.candidates), gold, "", note)
         await db(store.set_gold, who, file_id, item, choice, note or "")
