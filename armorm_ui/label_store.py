@@ -13,6 +13,12 @@ next try wait, twice as long each time. Every label is committed when it is reco
 restart loses nothing, and an annotator resumes at their first unlabelled item. Items are stored one row each, so
 showing or labelling one item reads one row. A project keeps at most `max_files` files and `max_bytes` of items; a
 file nobody opened for `max_age_days` is removed (its labels are kept, and uploading the file again brings it back).
+
+The first name signed in to a new project owns it: the owner sets how many annotators each item should get (each
+annotator is served the items that still need one first), whether the model's scores are shown before an item is
+labelled, and the project's guidelines, and names reviewers. Reviewers set a gold label on the items annotators
+disagree on (`review_queue`). A Hugging Face account signed in by OAuth is the annotator 'hf:<username>', a name no
+passcode can claim or open.
 """
 
 from __future__ import annotations
@@ -93,6 +99,29 @@ FAILURES = sa.Table(
     sa.Column("wait_until", sa.Float, nullable=False), sa.Column("last", sa.Float, nullable=False),
 )  # fmt: skip
 """Wrong passcodes in a row: a name's rows have client '', a client address's rows have project and name ''."""
+SETTINGS = sa.Table(
+    "project_settings", META,
+    sa.Column("project", sa.String(64), primary_key=True), sa.Column("owner", sa.Text),
+    sa.Column("overlap", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("scores", sa.String(16), nullable=False, server_default="member"),
+    sa.Column("guidelines", sa.Text, nullable=False, server_default=""),
+)  # fmt: skip
+"""A project's owner (the first name signed in to it), how many annotators each item should get, whether the model's
+scores are shown before an item is labelled (SCORE_MODES), and its guidelines (Markdown)."""
+REVIEWERS = sa.Table(
+    "project_reviewers", META,
+    sa.Column("project", sa.String(64), primary_key=True), sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("granted_by", sa.Text, nullable=False), sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+"""Members the owner made reviewers (the owner is one without a row)."""
+GOLD = sa.Table(
+    "gold_labels", META,
+    sa.Column("project", sa.String(64), primary_key=True), sa.Column("file_id", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True), sa.Column("choice", sa.Integer, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False), sa.Column("note", sa.Text),
+    sa.Column("created", sa.Float, nullable=False),
+)  # fmt: skip
+"""A reviewer's final label of an item the annotators disagreed on: one per item, replaced when set again."""
 UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 """INSERT ... ON CONFLICT, which both dialects have with the same SQLAlchemy API."""
 KEY_BYTES = 18
@@ -110,6 +139,15 @@ LOCK_WAIT_S = 5.0
 MIN_PASSCODE_CHARS = 8
 MAX_NAME_CHARS = 64
 MAX_NOTE_CHARS = 2000
+MAX_GUIDELINES_CHARS = 20_000
+MAX_OVERLAP = 50
+SCORE_MODES = ("member", "blind", "shown")
+"""The model's scores before an item is labelled: each member chooses (their 'Blind' box), hidden for everyone, or
+shown for everyone (for reviewing the model rather than measuring agreement with it)."""
+OAUTH_PREFIX = "hf:"
+"""Names of Hugging Face accounts signed in by OAuth ('hf:alice'): no passcode name can start with it."""
+OAUTH_PASSCODE = "oauth"
+"""The passcode column of a name claimed by OAuth: no scrypt digest (hex) equals it, so no passcode opens the name."""
 
 
 def default_url() -> str:
@@ -173,6 +211,12 @@ def name_skeleton(name: str) -> str:
     return text
 
 
+def is_oauth_name(name: str) -> bool:
+    """Whether a name reads as a Hugging Face account's ('hf:alice', 'HF:alice', 'һf:alice'): those are given by
+    sign-in only, never claimed with a passcode."""
+    return name_skeleton(name).startswith(name_skeleton(OAUTH_PREFIX))
+
+
 def failure_wait(failures: int) -> float:
     """Seconds the next try waits after `failures` wrong passcodes in a row: none for the first FREE_FAILURES, then
     2 s, doubling with each failure up to 15 minutes."""
@@ -189,6 +233,21 @@ def log_failure(error: Exception) -> None:
     """One line in the server's log: what failed, no traceback (the visitor gets a plain sentence)."""
     print(f"label database: {type(error).__name__}: {str(getattr(error, 'orig', error)).splitlines()[0]}",
           file=sys.stderr, flush=True)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """What a project's owner decides for everyone in it (see SETTINGS)."""
+
+    owner: str | None = None
+    overlap: int = 1
+    scores: str = "member"
+    guidelines: str = ""
+
+    def hides_scores(self, member_hides: bool) -> bool:
+        """Whether the model's scores stay off the page until an item is labelled: the project's rule, or the
+        member's own choice where the project leaves it to them."""
+        return {"blind": True, "shown": False}.get(self.scores, bool(member_hides))
 
 
 @dataclass(frozen=True)
@@ -318,6 +377,18 @@ class LabelStore:
             if names:
                 rows = [{"project": p, "skeleton": name_skeleton(n), "name": n} for p, n in names]
                 db.execute(self._insert(SKELETONS).on_conflict_do_nothing(), rows)
+            self._migrate_settings(db)
+
+    def _migrate_settings(self, db) -> None:
+        """Every project has its settings row; one made before owners were recorded is owned by its first name."""
+        a = ANNOTATORS.c
+        unset = sa.select(PROJECTS.c.project).where(
+            ~sa.select(SETTINGS.c.project).where(SETTINGS.c.project == PROJECTS.c.project).exists()
+        )
+        for project in db.execute(unset).scalars().all():
+            first = sa.select(a.name).where(a.project == project).order_by(a.created, a.name).limit(1)
+            owner = db.execute(first).scalar()
+            db.execute(self._insert(SETTINGS).values(project=project, owner=owner).on_conflict_do_nothing())
 
     # ---------------------------------------------------------------------------------------- projects
     def _quota_lock(self, db) -> None:
@@ -341,6 +412,7 @@ class LabelStore:
                 raise InputError(f"This address made {made[0]} projects in the last hour, the limit: use one of "
                                  f"them, or make another in {minutes} minute(s).")  # fmt: skip
             db.execute(PROJECTS.insert().values(project=project_id(key), created=now, client=client))
+            db.execute(SETTINGS.insert().values(project=project_id(key)))
         return key
 
     def project(self, key: str) -> str:
@@ -361,6 +433,11 @@ class LabelStore:
         `client`: the caller's address. Wrong passcodes are counted for the name and for the address; while either
         count's wait (failure_wait) runs, a try is refused before the passcode is even hashed."""
         project, name = self.project(key), check_name(name)
+        if is_oauth_name(name):
+            raise InputError(
+                f"Names starting with {OAUTH_PREFIX!r} belong to Hugging Face accounts, which sign in with the "
+                "'Sign in with Hugging Face' button: choose a name without it."
+            )
         if not isinstance(passcode, str) or len(passcode) < MIN_PASSCODE_CHARS:
             raise InputError(
                 f"Enter your passcode ({MIN_PASSCODE_CHARS} characters or more). The first time a name "
@@ -440,7 +517,136 @@ class LabelStore:
             raise InputError(f"The name {name!r} looks like {owner!r}, which is taken: choose another.")
         claim = self._insert(ANNOTATORS).values(project=project, name=name, passcode=digest, created=now)
         db.execute(claim.on_conflict_do_nothing())
+        # the first name signed in to a project owns it (whoever made it signs in first)
+        db.execute(self._insert(SETTINGS).values(project=project).on_conflict_do_nothing())
+        unowned = (SETTINGS.c.project == project) & SETTINGS.c.owner.is_(None)
+        db.execute(SETTINGS.update().where(unowned).values(owner=name))
         return db.execute(sa.select(a.passcode).where(a.project == project, a.name == name)).scalar_one()
+
+    def sign_in_account(self, key: str, username: str) -> Annotator:
+        """The annotator named by a Hugging Face account the server has signed in (OAuth): 'hf:' + its username,
+        with no passcode (the account is the proof). The name is checked and claimed like any other, so it cannot
+        look like a name already taken, and no passcode ever opens it."""
+        project = self.project(key)
+        if not isinstance(username, str) or not username.strip():
+            raise InputError("Your Hugging Face account has no username: sign in again.")
+        name = check_name(OAUTH_PREFIX + username.strip())
+        with self._connect() as db:
+            stored = self._claim(db, project, name, OAUTH_PASSCODE, self.clock())
+        if stored != OAUTH_PASSCODE:
+            raise InputError(f"The name {name!r} is taken by a passcode in this project: ask its owner.")
+        return Annotator(project, name)
+
+    # ---------------------------------------------------------------------------------------- roles and settings
+    def settings(self, project: str) -> ProjectSettings:
+        with self._connect() as db:
+            row = db.execute(sa.select(SETTINGS).where(SETTINGS.c.project == project)).first()
+        if row is None:
+            return ProjectSettings()
+        return ProjectSettings(row.owner, row.overlap, row.scores, row.guidelines or "")
+
+    def _owner_only(self, who: Annotator, what: str) -> None:
+        owner = self.settings(who.project).owner
+        if owner != who.name:
+            raise InputError(f"Only the project's owner ({owner or 'nobody yet'}) can {what}.")
+
+    def update_settings(
+        self, who: Annotator, *, overlap: int | None = None, scores: str | None = None, guidelines: str | None = None
+    ) -> ProjectSettings:
+        """Change the project's settings (its owner only); None leaves a setting as it is."""
+        self._owner_only(who, "change the project's settings")
+        values = {}
+        if overlap is not None:
+            if isinstance(overlap, float) and overlap.is_integer():
+                overlap = int(overlap)
+            if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= MAX_OVERLAP:
+                raise InputError(f"Annotators per item must be a whole number from 1 to {MAX_OVERLAP}.")
+            values["overlap"] = overlap
+        if scores is not None:
+            if scores not in SCORE_MODES:
+                raise InputError(f"The model's scores setting must be one of {', '.join(SCORE_MODES)}.")
+            values["scores"] = scores
+        if guidelines is not None:
+            if guidelines:
+                check_text(guidelines, "The guidelines", Limits(max_chars=MAX_GUIDELINES_CHARS))
+            values["guidelines"] = guidelines
+        if values:
+            with self._connect("the settings were not saved") as db:
+                db.execute(SETTINGS.update().where(SETTINGS.c.project == who.project).values(**values))
+        return self.settings(who.project)
+
+    def reviewers(self, project: str) -> list[str]:
+        """Who may set gold labels: the owner first, then the members the owner named."""
+        owner = self.settings(project).owner
+        with self._connect() as db:
+            query = sa.select(REVIEWERS.c.name).where(REVIEWERS.c.project == project).order_by(REVIEWERS.c.name)
+            named = [n for n in db.execute(query).scalars() if n != owner]
+        return ([owner] if owner else []) + named
+
+    def is_reviewer(self, who: Annotator) -> bool:
+        return who.name in self.reviewers(who.project)
+
+    def set_reviewer(self, who: Annotator, name: str, reviewer: bool = True) -> list[str]:
+        """Make a member (a name already signed in to the project) a reviewer, or no longer one; the owner only.
+        Returns the reviewers."""
+        self._owner_only(who, "choose reviewers")
+        name = check_name(name)
+        with self._connect("nobody's role was changed") as db:
+            known = db.execute(sa.select(ANNOTATORS.c.name).where(ANNOTATORS.c.project == who.project,
+                                                                  ANNOTATORS.c.name == name)).first()  # fmt: skip
+            if known is None:
+                raise InputError(f"Nobody named {name!r} has signed in to this project: they sign in once first.")
+            if reviewer:
+                row = {"project": who.project, "name": name, "granted_by": who.name, "created": self.clock()}
+                db.execute(self._insert(REVIEWERS).values(**row).on_conflict_do_nothing())
+            elif name == who.name:
+                raise InputError("The owner is always a reviewer.")
+            else:
+                db.execute(REVIEWERS.delete().where(REVIEWERS.c.project == who.project, REVIEWERS.c.name == name))
+        return self.reviewers(who.project)
+
+    # ---------------------------------------------------------------------------------------- review
+    def review_queue(self, project: str, file_id: str) -> list[dict]:
+        """The items whose annotators disagree (two or more labels, not all the same choice), in file order:
+        {"item_id", "position", "labels": {annotator: choice}, "gold": the gold choice or None}."""
+        l = LABELS.c  # noqa: E741
+        query = sa.select(l.item_id, l.position, l.annotator, l.choice).where(l.project == project,
+                                                                             l.file_id == file_id)  # fmt: skip
+        by_item: dict[str, dict] = {}
+        with self._connect() as db:
+            for row in db.execute(query.order_by(l.position, l.annotator)):
+                new = {"item_id": row.item_id, "position": row.position, "labels": {}}
+                entry = by_item.setdefault(row.item_id, new)
+                entry["labels"][row.annotator] = row.choice
+            gold = self.gold(project, file_id, db)
+        queue = [e for e in by_item.values() if len(e["labels"]) >= 2 and len(set(e["labels"].values())) > 1]
+        return [{**e, "gold": gold.get(e["item_id"])} for e in sorted(queue, key=lambda e: e["position"])]
+
+    def gold(self, project: str, file_id: str, db=None) -> dict[str, int]:
+        """item_id -> gold choice, for the file's items a reviewer has decided."""
+        query = sa.select(GOLD.c.item_id, GOLD.c.choice).where(GOLD.c.project == project, GOLD.c.file_id == file_id)
+        if db is not None:
+            return dict(db.execute(query).all())
+        with self._connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def set_gold(self, who: Annotator, file_id: str, item: Item, choice: int, note: str = "") -> None:
+        """A reviewer's final label of an item (replacing an earlier one): a candidate's index, TIE_CHOICE or
+        ALL_BAD_CHOICE."""
+        if not self.is_reviewer(who):
+            raise InputError("Only the project's reviewers set gold labels: ask the project's owner to make you one.")
+        if choice not in (TIE_CHOICE, ALL_BAD_CHOICE) and not 0 <= choice < len(item.candidates):
+            raise InputError(f"Choose one of the {len(item.candidates)} candidates, a tie or 'all bad'.")
+        note = note or ""
+        if note:
+            check_text(note, "The note", Limits(max_chars=MAX_NOTE_CHARS))
+        row = {"project": who.project, "file_id": file_id, "item_id": item.item_id, "choice": choice,
+               "reviewer": who.name, "note": note, "created": self.clock()}  # fmt: skip
+        key = ["project", "file_id", "item_id"]
+        upsert = self._insert(GOLD).values(**row)
+        upsert = upsert.on_conflict_do_update(index_elements=key, set_={k: v for k, v in row.items() if k not in key})
+        with self._connect("the gold label was not saved") as db:
+            db.execute(upsert)
 
     # ---------------------------------------------------------------------------------------- files
     @staticmethod
@@ -582,15 +788,21 @@ class LabelStore:
             query = sa.select(l.item_id, l.annotator, l.choice).where(l.project == project, l.file_id == file_id)
             return ids, [tuple(r) for r in db.execute(query)]
 
-    def next_position(self, who: Annotator, file_id: str) -> int:
-        """Index of the first item this annotator has not labelled (the item count when all are done)."""
+    def next_position(self, who: Annotator, file_id: str, after: int = -1) -> int:
+        """The item to serve this annotator: of those they have not labelled, first the ones that still need
+        annotators (fewer labels than the project's overlap), then the rest; within each, the first after position
+        `after`, else the first from the start. The item count when they have labelled every item."""
         total = self.count(who.project, file_id)
-        done = sa.select(LABELS.c.item_id).where(
-            LABELS.c.project == ITEMS.c.project, LABELS.c.file_id == ITEMS.c.file_id,
-            LABELS.c.item_id == ITEMS.c.item_id, LABELS.c.annotator == who.name,
-        )  # fmt: skip
-        query = sa.select(sa.func.min(ITEMS.c.position)).where(
-            ITEMS.c.project == who.project, ITEMS.c.file_id == file_id, ~done.exists()
+        overlap = self.settings(who.project).overlap
+        l, i = LABELS.c, ITEMS.c  # noqa: E741
+        of_item = (l.project == i.project) & (l.file_id == i.file_id) & (l.item_id == i.item_id)
+        mine = sa.select(l.item_id).where(of_item, l.annotator == who.name).exists()
+        labels = sa.select(sa.func.count()).select_from(LABELS).where(of_item).scalar_subquery()
+        query = (
+            sa.select(i.position)
+            .where(i.project == who.project, i.file_id == file_id, ~mine)
+            .order_by(sa.case((labels < overlap, 0), else_=1), sa.case((i.position > after, 0), else_=1), i.position)
+            .limit(1)
         )
         with self._connect() as db:
             first = db.execute(query).scalar()

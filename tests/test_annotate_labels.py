@@ -145,11 +145,12 @@ def test_the_item_list_and_progress_say_whose_labels_and_jump_anywhere(tmp_path,
     assert item_list(["a0", "a1", "a2", "a3"], marks, "ana") == [
         ("1. a0 — yours: B", 0),
         ("2. a1 — skipped · 1 label by others", 1),
-        ("3. a2 — yours: Tie · 1 label by others", 2),
+        ("3. a2 — yours: Tie · 1 label by others · annotators disagree", 2),
         ("4. a3 — unlabelled", 3),
     ]
     bars = progress_html(["a0", "a1", "a2", "a3"], marks, "ana <b>")
-    assert "You: 0 of 4" in bars and "Everyone (2 annotators): 3 of 4 items" in bars
+    assert "You: 0 of 4" in bars and "Everyone (2 annotators): 3 of 4 items · annotators disagree on 1" in bars
+    assert "1 of 4 items with 2 labels each" in progress_html(["a0", "a1", "a2", "a3"], marks, "ana", 2)
 
     fns = annotate_demo(scorer, tmp_path)
     key = asyncio.run(fns["made"]())[0]["value"]

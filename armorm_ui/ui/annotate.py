@@ -13,7 +13,11 @@ import asyncio
 import contextvars
 import functools
 import html
+import importlib.util
 import json
+import os
+import re
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +34,17 @@ from ..batch import file_digest
 from ..errors import InputError
 from ..evaluation import label_pairs, report
 from ..label_export import export_labels
-from ..label_store import LOCK_WAIT_S, Annotator, DatabaseUnavailable, LabelStore, agreement, parse_ranking
+from ..label_store import (
+    LOCK_WAIT_S,
+    MAX_GUIDELINES_CHARS,
+    MAX_OVERLAP,
+    Annotator,
+    DatabaseUnavailable,
+    LabelStore,
+    ProjectSettings,
+    agreement,
+    parse_ranking,
+)
 from ..preference_items import file_labels, read_annotation_items
 from ..scratch import scratch_folder
 from .evaluate import fit_text
@@ -75,6 +89,51 @@ if (!window.__annotateKeys) {
 """
 """Number keys, T, X, Enter and arrows (or J/K) label and move while the Annotate tab is open and no text box has
 the focus (Esc leaves one); installed once per page."""
+
+
+SCORES_CHOICES = [
+    ("Each member chooses (their 'Blind' box)", "member"),
+    ("Hidden until the item is labelled, for everyone", "blind"),
+    ("Shown from the start, for everyone (reviewing the model)", "shown"),
+]
+"""The project's setting for the model's scores before an item is labelled (label_store.SCORE_MODES)."""
+OAUTH_MODULES = ("authlib", "itsdangerous")
+"""What Gradio's OAuth needs beyond Gradio itself (its `oauth` extra)."""
+SAFE_LINK = re.compile(r"\]\(\s*<?\s*(?!https?://|mailto:|#)[^)]*\)", re.IGNORECASE)
+"""A Markdown link target that is not a web page, a mail address or an anchor (javascript:, data:, file:...)."""
+
+
+def oauth_available() -> bool:
+    """Whether this server runs on a Hugging Face Space with OAuth (`hf_oauth: true`) and has Gradio's OAuth extras
+    (`gradio[oauth]`: authlib, itsdangerous): only then does Gradio sign visitors in with their account (elsewhere
+    its sign-in is a mock that needs the machine's own token; without the extras the page would not start)."""
+    space = os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID")
+    if not (space and os.environ.get("OAUTH_CLIENT_ID")):
+        return False
+    missing = [m for m in OAUTH_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"Hugging Face sign-in is off: install gradio[oauth] (missing {', '.join(missing)})", file=sys.stderr)
+    return not missing
+
+
+def guidelines_markdown(text: str) -> str:
+    """A project's guidelines as Markdown that cannot carry markup of its own: HTML in them is shown as text (escaped),
+    images become links (nothing loads from elsewhere when the page opens), and a link to anything but a web page or a
+    mail address leads nowhere."""
+    if not text or not text.strip():
+        return ""
+    safe = text.replace("&", "&amp;").replace("<", "&lt;").replace("![", "[")  # '>' stays: quotes
+    return SAFE_LINK.sub("](#)", safe)
+
+
+PHONE_CSS = """<style id="annotate-phone">
+@media (max-width: 640px) {
+  #annotate-tab #annotate-guidelines-column { order: -1; }
+  #annotate-tab #annotate-guidelines { max-height: 40vh; overflow-y: auto; }
+}
+</style>"""
+"""On a phone the guidelines come before the item (a collapsible box, its text scrolled past 40% of the screen)
+rather than after the buttons."""
 
 
 def choice_text(choice: int) -> str:
@@ -147,28 +206,43 @@ def labels_export(frame: pd.DataFrame) -> tuple[str, str]:
     return str(csv_path), str(json_path)
 
 
+def disagreed(marks: list[tuple[str, str, int]]) -> set[str]:
+    """The items whose annotators disagree: two or more labels, not all the same (the review queue's items)."""
+    choices: dict[str, set[int]] = {}
+    for i, _, c in marks:
+        choices.setdefault(i, set()).add(c)
+    return {i for i, found in choices.items() if len(found) > 1}
+
+
 def item_list(ids: list[str], marks: list[tuple[str, str, int]], name: str) -> list[tuple[str, int]]:
     """The file's items for 'Go to item', each with its status for this annotator: their label, skipped (left
-    unlabelled before one they labelled), or unlabelled; and how many labels others gave it."""
+    unlabelled before one they labelled), or unlabelled; how many labels others gave it; and whether annotators
+    disagree on it."""
     mine = {i: c for i, a, c in marks if a == name}
     others = Counter(i for i, a, _ in marks if a != name)
+    conflicting = disagreed(marks)
     furthest = max((k for k, i in enumerate(ids) if i in mine), default=-1)
     out = []
     for k, i in enumerate(ids):
         status = f"yours: {choice_text(mine[i])}" if i in mine else "skipped" if k < furthest else "unlabelled"
         if others[i]:
             status += f" · {others[i]} label{'s' if others[i] > 1 else ''} by others"
+        if i in conflicting:
+            status += " · annotators disagree"
         out.append((f"{k + 1}. {i} — {status}", k))
     return out
 
 
-def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str) -> str:
-    """Two bars: this annotator's items labelled, and the file's items labelled by anyone."""
+def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str, overlap: int = 1) -> str:
+    """Two bars: this annotator's items labelled, and the file's items that have the project's number of annotators
+    (`overlap`), with how many items annotators disagree on."""
     known = set(ids)
     n = max(len(ids), 1)
     mine = len({i for i, a, _ in marks if a == name and i in known})
-    anyone = len({i for i, _, _ in marks if i in known})
+    counts = Counter(i for i, _, _ in marks if i in known)
+    anyone = sum(k >= overlap for k in counts.values())
     people = len({a for i, a, _ in marks if i in known})
+    conflicts = len(disagreed(marks) & known)
 
     def bar(text: str, k: int) -> str:
         return (f'<div class="annotate-bar"><span>{text}</span><progress max="{n}" value="{k}" '
@@ -177,7 +251,12 @@ def progress_html(ids: list[str], marks: list[tuple[str, str, int]], name: str) 
     return (
         '<div class="annotate-progress">'
         + bar(f"You: {mine} of {len(ids)} ({mine / n:.0%})", mine)
-        + bar(f"Everyone ({people} annotator{'s' if people != 1 else ''}): {anyone} of {len(ids)} items", anyone)
+        + bar(
+            f"Everyone ({people} annotator{'s' if people != 1 else ''}): {anyone} of {len(ids)} items"
+            + (f" with {overlap} labels each" if overlap > 1 else "")
+            + (f" · annotators disagree on {conflicts}" if conflicts else ""),
+            anyone,
+        )
         + "</div>"
     )
 
@@ -228,9 +307,20 @@ def checked_label(n: int, picked, ranking_text, note_text) -> tuple[int, list[in
     return pick, order
 
 
+def sign_in(store: LabelStore, key_text, name, code, request: gr.Request | None, profile=None):
+    """The annotator of a request (a coroutine): the Hugging Face account the server signed in, where there is one
+    (named 'hf:<username>', no passcode), else the name proven by its passcode."""
+    username = getattr(profile, "username", None)
+    if username:
+        return db(store.sign_in_account, key_text, username)
+    return db(store.sign_in, key_text, name, code, client_address(request))
+
+
 def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     u = _layout(explain.candidate_labels(MAX_SHOWN))
+    _wire_settings(store, u)  # first: opening a file then shows the project's settings
     _wire_labelling(scorer, store, config, u)
+    _wire_review(scorer, store, u)
     _wire_agreement(store, u)
 
 
@@ -251,6 +341,10 @@ def _layout(letters: list[str]) -> SimpleNamespace:
             u.new_key = gr.Button("New project", size="sm", elem_id="new-project")
         u.annotator = gr.Textbox(label="Your name", max_length=64, elem_id="annotator")
         u.passcode = gr.Textbox(label="Your passcode", type="password", max_length=256, elem_id="passcode")
+        if oauth_available():  # on a Space: the account names the annotator, no name or passcode needed
+            with gr.Column(min_width=200):
+                gr.LoginButton(elem_id="annotate-login")
+                gr.Markdown("Signed in? Leave name and passcode empty: you label as *hf:your-username*.")
     with gr.Row():
         u.upload = gr.File(
             label="Open a file (.csv, .jsonl, .parquet)",
@@ -271,28 +365,20 @@ def _layout(letters: list[str]) -> SimpleNamespace:
     with gr.Row(equal_height=True, elem_id="annotate-where"):
         u.progress = gr.HTML("", elem_id="annotate-progress", padding=False)
         u.jump = gr.Dropdown(label="Go to item", choices=[], value=None, elem_id="annotate-jump", min_width=240)
-    u.conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
-    u.prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id="annotate-prompt")
-    u.boxes = [
-        gr.Textbox(label=f"Candidate {x}", interactive=False, visible=False, lines=3, elem_id=f"annotate-{x}")
-        for x in letters
-    ]
-    with gr.Row():
-        u.choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
-    gr.HTML(KEYS_LEGEND, js_on_load=KEYS_JS, elem_id="annotate-legend", padding=False)
-    with gr.Row():
-        u.ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
-        u.note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
-    with gr.Row():
-        u.prev = gr.Button("← Previous", elem_id="annotate-prev")
-        u.save = gr.Button("Save label and next", variant="primary", elem_id="annotate-save")
-        u.skip = gr.Button("Skip →", elem_id="annotate-skip")
-    u.model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False, elem_id="annotate-model")
+    with gr.Row(elem_id="annotate-work"):
+        with gr.Column(scale=3, min_width=320):
+            _item_layout(u, letters)
+        with gr.Column(scale=1, min_width=260, visible=False, elem_id="annotate-guidelines-column") as column:
+            u.guidelines_column = column
+            with gr.Accordion("Guidelines", open=True, elem_id="annotate-guidelines-box"):
+                u.guidelines = gr.Markdown("", elem_id="annotate-guidelines", sanitize_html=True)
+    _review_layout(u)
+    _settings_layout(u)
     with gr.Accordion("Agreement with the model, and export", open=False):
         u.refresh = gr.Button("Compute agreement", elem_id="agreement-button")
         u.agreement_text = gr.Markdown(elem_id="agreement-text")
         u.agreement_table = gr.Dataframe(
-            label="Agreement between annotators, the model and the file's own labels (95% bootstrap intervals)",
+            label="Agreement between annotators, the model and gold labels (95% bootstrap intervals)",
             interactive=False,
             wrap=True,
             elem_id="agreement-table",
@@ -312,9 +398,75 @@ def _layout(letters: list[str]) -> SimpleNamespace:
             )
 
     u.item_outputs = [u.state, u.status, u.progress, u.jump, u.conversation, u.prompt, *u.boxes, u.choice,
-                      u.ranking, u.note, u.model_view]  # fmt: skip
+                      u.ranking, u.note, u.model_view, u.guidelines, u.guidelines_column, u.hide]  # fmt: skip
     u.who_inputs = [u.key, u.annotator, u.passcode]
+    u.settings_outputs = [u.settings_status, u.overlap, u.scores, u.guidelines_text, u.settings_save,
+                          u.reviewer_name, u.reviewer_add, u.reviewer_remove]  # fmt: skip
     return u
+
+
+def _item_layout(u: SimpleNamespace, letters: list[str]) -> None:
+    """The item being labelled: its conversation, candidates, the choice, the keys, and the buttons."""
+    u.conversation = gr.Textbox(label="Conversation so far", interactive=False, visible=False, lines=3)
+    u.prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id="annotate-prompt")
+    u.boxes = [
+        gr.Textbox(label=f"Candidate {x}", interactive=False, visible=False, lines=3, elem_id=f"annotate-{x}")
+        for x in letters
+    ]
+    with gr.Row():
+        u.choice = gr.Radio(choices=[], label="Preferred response", elem_id="annotate-choice")
+    gr.HTML(KEYS_LEGEND, js_on_load=KEYS_JS, head=PHONE_CSS, elem_id="annotate-legend", padding=False)
+    with gr.Row():
+        u.ranking = gr.Textbox(label="Full ranking (optional), best first: B > A > C", elem_id="annotate-ranking")
+        u.note = gr.Textbox(label="Note (optional)", max_length=2000, elem_id="annotate-note")
+    with gr.Row():
+        u.prev = gr.Button("← Previous", elem_id="annotate-prev")
+        u.save = gr.Button("Save label and next", variant="primary", elem_id="annotate-save")
+        u.skip = gr.Button("Skip →", elem_id="annotate-skip")
+    u.model_view = gr.Dataframe(label="The model's ranking", visible=False, interactive=False, elem_id="annotate-model")
+
+
+def _review_layout(u: SimpleNamespace) -> None:
+    """The reviewers' queue: the open file's items whose annotators disagree, and the gold label of each."""
+    with gr.Accordion("Review: items annotators disagree on (reviewers)", open=False, elem_id="annotate-review"):
+        gr.Markdown(
+            "An item is queued when two or more annotators labelled it differently. Pick one to open it above, "
+            "then set its **gold label**: agreement with gold (below) uses it."
+        )
+        with gr.Row():
+            u.queue_refresh = gr.Button("Show the review queue", size="sm", elem_id="review-refresh")
+            u.queue = gr.Dropdown(label="Queued items", choices=[], value=None, elem_id="review-queue", min_width=240)
+        u.queue_labels = gr.Markdown("", elem_id="review-labels")
+        with gr.Row():
+            u.gold_choice = gr.Radio(choices=[], label="Gold label", elem_id="review-gold")
+            u.gold_note = gr.Textbox(label="Why (optional)", max_length=2000, elem_id="review-note")
+        u.gold_save = gr.Button("Set gold label", variant="primary", elem_id="review-save")
+
+
+def _settings_layout(u: SimpleNamespace) -> None:
+    """The owner's settings: annotators per item, the model's scores, guidelines, and reviewers."""
+    with gr.Accordion("Project settings (the owner's)", open=False, elem_id="annotate-settings") as box:
+        u.settings_box = box
+        u.settings_status = gr.Markdown(
+            "The first name signed in to a project owns it. Open a file to see this project's settings.",
+            elem_id="settings-status",
+        )
+        with gr.Row():
+            u.overlap = gr.Number(label="Annotators per item", value=1, minimum=1, maximum=MAX_OVERLAP, precision=0,
+                                  elem_id="settings-overlap", min_width=160)  # fmt: skip
+            u.scores = gr.Radio(SCORES_CHOICES, value="member", label="The model's scores before an item is labelled",
+                                elem_id="settings-scores")  # fmt: skip
+        u.guidelines_text = gr.Textbox(
+            label="Guidelines (Markdown; shown beside every item)",
+            lines=6,
+            max_length=MAX_GUIDELINES_CHARS,
+            elem_id="settings-guidelines",
+        )
+        u.settings_save = gr.Button("Save settings", variant="primary", elem_id="settings-save")
+        with gr.Row():
+            u.reviewer_name = gr.Textbox(label="A member's name", elem_id="settings-reviewer", min_width=200)
+            u.reviewer_add = gr.Button("Make reviewer", size="sm", elem_id="settings-reviewer-add")
+            u.reviewer_remove = gr.Button("No longer reviewer", size="sm", elem_id="settings-reviewer-remove")
 
 
 async def item_view(
@@ -329,16 +481,20 @@ async def item_view(
 ) -> dict:
     """What the tab shows for item `position` of a file, with the annotator's saved label of it if any. Blind (the
     default): the model's scores and pick are not sent to the page until the annotator has labelled the item.
-    `said`: the outcome of the last action, which starts the status line (no pop-ups to pile up)."""
+    `said`: the outcome of the last action, which starts the status line (no pop-ups to pile up). The project's
+    settings may hide or show the scores for everyone, whatever the member's box says."""
     letters = u.letters
+    settings = await db(store.settings, who.project)
+    hide_scores = settings.hides_scores(hide_scores)
     total = await db(store.count, who.project, file_id)
     done = await db(store.labelled, who, file_id)
     name = as_text(who.name)
     said = f"{said} · " if said else ""
     ids, marks = await db(store.marks, who.project, file_id)
     listed = {
-        u.progress: progress_html(ids, marks, who.name),
+        u.progress: progress_html(ids, marks, who.name, settings.overlap),
         u.jump: gr.update(choices=item_list(ids, marks, who.name), value=position if position < total else None),
+        **project_view(u, settings),
     }
     if position >= total:
         return {
@@ -380,36 +536,50 @@ async def item_view(
     }
 
 
+def project_view(u: SimpleNamespace, settings: ProjectSettings) -> dict:
+    """What the project's settings change beside the item: its guidelines, and the member's 'Blind' box, offered
+    only where the project leaves the choice to each member."""
+    guidelines = guidelines_markdown(settings.guidelines)
+    return {
+        u.guidelines: guidelines,
+        u.guidelines_column: gr.update(visible=bool(guidelines)),
+        u.hide: gr.update(visible=settings.scores == "member"),
+    }
+
+
 def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> None:
     """Open or continue a file, step through its items, save labels: every action signs in again."""
 
     async def file_choices(project: str) -> list[tuple[str, str]]:
         return [(name, file_id) for file_id, name in await db(store.files, project)]
 
-    def signed_in(key_text, name, code, request):
-        return db(store.sign_in, key_text, name, code, client_address(request))
+    def signed_in(key_text, name, code, request, profile=None):
+        return sign_in(store, key_text, name, code, request, profile)
 
-    async def opened(path, key_text, name, code, hide_scores, request: gr.Request = None):
+    async def opened(path, key_text, name, code, hide_scores, request: gr.Request = None,
+                     profile: gr.OAuthProfile | None = None):  # fmt: skip
         if not path or not isinstance(path, str):
             raise gr.Error("Choose a .csv, .jsonl or .parquet file.")
         with upload(path) as file:  # deleted once read, or refused: a new try is a new upload
-            who = await signed_in(key_text, name, code, request)
+            who = await signed_in(key_text, name, code, request, profile)
             limits = replace(config.limits(), max_candidates=min(config.api_candidates, MAX_SHOWN))  # page's boxes
             file_id = await open_file(store, who.project, str(file), limits, config.max_rows)
         out = await item_view(scorer, store, u, who, file_id, await db(store.next_position, who, file_id), hide_scores)
         return {**out, u.stored: gr.update(choices=await file_choices(who.project), value=file_id)}
 
-    async def resumed(file_id, key_text, name, code, hide_scores, request: gr.Request = None):
-        who = await signed_in(key_text, name, code, request)
+    async def resumed(file_id, key_text, name, code, hide_scores, request: gr.Request = None,
+                      profile: gr.OAuthProfile | None = None):  # fmt: skip
+        who = await signed_in(key_text, name, code, request, profile)
         if not file_id or not isinstance(file_id, str):
             return {u.status: "Choose a file of this project, or open one."}
         return await item_view(scorer, store, u, who, file_id, await db(store.next_position, who, file_id), hide_scores)
 
-    async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text, request: gr.Request = None):
+    async def saved(st, key_text, name, code, hide_scores, picked, ranking_text, note_text, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None):  # fmt: skip
         # not preprocessed (below): the choice is checked against the item here, not against the choices the page's
         # button had in this session, which an evicted session no longer has
         key_text, name, code, ranking_text, note_text = map(as_typed, (key_text, name, code, ranking_text, note_text))
-        who = await signed_in(key_text, name, code, request)
+        who = await signed_in(key_text, name, code, request, profile)
         if opened_item(st) is None:
             raise gr.Error(NO_FILE_OPEN)
         file_id, position = opened_item(st)
@@ -420,25 +590,25 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         pick, order = checked_label(len(item.candidates), picked, ranking_text, note_text)
         result = await cancellable(scorer.score, item.messages, item.candidates)
         await db(store.record, who, file_id, item, position, pick, order, note_text, result)
-        nxt = await db(store.next_position, who, file_id)
+        nxt = await db(store.next_position, who, file_id, position)  # the next one that needs them, after this
         said = f"Saved: {as_text(choice_text(pick))} for item {as_text(item.item_id)}."
-        return await item_view(
-            scorer, store, u, who, file_id, nxt if nxt > position else position + 1, hide_scores, said
-        )
+        return await item_view(scorer, store, u, who, file_id, nxt, hide_scores, said)
 
-    async def jumped(st, picked, key_text, name, code, hide_scores, request: gr.Request = None):
+    async def jumped(st, picked, key_text, name, code, hide_scores, request: gr.Request = None,
+                     profile: gr.OAuthProfile | None = None):  # fmt: skip
         if opened_item(st) is None or not isinstance(picked, int):
             return {u.status: "Open a file first, then pick an item to go to."}
-        who = await signed_in(key_text, name, code, request)
+        who = await signed_in(key_text, name, code, request, profile)
         file_id, _ = opened_item(st)
         total = await db(store.count, who.project, file_id)
         return await item_view(scorer, store, u, who, file_id, min(max(picked, 0), total), hide_scores)
 
     def mover(step: int):
-        async def moved(st, key_text, name, code, hide_scores, request: gr.Request = None):
+        async def moved(st, key_text, name, code, hide_scores, request: gr.Request = None,
+                        profile: gr.OAuthProfile | None = None):  # fmt: skip
             if opened_item(st) is None:
                 return {u.status: NO_FILE_OPEN}
-            who = await signed_in(key_text, name, code, request)
+            who = await signed_in(key_text, name, code, request, profile)
             file_id, position = opened_item(st)
             total = await db(store.count, who.project, file_id)
             return await item_view(scorer, store, u, who, file_id, min(max(position + step, 0), total), hide_scores)
@@ -477,7 +647,7 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         concurrency_id="labels",
         concurrency_limit=4,
         **named,
-    )
+    ).success(u.settings_shown, u.who_inputs, u.all_settings_outputs, api_visibility="private", **quiet)
     u.stored.input(
         resumed,
         [u.stored, *u.who_inputs, u.hide],
@@ -486,7 +656,7 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
         concurrency_id="labels",
         concurrency_limit=4,
         **named,
-    )
+    ).success(u.settings_shown, u.who_inputs, u.all_settings_outputs, api_visibility="private", **quiet)
     gr.on(  # Enter in the ranking or the note saves too: no reaching for Esc first
         [u.save.click, u.ranking.submit, u.note.submit],
         saved,
@@ -520,6 +690,146 @@ def _wire_labelling(scorer, store: LabelStore, config, u: SimpleNamespace) -> No
     gr.on([u.stored.focus, u.key.change], listed, u.key, u.stored, api_visibility="private", show_progress="hidden")
 
 
+def queue_text(entry: dict) -> str:
+    """A queued item as the review list shows it: its place, id, everyone's label and the gold label if set."""
+    labels = ", ".join(f"{a}: {choice_text(c)}" for a, c in entry["labels"].items())
+    gold = f" · gold: {choice_text(entry['gold'])}" if entry["gold"] is not None else " · no gold yet"
+    return f"{entry['position'] + 1}. {entry['item_id']} — {labels}{gold}"
+
+
+async def reviewer(store: LabelStore, who: Annotator) -> None:
+    """Refuse anyone but the project's reviewers (the owner and whoever the owner named)."""
+    if not await db(store.is_reviewer, who):
+        owner = (await db(store.settings, who.project)).owner
+        raise gr.Error(f"Only the project's reviewers see the review queue and set gold labels: ask its owner "
+                       f"({html.escape(owner or 'nobody yet')}) to make you one in 'Project settings'.")  # fmt: skip
+
+
+def _wire_review(scorer, store: LabelStore, u: SimpleNamespace) -> None:
+    """The review queue of the open file, an item of it opened above, and its gold label set."""
+
+    async def queue_view(who: Annotator, file_id: str, said: str = "", picked=None) -> dict:
+        queue = await db(store.review_queue, who.project, file_id)
+        open_ = sum(e["gold"] is None for e in queue)
+        said = f"{said} · " if said else ""
+        text = (f"{said}{len(queue)} item{'s' if len(queue) != 1 else ''} where annotators disagree, {open_} without "
+                "a gold label." if queue else f"{said}No item of this file has annotators who disagree.")  # fmt: skip
+        return {u.queue: gr.update(choices=[(queue_text(e), e["position"]) for e in queue], value=picked),
+                u.queue_labels: text}  # fmt: skip
+
+    async def reviewing(st, key_text, name, code, request, profile) -> tuple[Annotator, str]:
+        who = await sign_in(store, key_text, name, code, request, profile)
+        if opened_item(st) is None:
+            raise gr.Error("Open a file first: the review queue is the open file's.")
+        await reviewer(store, who)
+        return who, opened_item(st)[0]
+
+    @friendly
+    async def queued(st, key_text, name, code, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        who, file_id = await reviewing(st, key_text, name, code, request, profile)
+        return await queue_view(who, file_id)
+
+    @friendly
+    async def reviewed(st, picked, key_text, name, code, hide_scores, request: gr.Request = None,
+                       profile: gr.OAuthProfile | None = None):  # fmt: skip
+        who, file_id = await reviewing(st, key_text, name, code, request, profile)
+        if not isinstance(picked, int):
+            return {u.queue_labels: "Pick a queued item."}
+        view = await item_view(scorer, store, u, who, file_id, picked, hide_scores)  # the item, opened above
+        item = await db(store.item, who.project, file_id, picked)
+        entry = next((e for e in await db(store.review_queue, who.project, file_id) if e["item_id"] == item.item_id),
+                     None)  # fmt: skip
+        if entry is None:
+            return {**view, u.queue_labels: "This item's annotators agree now: it left the queue."}
+        choices = [*u.letters[: len(item.candidates)], TIE_TEXT, ALL_BAD_TEXT]
+        gold = choice_text(entry["gold"]) if entry["gold"] is not None else None
+        return {**view, u.queue_labels: f"Item {picked + 1} ({as_text(item.item_id)}) is open above. Labels: "
+                + ", ".join(f"**{as_text(a)}**: {choice_text(c)}" for a, c in entry["labels"].items()),
+                u.gold_choice: gr.update(choices=choices, value=gold)}  # fmt: skip
+
+    @friendly
+    async def gold_set(st, picked, key_text, name, code, gold, note, request: gr.Request = None,
+                       profile: gr.OAuthProfile | None = None):  # fmt: skip
+        who, file_id = await reviewing(st, key_text, name, code, request, profile)
+        if not isinstance(picked, int):
+            raise gr.Error("Pick a queued item first, then its gold label.")
+        if not isinstance(gold, str) or not gold:
+            raise gr.Error("Pick the gold label (A, B, ..., Tie or All bad), then press 'Set gold label'.")
+        item = await db(store.item, who.project, file_id, picked)
+        choice, _ = checked_label(len(item.candidates), gold, "", note)
+        await db(store.set_gold, who, file_id, item, choice, note or "")
+        said = f"Gold label set: {choice_text(choice)} for item {as_text(item.item_id)}"
+        return await queue_view(who, file_id, said, picked)
+
+    quiet = {"show_progress": "hidden", "api_visibility": "private", "concurrency_id": "labels"}
+    u.queue_refresh.click(queued, [u.state, *u.who_inputs], [u.queue, u.queue_labels], **quiet)
+    u.queue.input(reviewed, [u.state, u.queue, *u.who_inputs, u.hide],
+                  [*u.item_outputs, u.queue_labels, u.gold_choice], **quiet)  # fmt: skip
+    u.gold_save.click(gold_set, [u.state, u.queue, *u.who_inputs, u.gold_choice, u.gold_note],
+                      [u.queue, u.queue_labels], **quiet)  # fmt: skip
+
+
+def settings_view(u: SimpleNamespace, who: Annotator, settings: ProjectSettings, reviewers: list[str],
+                  said: str = "") -> dict:  # fmt: skip
+    """The project's settings as the owner edits them; read-only to everyone else."""
+    owner = who.name == settings.owner
+    said = f"{said} · " if said else ""
+    text = (f"{said}Owner: **{as_text(settings.owner or 'nobody yet')}** · reviewers: "
+            f"{', '.join(as_text(r) for r in reviewers) or 'none'}"
+            + ("" if owner else " · only the owner changes these settings"))  # fmt: skip
+    editable = gr.update(interactive=owner)
+    return {
+        u.settings_status: text,
+        u.overlap: gr.update(value=settings.overlap, interactive=owner),
+        u.scores: gr.update(value=settings.scores, interactive=owner),
+        u.guidelines_text: gr.update(value=settings.guidelines, interactive=owner),
+        u.settings_save: editable,
+        u.reviewer_name: editable,
+        u.reviewer_add: editable,
+        u.reviewer_remove: editable,
+    }
+
+
+def _wire_settings(store: LabelStore, u: SimpleNamespace) -> None:
+    """The owner's settings: shown once a file is open, saved by the owner, reviewers named by the owner."""
+
+    async def shown(who: Annotator, said: str = "") -> dict:
+        settings = await db(store.settings, who.project)
+        return {**settings_view(u, who, settings, await db(store.reviewers, who.project), said),
+                **project_view(u, settings)}  # fmt: skip
+
+    @friendly
+    async def settings_shown(key_text, name, code, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return await shown(await sign_in(store, key_text, name, code, request, profile))
+
+    @friendly
+    async def settings_saved(key_text, name, code, overlap, scores, guidelines, request: gr.Request = None,
+                             profile: gr.OAuthProfile | None = None):  # fmt: skip
+        who = await sign_in(store, key_text, name, code, request, profile)
+        if overlap is None:
+            raise gr.Error(f"Enter how many annotators should label each item (1 to {MAX_OVERLAP}).")
+        await db(store.update_settings, who, overlap=overlap, scores=scores, guidelines=guidelines or "")
+        return await shown(who, "Settings saved: they apply from each member's next item")
+
+    def named(grant: bool):
+        @friendly
+        async def changed(key_text, name, code, member, request: gr.Request = None,
+                          profile: gr.OAuthProfile | None = None):  # fmt: skip
+            who = await sign_in(store, key_text, name, code, request, profile)
+            await db(store.set_reviewer, who, member, grant)
+            return await shown(who, f"{as_text(member.strip())} is {'now' if grant else 'no longer'} a reviewer")
+
+        changed.__name__ = changed.__qualname__ = "reviewer_added" if grant else "reviewer_removed"
+        return changed
+
+    u.settings_shown = settings_shown
+    outputs = u.all_settings_outputs = [*u.settings_outputs, u.guidelines, u.guidelines_column, u.hide]
+    quiet = {"show_progress": "hidden", "api_visibility": "private", "concurrency_id": "labels"}
+    u.settings_save.click(settings_saved, [*u.who_inputs, u.overlap, u.scores, u.guidelines_text], outputs, **quiet)
+    u.reviewer_add.click(named(True), [*u.who_inputs, u.reviewer_name], outputs, **quiet)
+    u.reviewer_remove.click(named(False), [*u.who_inputs, u.reviewer_name], outputs, **quiet)
+
+
 def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
     """Agreement of the project's (or the open file's) labels with the model, and the downloads."""
 
@@ -531,8 +841,9 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
         if frame.empty:
             raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
         gold, export = None, None
-        if file_id:  # one file: its own labels (a preference file's sides) as gold, and its preference pairs
-            gold = file_labels(await db(store.items, project, file_id)) or None
+        if file_id:  # one file: the reviewers' gold labels, else its own (a preference file's sides), and its pairs
+            gold = {**file_labels(await db(store.items, project, file_id)), **await db(store.gold, project, file_id)}
+            gold = gold or None
             try:  # the annotators' labels (not the file's): what they decided, as TRL preference pairs
                 export = await db(export_labels, store, project, file_id, scratch_folder("armorm-preferences-"))
             except InputError as e:
