@@ -203,9 +203,15 @@ def test_a_hugging_face_sign_in_names_the_annotator_without_a_passcode(project, 
     with monkeypatch.context() as installed:
         installed.setattr(importlib.util, "find_spec", lambda name, *a: object())
         assert oauth_available()
-    if all(found.values()):
-        from armorm_ui.config import AppConfig
-        from armorm_ui.ui import build_demo
+    assert all(found.values()), "requirements.txt installs gradio's OAuth extras (authlib, itsdangerous)"
+    import gradio.oauth
 
-        demo = build_demo(scorer, AppConfig(data_dir=str(tmp_path / "space")))
-        assert demo.expects_oauth  # the tab has Gradio's 'Sign in with Hugging Face' button, and Gradio its routes
+    from armorm_ui.config import AppConfig
+    from armorm_ui.ui import build_demo
+
+    space = {"OAUTH_CLIENT_ID": "client-id", "OAUTH_CLIENT_SECRET": "client-secret", "OAUTH_SCOPES": "openid profile",
+             "OPENID_PROVIDER_URL": "https://huggingface.co"}  # fmt: skip
+    for name, value in space.items():  # what a Space with hf_oauth sets, read by Gradio when it is imported
+        monkeypatch.setattr(gradio.oauth, name, value)
+    demo = build_demo(scorer, AppConfig(data_dir=str(tmp_path / "space")))
+    assert demo.expects_oauth  # the tab has Gradio's 'Sign in with Hugging Face' button, and Gradio its routes
