@@ -4,7 +4,9 @@ project's scores setting, and a Hugging Face sign-in (Gradio's own injection of 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -76,6 +78,13 @@ def test_a_conflicting_item_reaches_the_review_queue_and_its_gold_label_changes_
     people = lambda view: {k: v for k, v in gold_rows(view).items() if k != "model"}  # noqa: E731
     first = run(fns["annotate_agreement"](state, key))
     assert people(first) == {"ana": 0.0, "ben": 1.0} and "model" in gold_rows(first)  # the model against gold too
+    exported = Path(elem(first, "preference-data")["value"]).read_text(encoding="utf-8").splitlines()
+    pair = json.loads(exported[0])  # the reviewer's decision, where the annotators had no majority
+    assert len(exported) == 1 and (pair["chosen"], pair["rejected"], pair["subset"]) == (
+        "No idea.",
+        "Answer 0.",
+        "gold",
+    )
     run(fns["gold_set"](state, 0, *ana, "A", ""))
     assert people(run(fns["annotate_agreement"](state, key))) == {"ana": 1.0, "ben": 0.0}
     with pytest.raises(gr.Error, match="Only the project's reviewers"):

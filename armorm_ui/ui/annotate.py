@@ -842,10 +842,11 @@ def _wire_agreement(store: LabelStore, u: SimpleNamespace) -> None:
             raise gr.Error("No labels yet in this project." if not file_id else "No labels yet for this file.")
         gold, export = None, None
         if file_id:  # one file: the reviewers' gold labels, else its own (a preference file's sides), and its pairs
-            gold = {**file_labels(await db(store.items, project, file_id)), **await db(store.gold, project, file_id)}
-            gold = gold or None
-            try:  # the annotators' labels (not the file's): what they decided, as TRL preference pairs
-                export = await db(export_labels, store, project, file_id, scratch_folder("armorm-preferences-"))
+            reviewed = await db(store.gold, project, file_id)
+            gold = {**file_labels(await db(store.items, project, file_id)), **reviewed} or None
+            try:  # what people decided (a reviewer's gold label, else the annotators'), as TRL preference pairs
+                folder = scratch_folder("armorm-preferences-")
+                export = await db(export_labels, store, project, file_id, folder, reviewed)
             except InputError as e:
                 export = str(e)
         # the figures, the bootstrap and the files: off the event loop
