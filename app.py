@@ -40,6 +40,7 @@ def lifespan(config: AppConfig):
     @asynccontextmanager
     async def started(app):
         sessions.install(app)
+        sessions.bound_bookkeeping(app.get_blocks()._queue)
         mcp_gate.install(app.get_blocks(), waiting=config.queue_size)
         tidying = asyncio.create_task(sessions.tidy(app))
         try:

@@ -20,13 +20,21 @@ place of Gradio's before the server takes its first request (app.py, in the app'
 
 Gradio's queue also keeps, for every session that ever sent an event, a set of its pending events
 (Queue.pending_event_ids_session): emptied when the last completion is delivered, removed only when a session's
-events are cancelled, and scanned whole by every /gradio_api/call/NAME/EVENT read. `forget_finished` removes the
-empty ones; the lifespan runs it every TIDY_EVERY_S seconds.
+events are cancelled, and scanned whole by every /gradio_api/call/NAME/EVENT read; beside it the session's message
+queue (Queue.pending_messages_per_session, an asyncio.Queue of about 3.3 KB once used), dropped only by an LRU of
+2,000 sessions; and a record of every event for the monitoring dashboard (Queue.event_analytics, about 370 bytes an
+event, up to 10,000 events). Every /score call from a script is a new session, so these grew with the number of
+requests (about 10 MB over 10,000) before their caps. `forget_finished` removes a finished session's set and
+message queue; `bound_bookkeeping` keeps the last ANALYTICS_EVENTS records (the app offers no monitoring dashboard);
+`release_freed_memory` hands the C heap's free pages back to the system (glibc's malloc_trim), which it otherwise
+keeps after a load. The lifespan runs them every TIDY_EVERY_S seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import datetime
 import os
 from collections import OrderedDict
@@ -37,6 +45,8 @@ from gradio.state_holder import SessionState, StateHolder
 PASSING = 32
 """Sessions that keep nothing, kept at once (the most recent): enough for the calls in the queue to run in theirs."""
 TIDY_EVERY_S = 60.0
+ANALYTICS_EVENTS = 200
+"""Records of events Gradio's queue keeps for its monitoring dashboard, which this app does not offer."""
 
 
 class Session(SessionState):
@@ -134,17 +144,47 @@ def install(app, passing: int = PASSING) -> Sessions:
 
 
 def forget_finished(queue) -> int:
-    """Drop the queue's sets of pending events that are empty (sessions with nothing pending); how many. Runs on the
-    event loop between two awaits, as the queue's own changes do: a session's next event makes its set again."""
-    pending = queue.pending_event_ids_session
+    """Drop the queue's bookkeeping of the sessions with nothing pending: their empty sets of pending events, and
+    their message queues once nothing waits in or on them (no undelivered message, no stream reading); how many
+    sessions. Runs on the event loop between two awaits, as the queue's own changes do: a session's next event makes
+    both again (gradio/queueing.py, Queue.push)."""
+    pending, messages = queue.pending_event_ids_session, queue.pending_messages_per_session
     finished = [session for session, ids in pending.items() if not ids]
     for session in finished:
         pending.pop(session, None)
-    return len(finished)
+    idle = [session for session, box in messages.items() if session not in pending and _idle(box)]
+    for session in idle:
+        messages.pop(session, None)
+    return len(set(finished) | set(idle))
+
+
+def _idle(box: asyncio.Queue) -> bool:
+    """No message waits in it and no stream waits on it (asyncio.Queue keeps its waiting readers in `_getters`)."""
+    return box.empty() and not getattr(box, "_getters", None)
+
+
+def bound_bookkeeping(queue, events: int = ANALYTICS_EVENTS) -> None:
+    """Keep the queue's last `events` event records, unless the operator set GRADIO_ANALYTICS_MAX_EVENTS."""
+    if "GRADIO_ANALYTICS_MAX_EVENTS" not in os.environ:
+        queue.ANALYTICS_MAX_EVENTS = events
+
+
+def release_freed_memory() -> bool:
+    """Return the C heap's free pages to the system (glibc's malloc_trim(0)); whether it could. Python's allocator
+    and the tokenizer free into glibc's per-thread heaps, which keep the pages after a load: the server's resident
+    memory stays at its peak without this."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS, Windows)
+        return False
+    trim(0)
+    return True
 
 
 async def tidy(app, every: float = TIDY_EVERY_S) -> None:
-    """`forget_finished` on the app's queue every `every` seconds, until cancelled."""
+    """Every `every` seconds until cancelled: `forget_finished` on the app's queue, then `release_freed_memory`."""
     while True:
         await asyncio.sleep(every)
         forget_finished(app.get_blocks()._queue)
+        release_freed_memory()

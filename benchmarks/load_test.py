@@ -9,6 +9,12 @@ end with a result or a clear refusal within --timeout seconds: a hung call is a 
 share of the calls is cancelled by its client a random wait after the server queued it, and a tenth of those are
 whole batch files (/score_file) cancelled mid-run; the server's log is read for the scorer's own count of model calls
 at once, which must never pass one. Figures go to benchmarks/load_results.json.
+
+    python benchmarks/load_test.py --total 10000 --cancel-rate 0 --json benchmarks/load_10k_results.json
+
+With --total, one long load instead of rounds: `total` calls (within --max-seconds), the server's resident memory
+and thread count read every --every calls, when the load ends and after --idle-s seconds of idle (the app tidies
+its sessions and returns freed memory once a minute); memory must reach a plateau and threads their baseline.
 """
 
 from __future__ import annotations
@@ -111,9 +117,11 @@ def describe(e: BaseException) -> str:
 
 
 def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, cancel_rate: float = 0.0,
-        batch_share: float = 0.1, cancel_after: tuple[float, float] = (0.05, 0.5)) -> dict:  # fmt: skip
+        batch_share: float = 0.1, cancel_after: tuple[float, float] = (0.05, 0.5), deadline: float | None = None,
+        on_outcome=None) -> dict:  # fmt: skip
     """`users` clients in threads; of the cancelled calls, `batch_share` are batch files, each cancelled a random
-    `cancel_after` seconds (low, high) after the server queued it.
+    `cancel_after` seconds (low, high) after the server queued it. No call starts after `deadline` (time.monotonic);
+    `on_outcome(n)` is called with the count of outcomes after each (from the users' threads, one at a time).
 
     Each user submits a call only once its Client has read all the server sent about the previous one. A Client
     reads every call's messages from one event stream, which the server ends as soon as the session has nothing
@@ -128,12 +136,20 @@ def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, canc
     from gradio_client import handle_file
 
     outcomes, lock = [], threading.Lock()
+
+    def record(outcome: dict) -> None:  # under `lock`
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(len(outcomes))
+
     batch = batch_file() if cancel_rate else None
 
     def user(i: int) -> None:
         rng = random.Random(seed + i)
         client = None
         for _ in range(requests):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             messages, cands = request(rng)
             t = time.perf_counter()
             cancel = rng.random() < cancel_rate
@@ -142,7 +158,7 @@ def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, canc
                 client = connect(url) if client is None else client
             except Exception as e:  # the app did not answer a new visitor: a failure of this call
                 with lock:
-                    outcomes.append({"kind": "failed", "seconds": time.perf_counter() - t,
+                    record({"kind": "failed", "seconds": time.perf_counter() - t,
                                      "detail": f"connecting: {describe(e)}"[:600]})  # fmt: skip
                 continue
             if whole_file:
@@ -154,7 +170,7 @@ def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, canc
                 # id cannot take it off the queue (gradio/routes.py cancel_event), and it would run to its end.
                 if not wait_for(lambda job=job: job.communicator.event_id is not None or job.done(), timeout):
                     with lock:
-                        outcomes.append({"kind": "hung", "seconds": time.perf_counter() - t,
+                        record({"kind": "hung", "seconds": time.perf_counter() - t,
                                          "detail": f"not queued in {timeout} s"})  # fmt: skip
                     client = None
                     continue
@@ -162,7 +178,7 @@ def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, canc
                 job.cancel()
                 client = None  # not reused after a cancel (docstring)
                 with lock:
-                    outcomes.append({"kind": "cancelled", "seconds": time.perf_counter() - t, "detail": ""})
+                    record({"kind": "cancelled", "seconds": time.perf_counter() - t, "detail": ""})
                 continue
             try:
                 out = job.result(timeout=timeout)
@@ -176,7 +192,7 @@ def run(url: str, users: int, requests: int, timeout: float, seed: int = 0, canc
                 refused = message and ("queue" in message.lower() or "empty" in message.lower())
                 kind, detail = ("refused", message[:200]) if refused else ("failed", describe(e)[:600])
             with lock:
-                outcomes.append({"kind": kind, "seconds": time.perf_counter() - t, "detail": detail})
+                record({"kind": kind, "seconds": time.perf_counter() - t, "detail": detail})
             if not wait_for(lambda client=client: stream_read(client), 10):
                 client = None  # the stream did not end (a hung call): not reused (docstring)
 
@@ -217,6 +233,37 @@ def overlaps(log: Path) -> list[int]:
     return [int(m) for m in re.findall(r"model slot: (\d+) calls at once", log.read_text(errors="replace"))]
 
 
+def reading(server: psutil.Process, requests: int, start: float) -> dict:
+    """The server's resident memory (MB) and threads now, after `requests` calls."""
+    return {"requests": requests, "seconds": round(time.perf_counter() - start, 1),
+            "rss_mb": round(server.memory_info().rss / 2**20, 1), "threads": server.num_threads()}  # fmt: skip
+
+
+def long_load(url: str, server: psutil.Process, args) -> tuple[list[dict], dict]:
+    """`args.total` calls from `args.users` users, memory and threads read every `args.every` calls, at the end
+    and after `args.idle_s` idle seconds: (outcomes, figures)."""
+    start = time.perf_counter()
+    baseline = reading(server, 0, start)
+    readings = [baseline]
+
+    def every(n: int) -> None:
+        if n % args.every == 0:
+            readings.append(reading(server, n, start))
+
+    deadline = time.monotonic() + args.max_seconds
+    per_user = -(-args.total // args.users)
+    outcomes = run(url, args.users, per_user, args.timeout, 0, args.cancel_rate, deadline=deadline,
+                   on_outcome=every)["outcomes"]  # fmt: skip
+    end = reading(server, len(outcomes), start)
+    time.sleep(args.idle_s)
+    idle = reading(server, len(outcomes), start)
+    half = [r for r in readings if r["requests"] >= len(outcomes) / 2]
+    figures = {"baseline": baseline, "every": readings[1:], "end_of_load": end, f"after_{args.idle_s:g}_s_idle": idle,
+               "rss_growth_mb_second_half": round(readings[-1]["rss_mb"] - half[0]["rss_mb"], 1) if half else None,
+               "threads_back_to_baseline": idle["threads"] <= baseline["threads"]}  # fmt: skip
+    return outcomes, figures
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=16)
@@ -228,12 +275,20 @@ def main(argv=None) -> int:
     ap.add_argument("--cancel-rate", type=float, default=0.25, help="share of calls cancelled by their client")
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the demo checkpoint)")
     ap.add_argument("--json", default="benchmarks/load_results.json")
+    ap.add_argument("--total", type=int, default=0, help="one long load of this many calls instead of rounds")
+    ap.add_argument("--every", type=int, default=500, help="with --total: read memory every this many calls")
+    ap.add_argument("--max-seconds", type=float, default=3600, help="with --total: no call starts after this")
+    ap.add_argument("--idle-s", type=float, default=75, help="with --total: idle seconds before the last reading")
     args = ap.parse_args(argv)
     log = Path(tempfile.mkdtemp(prefix="armorm-load-")) / "server.log"
     proc, url = start_app(args.queue_size, args.model, args.sessions, log)
     try:
         server = psutil.Process(proc.pid)
         run(url, 2, 1, args.timeout, seed=999)  # warm-up
+        if args.total:
+            t = time.perf_counter()
+            outcomes, figures = long_load(url, server, args)
+            return finish(args, outcomes, time.perf_counter() - t, log, figures)
         rss = [server.memory_info().rss / 2**20]
         t = time.perf_counter()
         outcomes = []
@@ -244,9 +299,14 @@ def main(argv=None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    summary = {**summarise(outcomes), "users": args.users, "rounds": args.rounds, "queue_size": args.queue_size,
-               "cancel_rate": args.cancel_rate, "most_model_calls_at_once": max([1, *overlaps(log)]),
-               "wall_s": wall, "rss_mb_after_warmup_and_each_round": [round(x, 1) for x in rss]}  # fmt: skip
+    return finish(args, outcomes, wall, log, {"rss_mb_after_warmup_and_each_round": [round(x, 1) for x in rss]})
+
+
+def finish(args, outcomes: list[dict], wall: float, log: Path, figures: dict) -> int:
+    """Summary and `figures` to the terminal and args.json; 0 when no call failed and the model ran one at a time."""
+    summary = {**summarise(outcomes), "users": args.users, "rounds": 1 if args.total else args.rounds,
+               "queue_size": args.queue_size, "cancel_rate": args.cancel_rate,
+               "most_model_calls_at_once": max([1, *overlaps(log)]), "wall_s": wall, **figures}  # fmt: skip
     print(json.dumps(summary, indent=2))
     Path(args.json).write_text(json.dumps(summary, indent=2))
     ok = summary["failed"] == summary["hung"] == summary["wrong"] == 0 and summary["most_model_calls_at_once"] == 1

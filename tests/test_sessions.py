@@ -4,6 +4,7 @@ The launched app's annotator is in tests/test_ui_annotate.py."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import gradio as gr
@@ -11,7 +12,7 @@ import pytest
 from gradio.blocks import BlocksConfig
 from gradio.state_holder import SessionState, StateHolder
 
-from armorm_ui.sessions import Session, Sessions, forget_finished
+from armorm_ui.sessions import Session, Sessions, bound_bookkeeping, forget_finished, release_freed_memory
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,62 @@ def test_the_session_being_served_is_never_the_one_evicted(page):
 
 def test_the_queue_forgets_sessions_with_nothing_pending():
     """Gradio's queue keeps an empty set for every session that ever sent an event: about 300 bytes a call, for ever,
-    and scanned by every /gradio_api/call/NAME/EVENT read."""
-    queue = SimpleNamespace(pending_event_ids_session={"done": set(), "busy": {"event-1"}, "also-done": set()})
-    assert forget_finished(queue) == 2
-    assert queue.pending_event_ids_session == {"busy": {"event-1"}}
+    and scanned by every /gradio_api/call/NAME/EVENT read; and its message queue, about 3.3 KB, for the last 2,000
+    sessions. A session with a message not yet read, or a stream waiting for one, keeps its message queue."""
+
+    async def check():
+        boxes = {name: asyncio.Queue() for name in ("done", "busy", "also-done", "unread", "read-by-a-stream")}
+        boxes["unread"].put_nowait("completed")
+        reader = asyncio.ensure_future(boxes["read-by-a-stream"].get())
+        await asyncio.sleep(0)  # the reader now waits on its queue
+        pending = {name: set() for name in boxes} | {"busy": {"event-1"}}
+        queue = SimpleNamespace(pending_messages_per_session=dict(boxes), pending_event_ids_session=pending)
+        assert forget_finished(queue) == 4
+        assert queue.pending_event_ids_session == {"busy": {"event-1"}}
+        assert set(queue.pending_messages_per_session) == {"busy", "unread", "read-by-a-stream"}
+        reader.cancel()
+
+    asyncio.run(check())
+
+
+def test_many_calls_leave_the_queues_bookkeeping_bounded(monkeypatch):
+    """N calls from N sessions (a script's /score calls) through Gradio's own Queue.push, each delivered: once tidied,
+    no session's bookkeeping is left, and the event records stop at ANALYTICS_EVENTS; with Gradio's own queue all N
+    message queues and N records stay."""
+    from gradio.data_classes import PredictBodyInternal
+    from gradio.queueing import Queue
+    from starlette.requests import Request
+
+    monkeypatch.delenv("GRADIO_ANALYTICS_MAX_EVENTS", raising=False)
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(lambda t: t, box, box, api_name="echo")
+    demo.queue()
+    fn = next(iter(demo.fns.values()))
+
+    async def calls(n: int, tidy: bool) -> Queue:
+        queue = Queue(live_updates=False, concurrency_count=1, update_intervals=1, max_size=None, blocks=demo,
+                      default_concurrency_limit=1)  # fmt: skip
+        queue.broadcast_estimations = lambda *args: None
+        if tidy:
+            bound_bookkeeping(queue, events=50)
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""})
+        for i in range(n):
+            body = PredictBodyInternal(session_hash=f"api-{i}", fn_index=fn._id, data=["x"], request=request)
+            await queue.push(body=body, request=request, username=None)
+            queue.pending_event_ids_session[f"api-{i}"].clear()  # its completion delivered (gradio/routes.py)
+            queue.event_queue_per_concurrency_id[fn.concurrency_id].queue.clear()
+        if tidy:
+            forget_finished(queue)
+        return queue
+
+    ours, gradios = asyncio.run(calls(300, tidy=True)), asyncio.run(calls(300, tidy=False))
+    assert len(ours.pending_messages_per_session) == len(ours.pending_event_ids_session) == 0
+    assert len(ours.event_analytics) == 50
+    assert len(gradios.pending_messages_per_session) == len(gradios.event_analytics) == 300
+
+
+def test_freed_memory_goes_back_to_the_system_where_the_c_library_can():
+    import platform
+
+    assert release_freed_memory() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
