@@ -14,6 +14,8 @@ from .test_browser_tabs import made_key
 
 pytestmark = pytest.mark.browser
 SHOTS = Path("/tmp/shots-annotate")
+N = 20
+"""Items labelled by keyboard in one go, the last four with B, a tie, all bad, and A with a note."""
 
 OVERLAPS_JS = """() => {
   const box = (el) => el.getBoundingClientRect();
@@ -42,7 +44,7 @@ def status_has(page, text: str) -> None:
 @pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
 def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, height):
     rows = [{"item_id": f"k{i}", "prompt": f"Question {i}?", "response_1": f"Answer {i}.", "response_2": "No idea."}
-            for i in range(4)]  # fmt: skip
+            for i in range(N)]  # fmt: skip
     items = tmp_path / f"keys-{width}.csv"
     pd.DataFrame(rows).to_csv(items, index=False)
     page = browser.new_page(viewport={"width": width, "height": height})
@@ -54,26 +56,31 @@ def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, h
     page.fill("#annotator input, #annotator textarea", f"keys{width}")
     page.fill("#passcode input", "keyboard-passcode")
     page.set_input_files("#annotate-upload input[type=file]", str(items))
-    status_has(page, "Item 1 of 4")
+    status_has(page, f"Item 1 of {N}")
     # blind: the model's table is not on the page at all, not merely hidden
     assert page.locator("#annotate-model td").count() == 0 and not page.evaluate(MODEL_SHOWN_JS)
     assert page.locator("#annotate-legend kbd").count() >= 8  # the keys are on the page
     page.focus("#passcode input")
     page.keyboard.press("Escape")  # leave the text box; from here on, keys only
+    for i in range(N - 4):  # the first items, one after another; each save waited for before the next key
+        status_has(page, f"Item {i + 1} of {N}")
+        page.keyboard.press(str(1 + i % 2))
+        page.keyboard.press("Enter")
+        status_has(page, f"Saved: {'AB'[i % 2]} for item k{i}")
     page.keyboard.press("2")
     assert checked(page, "B")
     page.keyboard.press("Enter")
-    status_has(page, "Saved: B for item k0")
-    status_has(page, "Item 2 of 4")
+    status_has(page, f"Saved: B for item k{N - 4}")
+    status_has(page, f"Item {N - 2} of {N}")
     assert page.locator("#annotate-model td").count() == 0 and not page.evaluate(MODEL_SHOWN_JS)  # blind again
     page.keyboard.press("t")
     page.keyboard.press("Enter")
-    status_has(page, "Saved: Tie for item k1")
-    status_has(page, "Item 3 of 4")
+    status_has(page, f"Saved: Tie for item k{N - 3}")
+    status_has(page, f"Item {N - 1} of {N}")
     page.keyboard.press("x")
     page.keyboard.press("Enter")
-    status_has(page, "Saved: All bad for item k2")
-    status_has(page, "Item 4 of 4")
+    status_has(page, f"Saved: All bad for item k{N - 2}")
+    status_has(page, f"Item {N} of {N}")
     page.keyboard.press("1")
     assert checked(page, "A")
     geometry = page.evaluate(OVERLAPS_JS)
@@ -83,24 +90,24 @@ def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, h
     page.focus("#annotate-note input, #annotate-note textarea")
     page.keyboard.type("last one")
     page.keyboard.press("Enter")  # Enter in the note saves too
-    status_has(page, "Saved: A for item k3")
-    status_has(page, "All 4 items labelled")
+    status_has(page, f"Saved: A for item k{N - 1}")
+    status_has(page, f"All {N} items labelled")
     assert page.input_value("#annotate-prompt textarea") == "" and page.locator("#annotate-A textarea").count() == 0
     page.keyboard.press("Escape")
     # back: each item shows its saved label (choice and note), and the model's view of it now that it is labelled
     page.keyboard.press("ArrowLeft")
-    status_has(page, "Item 4 of 4")
+    status_has(page, f"Item {N} of {N}")
     assert checked(page, "A") and page.input_value("#annotate-note input, #annotate-note textarea") == "last one"
     page.keyboard.press("ArrowLeft")
-    status_has(page, "Item 3 of 4")
+    status_has(page, f"Item {N - 1} of {N}")
     status_has(page, "your label: All bad")
     assert checked(page, "All bad")
     page.wait_for_function(MODEL_SHOWN_JS)  # labelled: the model's ranking of it is on the page now
     page.keyboard.press("k")
-    status_has(page, "Item 2 of 4")
+    status_has(page, f"Item {N - 2} of {N}")
     assert checked(page, "Tie")
     page.keyboard.press("j")
-    status_has(page, "Item 3 of 4")
+    status_has(page, f"Item {N - 1} of {N}")
     page.screenshot(path=str(SHOTS / f"annotate-{width}-review.png"), full_page=True)
     geometry = page.evaluate(OVERLAPS_JS)
     assert geometry["overlaps"] == 0 and geometry["toasts"] == 0, geometry
