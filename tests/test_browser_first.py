@@ -48,10 +48,13 @@ def test_share_link_reopens_the_comparison(browser, app_url):
     open_app(page, app_url)
     page.fill("#candidate-C textarea", "Lovely, gorgeous, stunning — and, in Arabic, جميل.")
     press_score(page)
+    table_js = "() => document.querySelector('#what-if-table').innerText"
+    page.wait_for_function(f"() => ({table_js})().length > 0")
+    before = page.evaluate(table_js)
     box = page.locator("#weight-helpsteer-verbosity input[type=number]")
     box.fill("2.5")
     box.press("Enter")
-    page.wait_for_function("() => document.querySelector('#what-if-table').innerText.length > 0")
+    page.wait_for_function(f"b => ({table_js})() !== b", arg=before)  # redrawn for 2.5, not the table from before
     verdict = page.inner_text("#summary")
     page.click("#share-button")
     link_js = "document.querySelector('#share-link textarea, #share-link input')?.value || ''"
