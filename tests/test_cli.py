@@ -332,6 +332,13 @@ def test_a_hub_models_weights_are_its_cached_commit(tmp_path, monkeypatch):
     assert weights_fingerprint(name, "v2") == f"{name}@v2 (not in the local cache)"
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before it starts: SIGINT's default action, as a terminal's foreground job has. A job started in
+    the background by a non-interactive shell (`make test &`, CI runners) inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler: the test's Ctrl-C would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_and_resumes(tmp_path, demo_dir, uninterrupted):
     """Ctrl-C while 5 scored items wait to be written (no batch is due): they are written, and the rerun resumes
     from them. The run is held after its 5th item until the SIGINT comes, so it cannot finish first."""
@@ -339,7 +346,7 @@ def test_ctrl_c_saves_and_resumes(tmp_path, demo_dir, uninterrupted):
     out = tmp_path / "out.csv"
     held = tmp_path / "held"
     proc = run_cli(inp, out, demo_dir, "--flush-every", "1000", "--flush-seconds", "1000",
-                   hooks={"ARMORM_CLI_TEST_PAUSE_AFTER": f"5:{held}"})  # fmt: skip
+                   hooks={"ARMORM_CLI_TEST_PAUSE_AFTER": f"5:{held}"}, preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
     wait_for(held.exists, proc, "the 5th item was scored")
     assert saved_rows(partial_path(out)) == []  # the 5 wait in memory
     proc.send_signal(signal.SIGINT)
