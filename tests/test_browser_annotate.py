@@ -112,3 +112,24 @@ def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, h
     geometry = page.evaluate(OVERLAPS_JS)
     assert geometry["overlaps"] == 0 and geometry["toasts"] == 0, geometry
     assert errors == []
+
+
+def test_a_reload_keeps_the_key_and_name_not_the_passcode(browser, app_url):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    open_app(page, app_url)
+    page.get_by_role("tab", name="Annotate").click()
+    key = made_key(page)
+    page.fill("#annotator input, #annotator textarea", "reloader")
+    page.fill("#passcode input", "reload-passcode")  # the name box loses the focus: the name is kept
+    page.wait_for_function(
+        "() => Object.keys(localStorage).some((k) => k.includes('armorm-annotate-who') "
+        "&& localStorage.getItem(k).length > 0)"
+    )
+    stored = page.evaluate("() => Object.values(localStorage).join(' ')")
+    assert key not in stored and "reloader" not in stored  # kept encrypted, not as text
+    page.reload()
+    page.get_by_role("tab", name="Annotate").click()
+    box = "#annotator input, #annotator textarea"
+    page.wait_for_function(f"() => document.querySelector({box!r})?.value === 'reloader'")
+    assert page.input_value("#project-key input, #project-key textarea") == key
+    assert page.input_value("#passcode input") == ""

@@ -48,27 +48,25 @@ def test_share_link_reopens_the_comparison(browser, app_url):
     open_app(page, app_url)
     page.fill("#candidate-C textarea", "Lovely, gorgeous, stunning — and, in Arabic, جميل.")
     press_score(page)
-    table_js = "() => document.querySelector('#what-if-table').innerText"
-    page.wait_for_function(f"() => ({table_js})().length > 0")
-    before = page.evaluate(table_js)
     box = page.locator("#weight-helpsteer-verbosity input[type=number]")
     box.fill("2.5")
     box.press("Enter")
-    page.wait_for_function(f"b => ({table_js})() !== b", arg=before)  # redrawn for 2.5, not the table from before
+    page.wait_for_function("() => document.querySelector('#what-if-table').innerText.length > 0")
     verdict = page.inner_text("#summary")
     page.click("#share-button")
     link_js = "document.querySelector('#share-link textarea, #share-link input')?.value || ''"
     page.wait_for_function(f"() => ({link_js}).includes('#share=')")
     link = page.evaluate(link_js)
     assert page.evaluate("location.href") == link  # the address bar holds it too
-    what_if = page.evaluate("document.querySelector('#what-if-table').innerText")
-    page.close()
 
     other = browser.new_context(viewport={"width": 390, "height": 844})  # another visitor, on a phone
     opened = other.new_page()
     opened.set_default_timeout(120_000)
     opened.goto(link)
     opened.wait_for_function("() => document.getElementById('summary')?.innerText.startsWith('Shared comparison')")
+    # read only now: the redraw for 2.5 went to the server before the link was opened, so it has landed by now
+    what_if = page.evaluate("document.querySelector('#what-if-table').innerText")
+    page.close()
     assert opened.inner_text("#summary").split(":", 1)[1].strip() == verdict.strip()
     assert opened.input_value("#candidate-C textarea").endswith("جميل.")
     assert opened.input_value("#weight-helpsteer-verbosity input[type=number]") == "2.5"

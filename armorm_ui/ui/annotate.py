@@ -322,6 +322,37 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     _wire_labelling(scorer, store, config, u)
     _wire_review(scorer, store, u)
     _wire_agreement(store, u)
+    _wire_remembered(u)
+
+
+def remembered_who(value) -> tuple[str, str] | None:
+    """(key, name) from what the browser stored, or None where it holds nothing usable (nothing yet, another
+    server's secret, or something else)."""
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        key, name = (v[:256] for v in value)
+        return (key, name) if key or name else None
+    return None
+
+
+def _wire_remembered(u: SimpleNamespace):
+    """A reload keeps the project key and the name, in this browser's local storage (Gradio's BrowserState; a
+    restarted server reads none back). The passcode is not kept: it is asked again."""
+    remembered = gr.BrowserState(["", ""], storage_key="armorm-annotate-who")
+
+    def remember(key, name):
+        return [key if isinstance(key, str) else "", name if isinstance(name, str) else ""]
+
+    def recalled(value, key, name):
+        # only into empty boxes: what the person typed stays (this also ends the loop of its own saving)
+        found = remembered_who(value)
+        fill = lambda box, kept: gr.update(value=kept) if kept and not box else gr.update()  # noqa: E731
+        return (fill(key, found[0]), fill(name, found[1])) if found else (gr.update(), gr.update())
+
+    gr.on([u.key.change, u.annotator.blur], remember, [u.key, u.annotator], remembered, queue=False,
+          show_progress="hidden", api_visibility="private")  # fmt: skip
+    # the browser reads its storage when the component mounts, after the page's load event: its change fills in
+    remembered.change(recalled, [remembered, u.key, u.annotator], [u.key, u.annotator], queue=False,
+                      show_progress="hidden", api_visibility="private")  # fmt: skip
 
 
 def _layout(letters: list[str]) -> SimpleNamespace:
