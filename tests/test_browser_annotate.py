@@ -4,10 +4,16 @@ and a phone width."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .browser import open_app
 from .test_browser_tabs import made_key
@@ -114,6 +120,26 @@ def test_label_by_keyboard_blind_and_review(browser, app_url, tmp_path, width, h
     assert errors == []
 
 
+def remembered(page) -> list | None:
+    """What the page keeps in this browser's local storage for a reload, decrypted as Gradio's BrowserState does it
+    (crypto-js AES with a passphrase: OpenSSL's salted MD5 key derivation), or None while nothing is kept."""
+    stored, secret = page.evaluate("""() => {
+        const state = window.gradio_config.components.find((c) => c.props?.storage_key === 'armorm-annotate-who');
+        const name = Object.keys(localStorage).find((k) => k.includes('armorm-annotate-who'));
+        return [name ? localStorage.getItem(name) : null, state.props.secret]; }""")
+    if not stored:
+        return None
+    raw = base64.b64decode(stored.split(":", 1)[1])  # "<iv>:" then OpenSSL's b"Salted__" + 8-byte salt + ciphertext
+    salt, body = raw[8:16], raw[16:]
+    password, derived, block = hashlib.sha256(secret.encode()).hexdigest().encode(), b"", b""
+    while len(derived) < 48:  # a 32-byte key, then a 16-byte iv
+        block = hashlib.md5(block + password + salt).digest()
+        derived += block
+    decryptor = Cipher(algorithms.AES(derived[:32]), modes.CBC(derived[32:48])).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    return json.loads(unpadder.update(decryptor.update(body) + decryptor.finalize()) + unpadder.finalize())
+
+
 def test_a_reload_keeps_the_key_and_name_not_the_passcode(browser, app_url):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     open_app(page, app_url)
@@ -121,12 +147,12 @@ def test_a_reload_keeps_the_key_and_name_not_the_passcode(browser, app_url):
     key = made_key(page)
     page.fill("#annotator input, #annotator textarea", "reloader")
     page.fill("#passcode input", "reload-passcode")  # the name box loses the focus: the name is kept
-    page.wait_for_function(
-        "() => Object.keys(localStorage).some((k) => k.includes('armorm-annotate-who') "
-        "&& localStorage.getItem(k).length > 0)"
-    )
+    deadline = time.monotonic() + 30
+    while remembered(page) != [key, "reloader"]:  # the key's own save comes first, then the name's
+        assert time.monotonic() < deadline, remembered(page)
+        page.wait_for_timeout(100)
     stored = page.evaluate("() => Object.values(localStorage).join(' ')")
-    assert key not in stored and "reloader" not in stored  # kept encrypted, not as text
+    assert key not in stored and "reloader" not in stored and "reload-passcode" not in stored  # kept encrypted
     page.reload()
     page.get_by_role("tab", name="Annotate").click()
     box = "#annotator input, #annotator textarea"
