@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from .browser import open_app
 from .test_browser_annotate import MODEL_SHOWN_JS, status_has
@@ -59,9 +60,9 @@ def test_a_blind_project_its_guidelines_and_the_review_queue(browser, app_url, t
     status_has(member, "Item 1 of 3")  # r0 needs a second annotator
     # the project is blind: nothing of the model's is in the page, and there is no box to untick
     assert member.locator("#annotate-model td").count() == 0 and not member.evaluate(MODEL_SHOWN_JS)
-    assert not member.locator("#annotate-blind input").is_visible()
+    expect(member.locator("#annotate-blind input")).to_be_hidden()  # drawn with the item, maybe a frame later
     guidelines = member.locator("#annotate-guidelines")
-    assert "<script>window.pwned = 1</script>" in guidelines.inner_text()  # shown as text
+    expect(guidelines).to_contain_text("<script>window.pwned = 1</script>")  # shown as text
     assert guidelines.locator("script").count() == 0 and member.evaluate("() => window.pwned") is None
     member.locator("#annotate-choice").get_by_label("B", exact=True).check()
     member.click("#annotate-save")
