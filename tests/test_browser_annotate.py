@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from playwright.sync_api import expect
 
 from .browser import open_app
 from .test_browser_tabs import made_key
@@ -159,3 +160,4 @@ def test_a_reload_keeps_the_key_and_name_not_the_passcode(browser, app_url):
     page.wait_for_function(f"() => document.querySelector({box!r})?.value === 'reloader'")
     assert page.input_value("#project-key input, #project-key textarea") == key
     assert page.input_value("#passcode input") == ""
+    expect(page.locator("#annotate-status")).to_contain_text("Enter your passcode")  # not the key and name again

@@ -136,6 +136,10 @@ PHONE_CSS = """<style id="annotate-phone">
 rather than after the buttons."""
 
 
+START_STATUS = "Enter the project key, your name and passcode, then open a file."
+AGAIN_STATUS = "Welcome back: this browser kept your project key and name. Enter your passcode, then open a file."
+
+
 def choice_text(choice: int) -> str:
     """A stored choice as the tab shows it: 'A', 'B', ..., 'Tie', 'All bad'."""
     special = {TIE_CHOICE: TIE_TEXT, ALL_BAD_CHOICE: ALL_BAD_TEXT}
@@ -325,13 +329,14 @@ def build_annotate_tab(scorer, store: LabelStore, config) -> None:
     _wire_remembered(u)
 
 
-def remembered_who(value) -> tuple[str, str] | None:
-    """(key, name) from what the browser stored, or None where it holds nothing usable (nothing yet, another
-    server's secret, or something else)."""
-    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
-        key, name = (v[:256] for v in value)
-        return (key, name) if key or name else None
-    return None
+RECALL_JS = """(value, key, name, status) => {
+  // Runs in the browser as it reads its storage, so nothing typed meanwhile is overwritten; fills empty boxes only.
+  const ok = Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'string');
+  const [k, n] = ok ? value.map((v) => v.slice(0, 256)) : ['', ''];
+  const fill = [!key && k ? k : key, !name && n ? n : name];
+  const filled = fill[0] !== key || fill[1] !== name;
+  return [...fill, filled && status === START ? AGAIN : status]; }"""
+"""Fills the key and name a reload kept (Gradio's BrowserState, read when the page mounts) and asks for the passcode."""
 
 
 def _wire_remembered(u: SimpleNamespace):
@@ -342,17 +347,10 @@ def _wire_remembered(u: SimpleNamespace):
     def remember(key, name):
         return [key if isinstance(key, str) else "", name if isinstance(name, str) else ""]
 
-    def recalled(value, key, name):
-        # only into empty boxes: what the person typed stays (this also ends the loop of its own saving)
-        found = remembered_who(value)
-        fill = lambda box, kept: gr.update(value=kept) if kept and not box else gr.update()  # noqa: E731
-        return (fill(key, found[0]), fill(name, found[1])) if found else (gr.update(), gr.update())
-
     gr.on([u.key.change, u.annotator.blur], remember, [u.key, u.annotator], remembered, queue=False,
           show_progress="hidden", api_visibility="private")  # fmt: skip
-    # the browser reads its storage when the component mounts, after the page's load event: its change fills in
-    remembered.change(recalled, [remembered, u.key, u.annotator], [u.key, u.annotator], queue=False,
-                      show_progress="hidden", api_visibility="private")  # fmt: skip
+    recall = RECALL_JS.replace("START", json.dumps(START_STATUS)).replace("AGAIN", json.dumps(AGAIN_STATUS))
+    remembered.change(None, [remembered, u.key, u.annotator, u.status], [u.key, u.annotator, u.status], js=recall)
 
 
 def _layout(letters: list[str]) -> SimpleNamespace:
@@ -390,9 +388,7 @@ def _layout(letters: list[str]) -> SimpleNamespace:
             label="Blind: keep the model's scores and pick off the page until I have labelled the item",
             elem_id="annotate-blind",
         )
-    u.status = gr.Markdown(
-        "Enter the project key, your name and passcode, then open a file.", elem_id="annotate-status"
-    )
+    u.status = gr.Markdown(START_STATUS, elem_id="annotate-status")
     with gr.Row(equal_height=True, elem_id="annotate-where"):
         u.progress = gr.HTML("", elem_id="annotate-progress", padding=False)
         u.jump = gr.Dropdown(label="Go to item", choices=[], value=None, elem_id="annotate-jump", min_width=240)
