@@ -4,6 +4,8 @@ clipping check."""
 from __future__ import annotations
 
 import shutil
+import time
+from collections import deque
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -34,14 +36,20 @@ expect.set_options(timeout=60_000)
 
 
 class PatientBrowser:
-    """The launched browser, whose new pages wait up to WAIT_MS for what a test waits on."""
+    """The launched browser, whose new pages wait up to WAIT_MS for what a test waits on. It keeps its pages' last
+    console lines and failed requests (`said`), which a failed test's report shows (conftest.py)."""
 
     def __init__(self, browser):
         self._browser = browser
+        self.said: deque[str] = deque(maxlen=60)
 
     def new_page(self, **options):
         page = self._browser.new_page(**options)
         page.set_default_timeout(WAIT_MS)
+        note = lambda text: self.said.append(f"{time.strftime('%T')} {text[:300]}")  # noqa: E731
+        page.on("console", lambda m: note(f"console {m.type}: {m.text}"))
+        page.on("pageerror", lambda e: note(f"page error: {e}"))
+        page.on("requestfailed", lambda r: note(f"{r.failure}: {r.method} {r.url}"))
         return page
 
     def __getattr__(self, name):

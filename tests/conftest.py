@@ -63,6 +63,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+APP_LOGS: list = []
+"""The launched app's log, whose end a failed test's report shows (with the browser's console, where it used one)."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.failed and call.when == "call":
+        browser = item.funcargs.get("browser")
+        if browser is not None and getattr(browser, "said", None):
+            report.sections.append(("the browser's console and failed requests", "\n".join(browser.said)))
+        if "app_url" in item.fixturenames and APP_LOGS and APP_LOGS[-1].exists():
+            tail = APP_LOGS[-1].read_text(errors="replace").splitlines()[-60:]
+            report.sections.append(("the app's log (its end)", "\n".join(tail)))
+
+
 @pytest.fixture(scope="session")
 def app_url(demo_dir, tmp_path_factory):
     """The real app.py, started as a user would, on the demo checkpoint; stopped after the session."""
@@ -91,6 +107,7 @@ def app_url(demo_dir, tmp_path_factory):
                 proc.kill()
                 raise RuntimeError(f"app did not start:\n{log.read_text()}") from None
             time.sleep(0.5)
+    APP_LOGS.append(log)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
