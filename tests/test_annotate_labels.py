@@ -55,7 +55,7 @@ def test_ties_and_all_bad_are_recorded_and_read_back(tmp_path):
 
 
 def test_the_csv_download_and_the_pairs_skip_ties(tmp_path):
-    from armorm_ui.ui.annotate import agreement_view, labels_export
+    from armorm_ui.ui.annotate_views import agreement_view, labels_export
 
     store, ana, _ = store_with_file(tmp_path / "labels.sqlite")
     scores = replace(result([0.1, 0.5, 0.2], np.random.default_rng(0).normal(size=(3, 19))),
@@ -139,7 +139,7 @@ def test_a_preference_file_opens_and_its_sides_are_gold_in_the_agreement_table(t
 
 
 def test_the_item_list_and_progress_say_whose_labels_and_jump_anywhere(tmp_path, scorer):
-    from armorm_ui.ui.annotate import item_list, progress_html
+    from armorm_ui.ui.annotate_views import item_list, progress_html
 
     marks = [("a0", "ana", 1), ("a2", "ana", TIE_CHOICE), ("a1", "ben", 0), ("a2", "ben", 0)]
     assert item_list(["a0", "a1", "a2", "a3"], marks, "ana") == [

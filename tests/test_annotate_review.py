@@ -116,7 +116,7 @@ def test_overlap_serves_items_that_need_annotators_and_a_resumed_session_opens_a
 def test_guidelines_are_the_owners_and_render_without_markup(project):
     import gradio as gr
 
-    from armorm_ui.ui.annotate import guidelines_markdown
+    from armorm_ui.ui.annotate_views import guidelines_markdown
 
     fns, key, ana, path, state = project
     ben = (key, "ben", "ben-passcode")
@@ -199,7 +199,7 @@ def test_a_hugging_face_sign_in_names_the_annotator_without_a_passcode(project, 
     with pytest.raises(gr.Error, match="belong to Hugging Face accounts"):
         run(opened(str(path), key, "hf:alice", "a-long-passcode", True))  # the account's name, by passcode
 
-    from armorm_ui.ui.annotate import oauth_available
+    from armorm_ui.ui.annotate_db import oauth_available
 
     assert not oauth_available()
     monkeypatch.setenv("SYSTEM", "spaces")

@@ -285,7 +285,7 @@ def cells_as_a_spreadsheet_reads_them(text: str) -> list[str]:
 def test_every_csv_export_stays_inert(tmp_path, scorer):
     from armorm_ui import tables
     from armorm_ui.label_store import LabelStore
-    from armorm_ui.ui import annotate, views
+    from armorm_ui.ui import annotate_views, views
 
     nasty = ["Looks fine\r=cmd|' /C calc'!A0", "ok\n@SUM(1+1)", "\r\n+1", "\uff1dHYPERLINK()", "-2+3"]
     messages = [{"role": "user", "content": "q\r=1+1"}]
@@ -306,7 +306,7 @@ def test_every_csv_export_stays_inert(tmp_path, scorer):
     who = store.sign_in(store.new_project(), "=ana\r=1", "ana-passcode")
     store.add_file(who.project, "f", "=x\r=y.csv", items)
     store.record(who, "f", items[0], 0, 1, None, "fine\r=HYPERLINK(1)", result)
-    exports["labels"] = open(annotate.labels_export(store.frame(who.project))[0], encoding="utf-8").read()
+    exports["labels"] = open(annotate_views.labels_export(store.frame(who.project))[0], encoding="utf-8").read()
     exports["table"] = tables.to_csv(pd.DataFrame({"a": nasty}))
     for name, text in exports.items():
         cells = cells_as_a_spreadsheet_reads_them(text)

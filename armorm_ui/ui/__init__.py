@@ -5,7 +5,9 @@
     probe.py     the Probe tab: candidates or pairs in, how far each style edit moves the score, and why
     views.py     what Compare shows, as pure functions of plain data
     batch.py     the Batch tab (a file of conversations and candidates)
-    annotate.py  the Annotate tab
+    annotate.py  the Annotate tab: sign-in, a file's items, labels by key or button
+    review.py    its review queue, the owner's settings, and agreement with the model
+    annotate_views.py, annotate_db.py  what the tab shows (pure), and the label database as its handlers reach it
     api.py       /score and /attribute
     handlers.py  what every handler goes through: refusals as messages, cancellable model calls
 
