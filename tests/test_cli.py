@@ -146,6 +146,25 @@ def test_partial_file_of_another_input_is_refused(tmp_path, demo_dir):
     assert "belongs to another input file" in proc.stderr.read()
 
 
+NICENESS_PROBE = """
+import os, ray
+from armorm_ui.ray_engine import connect
+connect()
+print(os.nice(0), ray.get(ray.remote(num_cpus=1)(lambda: os.nice(0)).remote()))
+"""
+
+
+@pytest.mark.ray
+def test_a_local_ray_instance_runs_its_workers_at_the_drivers_priority():
+    # Ray's default niceness of 15 let any busy process on the machine starve the actors that do the whole job
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.run([sys.executable, "-c", NICENESS_PROBE], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    driver, worker = map(int, run.stdout.split()[-2:])
+    assert worker == driver
+
+
 @pytest.mark.ray
 @pytest.mark.parametrize("command", ["score", "evaluate"])
 def test_ray_engine_gives_the_single_process_output(tmp_path, demo_dir, command):
