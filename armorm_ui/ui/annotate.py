@@ -26,7 +26,6 @@ from .review import review_layout, settings_layout, wire_agreement, wire_review,
 MAX_SHOWN = 16
 """Candidate boxes in the tab: a file with more candidates per item is refused when it is opened."""
 
-
 KEYS_LEGEND = (
     '<div id="annotate-keys" class="annotate-keys">Keys: <kbd>1</kbd>–<kbd>9</kbd> pick a response · '
     "<kbd>T</kbd> tie · <kbd>X</kbd> all bad · <kbd>Enter</kbd> save and next · <kbd>←</kbd>/<kbd>K</kbd> "
@@ -75,8 +74,6 @@ rather than after the buttons."""
 
 
 START_STATUS = "Enter the project key, your name and passcode, then open a file."
-
-
 AGAIN_STATUS = "Welcome back: this browser kept your project key and name. Enter your passcode, then open a file."
 
 
